@@ -1,0 +1,1 @@
+"""The broker: asyncio server, one handler per Kafka API, configuration and CLI."""

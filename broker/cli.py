@@ -1,0 +1,111 @@
+"""The `tidelog` command line: `tidelog serve` starts a broker.
+
+Owns: argument parsing, logging set-up, signal handling and exit codes. A user
+mistake prints one line to stderr and exits 2; SIGTERM/SIGINT stop the broker
+cleanly (in-flight requests finish, everything is flushed) and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from broker.config import (
+    ConfigError,
+    ServeConfig,
+    add_serve_arguments,
+    environment,
+    resolve_serve_config,
+)
+from storage.object_store import ObjectStoreError
+
+log = logging.getLogger("tidelog")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tidelog",
+        description="A Kafka-compatible broker whose brokers are stateless: a local WAL in "
+        "front of S3-compatible object storage.",
+    )
+    parser.add_argument("--version", action="version", version="tidelog 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    serve = sub.add_parser(
+        "serve",
+        help="run a broker",
+        description="Run a broker. Every option can also be set as TIDELOG_<OPTION> "
+        "(e.g. TIDELOG_DATA_DIR).",
+    )
+    add_serve_arguments(serve)
+    return parser
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def run_broker(config: ServeConfig) -> int:
+    from broker.server import Broker
+
+    broker = Broker(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await broker.start()
+    await stop.wait()
+    log.info("shutdown requested; finishing in-flight requests and flushing")
+    await broker.stop()
+    return 0
+
+
+def _install_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        config = resolve_serve_config(args, environment())
+    except ConfigError as exc:
+        print(f"tidelog serve: error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    _install_uvloop()
+    try:
+        return asyncio.run(run_broker(config))
+    except ValueError as exc:  # e.g. a malformed --object-store URL
+        print(f"tidelog serve: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ObjectStoreError) as exc:
+        print(f"tidelog serve: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

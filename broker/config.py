@@ -1,0 +1,207 @@
+"""`tidelog serve` options: parsed from the command line and `TIDELOG_*` variables.
+
+Owns: every broker setting, its default, its validation and its environment variable.
+Guarantees: a bad value (from either source) raises `ConfigError` with a one-line,
+lowercase message naming the option; nothing else about a user mistake escapes.
+Precedence: command line, then environment, then default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """A user-supplied setting is invalid; the message is one line for the terminal."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    listen: HostPort
+    advertised_listener: HostPort | None
+    data_dir: Path
+    object_store: str | None
+    s3_endpoint: str | None
+    node_id: int
+    durability: str
+    flush_interval_ms: int
+    auto_create_topics: bool
+    default_partitions: int
+    max_request_bytes: int
+    log_level: str
+
+    @property
+    def advertised(self) -> HostPort:
+        if self.advertised_listener is not None:
+            return self.advertised_listener
+        if self.listen.host in ("0.0.0.0", "::", ""):
+            return HostPort("127.0.0.1", self.listen.port)
+        return self.listen
+
+
+def parse_host_port(text: str) -> HostPort:
+    """HOST:PORT or [IPv6]:PORT."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    port = int(port_text)
+    if not host or not 0 <= port <= 65535:
+        raise ValueError(f"expected HOST:PORT with a port 0-65535, got {text!r}")
+    return HostPort(host, port)
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
+def _choice(options: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
+        return text.lower()
+
+    return parse
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "TIDELOG_" + self.dest.upper()
+
+
+SERVE_OPTIONS: tuple[_Option, ...] = (
+    _Option("listen", parse_host_port, "127.0.0.1:9092", "address to listen on", "HOST:PORT"),
+    _Option(
+        "advertised-listener",
+        parse_host_port,
+        None,
+        "address clients are told to connect to (default: the listen address)",
+        "HOST:PORT",
+    ),
+    _Option("data-dir", Path, "./tidelog-data", "local directory for the WAL", "PATH"),
+    _Option(
+        "object-store",
+        str,
+        None,
+        "file://PATH or s3://BUCKET/PREFIX (default: file://<data-dir>/objects)",
+        "URL",
+    ),
+    _Option("s3-endpoint", str, None, "S3 endpoint URL (credentials from AWS_*)", "URL"),
+    _Option("node-id", _int_in(0, 2**31 - 1), "1", "this broker's node id", "N"),
+    _Option(
+        "durability",
+        _choice(("wal", "object")),
+        "wal",
+        "ack after the WAL fsync (wal) or after the upload to the bucket (object)",
+        "wal|object",
+    ),
+    _Option(
+        "flush-interval-ms",
+        _int_in(1, 3_600_000),
+        "200",
+        "longest time data waits before it is uploaded",
+        "MS",
+    ),
+    _Option(
+        "default-partitions", _int_in(1, 10_000), "1", "partitions of auto-created topics", "N"
+    ),
+    _Option(
+        "max-request-bytes",
+        _int_in(1024, 2**31 - 1),
+        str(100 * 1024 * 1024),
+        "largest request frame accepted; larger ones close the connection",
+        "BYTES",
+    ),
+    _Option("log-level", _choice(LOG_LEVELS), "info", "logging verbosity", "LEVEL"),
+)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    for opt in SERVE_OPTIONS:
+        parser.add_argument(
+            f"--{opt.name}",
+            dest=opt.dest,
+            metavar=opt.metavar,
+            default=None,
+            help=f"{opt.help} [env {opt.env}; default {opt.default}]",
+        )
+    parser.add_argument(
+        "--auto-create-topics",
+        dest="auto_create_topics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="create unknown topics on metadata requests [env TIDELOG_AUTO_CREATE_TOPICS; "
+        "default true]",
+    )
+
+
+def resolve_serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> ServeConfig:
+    """Merge command line, environment and defaults; raise ConfigError on a bad value."""
+    values: dict[str, Any] = {}
+    for opt in SERVE_OPTIONS:
+        raw, source = getattr(args, opt.dest), f"--{opt.name}"
+        if raw is None and opt.env in env:
+            raw, source = env[opt.env], opt.env
+        if raw is None:
+            raw = opt.default
+        try:
+            values[opt.dest] = None if raw is None else opt.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"invalid value for {source}: {exc}") from None
+    auto = args.auto_create_topics
+    if auto is None:
+        try:
+            auto = _bool(env.get("TIDELOG_AUTO_CREATE_TOPICS", "true"))
+        except ValueError as exc:
+            raise ConfigError(f"invalid value for TIDELOG_AUTO_CREATE_TOPICS: {exc}") from None
+    return ServeConfig(auto_create_topics=auto, **values)
+
+
+def environment() -> Mapping[str, str]:
+    return os.environ

@@ -1,0 +1,163 @@
+"""One client connection: frames in, handler calls, responses out in request order.
+
+Owns: the only socket-facing code of the broker. Requests are handled concurrently
+(so pipelined produce requests share one WAL fsync) but answered strictly in the
+order they arrived, as Kafka clients require. A frame that violates the protocol
+closes this connection, logs one line, and affects nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from protocol.api_versions_fallback import encode_api_versions_fallback
+from protocol.codec import decode_request, encode_response
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.framing import FrameDecoder
+from protocol.headers import RequestHeader, parse_request_header
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+log = logging.getLogger(__name__)
+
+API_VERSIONS = 18
+# Stop reading from a client that has this many requests in flight (backpressure).
+MAX_IN_FLIGHT = 64
+
+
+class _Slot:
+    __slots__ = ("done", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] | None = None
+        self.done = False
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.decoder = FrameDecoder(broker.config.max_request_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self._slots: deque[_Slot] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._paused = False
+        self._closed = False
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.broker.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.broker.connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            self.decoder.feed(data)
+            while (frame := self.decoder.next_frame()) is not None:
+                try:
+                    self._dispatch(frame)
+                except ProtocolError as exc:
+                    self.abort(f"protocol error: {exc} frame_head={frame[:48].hex()}")
+                    return
+        except ProtocolError as exc:
+            self.abort(f"protocol error: {exc}")
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _dispatch(self, frame: bytes) -> None:
+        header, body_offset = parse_request_header(frame)
+        handler = self.broker.handlers.get(header.api_key)
+        if handler is None:
+            raise ProtocolError(f"unknown api key api_key={header.api_key}")
+        if not handler.min_version <= header.api_version <= handler.max_version:
+            if header.api_key == API_VERSIONS:
+                self._finish(
+                    self._new_slot(),
+                    encode_api_versions_fallback(
+                        header.correlation_id,
+                        self.broker.api_ranges(),
+                        ErrorCode.unsupported_version,
+                    ),
+                )
+                return
+            raise ProtocolError(
+                f"unsupported version api_key={header.api_key} api_version={header.api_version}"
+            )
+        request = decode_request(header.api_key, header.api_version, frame, body_offset)
+        expects_response = handler.expects_response(request)
+        slot = self._new_slot() if expects_response else None
+        task = asyncio.get_running_loop().create_task(self._run(handler, header, request, slot))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if len(self._tasks) >= MAX_IN_FLIGHT and not self._paused and self.transport:
+            self._paused = True
+            self.transport.pause_reading()
+
+    async def _run(
+        self, handler: object, header: RequestHeader, request: object, slot: _Slot | None
+    ) -> None:
+        from broker.handlers.base import Handler
+
+        assert isinstance(handler, Handler)
+        try:
+            response = await handler.handle(self.broker, header, request)
+            parts = (
+                encode_response(header.correlation_id, response)
+                if slot is not None and response is not None
+                else None
+            )
+        except Exception:
+            log.exception(
+                "handler failed; closing connection api_key=%d api_version=%d peer=%s",
+                header.api_key,
+                header.api_version,
+                self.peer,
+            )
+            self.abort("internal error")
+            return
+        if slot is not None and parts is not None:
+            self._finish(slot, parts)
+        if self._paused and len(self._tasks) < MAX_IN_FLIGHT // 2 and self.transport:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def _new_slot(self) -> _Slot:
+        slot = _Slot()
+        self._slots.append(slot)
+        return slot
+
+    def _finish(self, slot: _Slot, parts: list[bytes]) -> None:
+        slot.parts, slot.done = parts, True
+        out: list[bytes] = []
+        while self._slots and self._slots[0].done:
+            done = self._slots.popleft()
+            assert done.parts is not None
+            out += done.parts
+        if out and self.transport is not None and not self._closed:
+            self.transport.writelines(out)
+
+    def abort(self, reason: str) -> None:
+        if self._closed:
+            return
+        log.warning("closing connection peer=%s reason=%s", self.peer, reason)
+        self._closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def drain(self) -> None:
+        """Wait for in-flight requests (used at shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))

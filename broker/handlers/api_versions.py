@@ -1,0 +1,35 @@
+"""ApiVersions (18) v0-3: the API ranges tidelog implements, from the handler table."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+
+class ApiVersionsHandler(Handler):
+    api_key, min_version, max_version = 18, 0, 3
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        mod = response_module(self.api_key, header.api_version)
+        keys = tuple(
+            build(mod, "ApiVersion", api_key=k, min_version=lo, max_version=hi)
+            for k, lo, hi in broker.api_ranges()
+        )
+        return build(
+            mod,
+            "ApiVersionsResponse",
+            error_code=ErrorCode.none,
+            api_keys=keys,
+            throttle_time=datetime.timedelta(0),
+            supported_features=(),
+            finalized_features_epoch=-1,
+            finalized_features=(),
+            zk_migration_ready=False,
+        )

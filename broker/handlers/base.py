@@ -1,0 +1,50 @@
+"""What every API handler is: a key, a version range, and decode -> domain -> encode.
+
+Owns: the `Handler` base class and `build`, which constructs a kio response entity of
+the request's version from keyword arguments, dropping fields that version lacks, so
+one handler body serves every version in its range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from kio.index import load_payload_module
+from kio.static.constants import EntityType
+
+from protocol.headers import RequestHeader
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+
+class Handler:
+    api_key: int
+    min_version: int
+    max_version: int
+
+    def expects_response(self, request: Any) -> bool:
+        return True
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        raise NotImplementedError
+
+
+@cache
+def response_module(api_key: int, version: int) -> ModuleType:
+    return load_payload_module(api_key, version, EntityType.response)
+
+
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+def build(module: ModuleType, class_name: str, **fields: Any) -> Any:
+    """An instance of `module.class_name`, keeping only the fields that version has."""
+    cls = getattr(module, class_name)
+    names = _field_names(cls)
+    return cls(**{k: v for k, v in fields.items() if k in names})

@@ -1,0 +1,83 @@
+"""CreateTopics (19) v2-7. Any replication factor is accepted: the object store replicates,
+so RF > 1 is recorded as asked but every partition has one replica, this broker."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+from storage.log_store import DEFAULT_TOPIC_CONFIGS, StoreError, validate_topic_name
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+
+class CreateTopicsHandler(Handler):
+    api_key, min_version, max_version = 19, 2, 7
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        mod = response_module(self.api_key, header.api_version)
+        results = []
+        for t in request.topics:
+            code, message, partitions, topic_id = ErrorCode.none, None, -1, uuid.UUID(int=0)
+            configs = {c.name: c.value for c in t.configs}
+            count = t.num_partitions
+            if count == -1:
+                count = broker.config.default_partitions
+            if t.assignments:
+                count = len(t.assignments)
+            try:
+                if t.replication_factor == 0 or t.replication_factor < -1:
+                    raise StoreError(
+                        ErrorCode.invalid_replication_factor,
+                        f"invalid replication factor replication_factor={t.replication_factor}",
+                    )
+                if request.validate_only:
+                    validate_topic_name(t.name)
+                    if broker.store.topic(t.name) is not None:
+                        raise StoreError(
+                            ErrorCode.topic_already_exists, f"topic exists topic={t.name}"
+                        )
+                else:
+                    state = await broker.store.create_topic(t.name, count, configs)
+                    topic_id = uuid.UUID(state.topic_id)
+                partitions = count
+            except StoreError as exc:
+                code, message = exc.code, str(exc)
+            merged = {**DEFAULT_TOPIC_CONFIGS, **configs}
+            results.append(
+                build(
+                    mod,
+                    "CreatableTopicResult",
+                    name=t.name,
+                    topic_id=topic_id,
+                    error_code=code,
+                    error_message=message,
+                    topic_config_error_code=ErrorCode.none,
+                    num_partitions=partitions,
+                    replication_factor=max(t.replication_factor, 1)
+                    if code == ErrorCode.none
+                    else -1,
+                    configs=tuple(
+                        build(
+                            mod,
+                            "CreatableTopicConfigs",
+                            name=k,
+                            value=v,
+                            read_only=False,
+                            config_source=1 if k in configs else 5,
+                            is_sensitive=False,
+                        )
+                        for k, v in sorted(merged.items())
+                    )
+                    if code == ErrorCode.none and hasattr(mod, "CreatableTopicConfigs")
+                    else (),
+                )
+            )
+        return build(
+            mod, "CreateTopicsResponse", throttle_time=datetime.timedelta(0), topics=tuple(results)
+        )

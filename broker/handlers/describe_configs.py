@@ -1,0 +1,107 @@
+"""DescribeConfigs (32) v1-4: topic configs (defaults and overrides) and broker configs."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+from storage.log_store import DEFAULT_TOPIC_CONFIGS
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+TOPIC, BROKER = 2, 4
+# ConfigSource values from Kafka's DescribeConfigsResponse.
+DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
+# ConfigType values (v3+).
+_TYPES = {"cleanup.policy": 7, "compression.type": 2, "message.timestamp.type": 2}
+_INT_TYPES = {"max.message.bytes", "min.insync.replicas"}
+
+
+def _config_type(name: str) -> int:
+    if name in _TYPES:
+        return _TYPES[name]
+    return 3 if name in _INT_TYPES else 5  # INT or LONG
+
+
+class DescribeConfigsHandler(Handler):
+    api_key, min_version, max_version = 32, 1, 4
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        mod = response_module(self.api_key, header.api_version)
+        results = []
+        for res in request.resources:
+            code, message = ErrorCode.none, None
+            entries: dict[str, tuple[str, int]] = {}
+            if res.resource_type == TOPIC:
+                topic = broker.store.topic(res.resource_name)
+                if topic is None:
+                    code = ErrorCode.unknown_topic_or_partition
+                    message = f"no such topic topic={res.resource_name}"
+                else:
+                    for k, v in DEFAULT_TOPIC_CONFIGS.items():
+                        entries[k] = (v, DEFAULT_CONFIG)
+                    for k, v in topic.configs.items():
+                        entries[k] = (v, DYNAMIC_TOPIC_CONFIG)
+            elif res.resource_type == BROKER:
+                if res.resource_name not in ("", str(broker.node_id)):
+                    code, message = (
+                        ErrorCode.invalid_request,
+                        f"unknown broker id={res.resource_name}",
+                    )
+                else:
+                    for k, v in broker_configs(broker).items():
+                        entries[k] = (v, STATIC_BROKER_CONFIG)
+            else:
+                code = ErrorCode.invalid_request
+                message = f"unsupported resource type resource_type={res.resource_type}"
+            keys = res.configuration_keys
+            configs = tuple(
+                build(
+                    mod,
+                    "DescribeConfigsResourceResult",
+                    name=k,
+                    value=v,
+                    read_only=res.resource_type == BROKER,
+                    config_source=src,
+                    is_default=src == DEFAULT_CONFIG,
+                    is_sensitive=False,
+                    synonyms=(),
+                    config_type=_config_type(k),
+                    documentation=None,
+                )
+                for k, (v, src) in sorted(entries.items())
+                if keys is None or k in keys
+            )
+            results.append(
+                build(
+                    mod,
+                    "DescribeConfigsResult",
+                    error_code=code,
+                    error_message=message,
+                    resource_type=res.resource_type,
+                    resource_name=res.resource_name,
+                    configs=configs,
+                )
+            )
+        return build(
+            mod,
+            "DescribeConfigsResponse",
+            throttle_time=datetime.timedelta(0),
+            results=tuple(results),
+        )
+
+
+def broker_configs(broker: Broker) -> dict[str, str]:
+    c = broker.config
+    return {
+        "broker.id": str(c.node_id),
+        "auto.create.topics.enable": str(c.auto_create_topics).lower(),
+        "num.partitions": str(c.default_partitions),
+        "socket.request.max.bytes": str(c.max_request_bytes),
+        "tidelog.durability": c.durability,
+        "tidelog.flush.interval.ms": str(c.flush_interval_ms),
+    }

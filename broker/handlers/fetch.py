@@ -1,0 +1,106 @@
+"""Fetch (1) v4-12: read committed batches, long-polling up to max_wait for min_bytes.
+
+Batches go out exactly as stored (compression and all). Limits follow Kafka: the
+first non-empty partition may exceed max_bytes by one batch so a consumer always makes
+progress; later partitions stop when the response budget is spent. Fetch sessions
+(KIP-227) are not kept: session_id 0 tells clients to send full requests.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+from storage.log_store import ReadResult, StoreError
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+_MAX_WAIT_CAP_S = 30.0
+
+
+class FetchHandler(Handler):
+    api_key, min_version, max_version = 1, 4, 12
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        wanted = [
+            (t.topic, p.partition, p.fetch_offset, p.partition_max_bytes)
+            for t in request.topics
+            for p in t.partitions
+        ]
+        max_wait = min(request.max_wait.total_seconds(), _MAX_WAIT_CAP_S)
+        deadline = time.monotonic() + max(0.0, max_wait)
+        while True:
+            results, total, errored = await self._read_all(broker, wanted, request.max_bytes)
+            remaining = deadline - time.monotonic()
+            if total >= max(1, request.min_bytes) or errored or remaining <= 0:
+                break
+            await broker.store.wait_for_data([(t, p) for t, p, _, _ in wanted], remaining)
+        return self._response(header, results)
+
+    async def _read_all(
+        self, broker: Broker, wanted: list[tuple[str, int, int, int]], max_bytes: int
+    ) -> tuple[list[tuple[str, int, ErrorCode, ReadResult | None]], int, bool]:
+        results: list[tuple[str, int, ErrorCode, ReadResult | None]] = []
+        budget = max_bytes if max_bytes > 0 else 2**31 - 1
+        total = 0
+        errored = False
+        for topic, partition, offset, part_max in wanted:
+            limit = min(part_max, budget) if total else part_max
+            if total and budget <= 0:
+                results.append(
+                    (topic, partition, ErrorCode.none, self._empty(broker, topic, partition))
+                )
+                continue
+            try:
+                res = await broker.store.read(topic, partition, offset, max(limit, 1))
+            except StoreError as exc:
+                results.append((topic, partition, exc.code, None))
+                errored = True
+                continue
+            total += res.size
+            budget -= res.size
+            results.append((topic, partition, ErrorCode.none, res))
+        return results, total, errored
+
+    def _empty(self, broker: Broker, topic: str, partition: int) -> ReadResult | None:
+        part = broker.store.partitions.get((topic, partition))
+        if part is None:
+            return None
+        return ReadResult(part.high_watermark, part.log_start, [])
+
+    def _response(
+        self, header: RequestHeader, results: list[tuple[str, int, ErrorCode, ReadResult | None]]
+    ) -> Any:
+        mod = response_module(self.api_key, header.api_version)
+        by_topic: dict[str, list[Any]] = {}
+        for topic, partition, code, res in results:
+            by_topic.setdefault(topic, []).append(
+                build(
+                    mod,
+                    "PartitionData",
+                    partition_index=partition,
+                    error_code=code,
+                    high_watermark=res.high_watermark if res else -1,
+                    last_stable_offset=res.high_watermark if res else -1,
+                    log_start_offset=res.log_start_offset if res else -1,
+                    aborted_transactions=None,
+                    preferred_read_replica=-1,
+                    records=b"".join(res.parts) if res else None,
+                )
+            )
+        return build(
+            mod,
+            "FetchResponse",
+            throttle_time=datetime.timedelta(0),
+            error_code=ErrorCode.none,
+            session_id=0,
+            responses=tuple(
+                build(mod, "FetchableTopicResponse", topic=t, partitions=tuple(ps))
+                for t, ps in by_topic.items()
+            ),
+        )

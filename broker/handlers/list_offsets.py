@@ -1,0 +1,63 @@
+"""ListOffsets (2) v1-7: earliest, latest, max-timestamp, or first offset at a time."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+from storage.log_store import StoreError
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+
+
+class ListOffsetsHandler(Handler):
+    api_key, min_version, max_version = 2, 1, 7
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        mod = response_module(self.api_key, header.api_version)
+        topics = []
+        for t in request.topics:
+            parts = []
+            for p in t.partitions:
+                code, ts, offset = ErrorCode.none, -1, -1
+                try:
+                    ts, offset = await self._lookup(broker, t.name, p.partition_index, p.timestamp)
+                except StoreError as exc:
+                    code = exc.code
+                parts.append(
+                    build(
+                        mod,
+                        "ListOffsetsPartitionResponse",
+                        partition_index=p.partition_index,
+                        error_code=code,
+                        timestamp=ts,
+                        offset=offset,
+                        leader_epoch=0 if code == ErrorCode.none else -1,
+                    )
+                )
+            topics.append(
+                build(mod, "ListOffsetsTopicResponse", name=t.name, partitions=tuple(parts))
+            )
+        return build(
+            mod, "ListOffsetsResponse", throttle_time=datetime.timedelta(0), topics=tuple(topics)
+        )
+
+    async def _lookup(
+        self, broker: Broker, topic: str, partition: int, timestamp: int
+    ) -> tuple[int, int]:
+        part = broker.store.partition(topic, partition)
+        if timestamp == LATEST:
+            return -1, part.high_watermark
+        if timestamp == EARLIEST:
+            return -1, part.log_start
+        if timestamp == MAX_TIMESTAMP:
+            return await broker.store.max_timestamp_offset(topic, partition)
+        if timestamp < 0:
+            raise StoreError(ErrorCode.invalid_request, f"unknown special timestamp={timestamp}")
+        return await broker.store.offset_for_timestamp(topic, partition, timestamp)

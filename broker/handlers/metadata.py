@@ -1,0 +1,113 @@
+"""Metadata (3) v0-12: brokers, topics and partitions; auto-creates topics if allowed.
+
+tidelog is one broker over shared storage: it leads every partition, and the replica
+and ISR lists name only itself, whatever replication factor the topic was created with
+(the object store does the replicating).
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+from storage.log_store import StoreError, validate_topic_name
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+# Bit mask of AclOperations clients see when they ask: everything, since tidelog has no ACLs.
+_ALL_OPERATIONS = -2147483648
+
+
+class MetadataHandler(Handler):
+    api_key, min_version, max_version = 3, 0, 12
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        mod = response_module(self.api_key, header.api_version)
+        version = header.api_version
+        # v0 and an empty list before v1 meant "all topics"; from v1 on null means all.
+        if request.topics is None or (version == 0 and not request.topics):
+            names = sorted(broker.store.topics())
+            wanted_all = True
+        else:
+            names = []
+            for t in request.topics:
+                name = t.name
+                if name is None and getattr(t, "topic_id", None) is not None:
+                    name = next(
+                        (
+                            n
+                            for n, s in broker.store.topics().items()
+                            if s.topic_id == str(t.topic_id)
+                        ),
+                        None,
+                    )
+                if name is not None:
+                    names.append(name)
+            wanted_all = False
+        allow_create = version < 4 or bool(request.allow_auto_topic_creation)
+        topics = [
+            await self._topic(broker, mod, name, allow_create and not wanted_all) for name in names
+        ]
+        adv = broker.config.advertised
+        brokers = (
+            build(
+                mod,
+                "MetadataResponseBroker",
+                node_id=broker.node_id,
+                host=adv.host,
+                port=adv.port,
+                rack=None,
+            ),
+        )
+        return build(
+            mod,
+            "MetadataResponse",
+            throttle_time=datetime.timedelta(0),
+            brokers=brokers,
+            cluster_id=broker.cluster_id,
+            controller_id=broker.node_id,
+            topics=tuple(topics),
+            cluster_authorized_operations=_ALL_OPERATIONS,
+        )
+
+    async def _topic(self, broker: Broker, mod: Any, name: str, allow_create: bool) -> Any:
+        error = ErrorCode.none
+        try:
+            validate_topic_name(name)
+            state = await broker.ensure_topic(name) if allow_create else broker.store.topic(name)
+            if state is None:
+                error = ErrorCode.unknown_topic_or_partition
+        except StoreError as exc:
+            state, error = None, exc.code
+        partitions = ()
+        if state is not None:
+            me = broker.node_id
+            partitions = tuple(
+                build(
+                    mod,
+                    "MetadataResponsePartition",
+                    error_code=ErrorCode.none,
+                    partition_index=p,
+                    leader_id=me,
+                    leader_epoch=0,
+                    replica_nodes=(me,),
+                    isr_nodes=(me,),
+                    offline_replicas=(),
+                )
+                for p in range(state.partitions)
+            )
+        return build(
+            mod,
+            "MetadataResponseTopic",
+            error_code=error,
+            name=name,
+            topic_id=uuid.UUID(state.topic_id) if state is not None else uuid.UUID(int=0),
+            is_internal=False,
+            partitions=partitions,
+            topic_authorized_operations=_ALL_OPERATIONS,
+        )

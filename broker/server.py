@@ -1,0 +1,113 @@
+"""The broker process: a TCP listener in front of the handler table and the LogStore.
+
+Owns: start-up order (recover storage before listening), the handler table (which is
+also what ApiVersions advertises), and clean shutdown: stop accepting, finish
+in-flight requests, flush everything to the object store, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from pathlib import Path
+
+from broker.config import ServeConfig
+from broker.connection import Connection
+from broker.handlers import HANDLERS
+from broker.handlers.base import Handler
+from storage.cluster_state import TopicState
+from storage.log_store import LogStore, StoreConfig, StoreError
+from storage.s3_store import S3ObjectStore
+from storage.store_url import open_object_store
+
+log = logging.getLogger(__name__)
+
+CLUSTER_ID_NAMESPACE = uuid.UUID("6f1c0a52-3e55-4a0e-9a0c-2b1f8d1c7e11")
+
+
+def clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Broker:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.handlers: dict[int, Handler] = {h.api_key: h for h in HANDLERS}
+        self.connections: set[Connection] = set()
+        data_dir = Path(config.data_dir)
+        self.object_store = open_object_store(
+            config.object_store, s3_endpoint=config.s3_endpoint, default_root=data_dir / "objects"
+        )
+        self.store = LogStore(
+            StoreConfig(
+                data_dir=data_dir,
+                node_id=config.node_id,
+                durability="object" if config.durability == "object" else "wal",
+                flush_interval_ms=config.flush_interval_ms,
+            ),
+            self.object_store,
+            clock_ms,
+        )
+        self.cluster_id = str(uuid.uuid5(CLUSTER_ID_NAMESPACE, self.object_store.url))[:22]
+        self._server: asyncio.Server | None = None
+        self._stopped = asyncio.Event()
+
+    def api_ranges(self) -> list[tuple[int, int, int]]:
+        return sorted((h.api_key, h.min_version, h.max_version) for h in self.handlers.values())
+
+    async def start(self) -> None:
+        started = time.monotonic()
+        # Bind first (a taken port fails before we claim the log and fence anyone),
+        # serve only once storage has recovered.
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: Connection(self),
+            self.config.listen.host,
+            self.config.listen.port,
+            reuse_address=True,
+            start_serving=False,
+        )
+        if isinstance(self.object_store, S3ObjectStore):
+            await self.object_store.ensure_bucket()
+        stats = await self.store.start()
+        await self._server.start_serving()
+        bound = self._server.sockets[0].getsockname()
+        log.info(
+            "tidelog ready listen=%s:%d advertised=%s node_id=%d durability=%s "
+            "object_store=%s topics=%d commits_read=%d startup_ms=%d",
+            bound[0],
+            bound[1],
+            self.config.advertised,
+            self.node_id,
+            self.config.durability,
+            self.object_store.url,
+            len(self.store.topics()),
+            stats.commits_read,
+            (time.monotonic() - started) * 1000,
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            await conn.drain()
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        await self.store.stop()
+        await self.object_store.close()
+        self._stopped.set()
+        log.info("tidelog stopped node_id=%d", self.node_id)
+
+    async def ensure_topic(self, name: str) -> TopicState | None:
+        """The topic, auto-created if allowed; None if it does not exist."""
+        topic = self.store.topic(name)
+        if topic is not None or not self.config.auto_create_topics:
+            return topic
+        try:
+            return await self.store.create_topic(name, self.config.default_partitions)
+        except StoreError as exc:
+            log.info("auto-create refused topic=%s error=%s", name, exc)
+            return self.store.topic(name)

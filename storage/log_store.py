@@ -1,0 +1,708 @@
+"""The broker's storage engine: partitions over a WAL, flushed as commits to the bucket.
+
+Owns: the produce path (validate, deduplicate, assign offsets, make durable), the
+flusher (one commit object per flush carrying every partition with new data), the
+read path (memory tail, then ranged GETs of committed chunks through a bounded cache),
+topic metadata changes, producer-id blocks, and recovery at start-up.
+
+Guarantees (docs/durability.md):
+- `wal` mode: an append completes only after its batch is fdatasync'ed to the WAL;
+  `object` mode: only after the commit holding it is in the bucket;
+- the high watermark (what fetches can see) never passes what is durable, so a
+  consumer never sees an offset that a crash could take back;
+- at start-up every committed byte is found through the commit log and every WAL
+  record beyond it is replayed and uploaded before the broker serves anyone;
+- a fenced broker (a newer claim exists) stops acknowledging at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import crc32c
+
+from protocol.batch import iter_batches, set_base_offsets, validate_produce_records
+from protocol.errors import ErrorCode, RecordBatchError
+from protocol.records import decode_batch
+from storage.cluster_state import ChunkRef, TopicState
+from storage.commit_format import Chunk, ProducerBatch, verify_chunk
+from storage.commit_log import CommitContent, CommitLog, Fenced, LoadStats
+from storage.object_store import ObjectStore, ObjectStoreError
+from storage.partition_log import Batch, PartitionLog
+from storage.producer_state import Verdict
+from storage.wal import KIND_BATCH, WalError, WalWriter, encode_payload, read_wal
+
+log = logging.getLogger(__name__)
+
+Durability = Literal["wal", "object"]
+PartitionKey = tuple[str, int]
+
+TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+DEFAULT_TOPIC_CONFIGS: dict[str, str] = {
+    "cleanup.policy": "delete",
+    "compression.type": "producer",
+    "max.message.bytes": "1048588",
+    "message.timestamp.type": "CreateTime",
+    "retention.bytes": "-1",
+    "retention.ms": "604800000",
+    "segment.bytes": "1073741824",
+    "min.insync.replicas": "1",
+}
+
+
+class StoreError(Exception):
+    """A request the store refuses; carries the Kafka error code to answer with."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    data_dir: Path
+    node_id: int = 1
+    durability: Durability = "wal"
+    flush_interval_ms: int = 200
+    flush_bytes: int = 8 << 20
+    max_backlog_bytes: int = 512 << 20
+    tail_cache_bytes: int = 256 << 20
+    chunk_cache_bytes: int = 128 << 20
+    wal_fsync: bool = True
+    snapshot_every: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    base_offset: int
+    log_start_offset: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAppend:
+    """An append whose offsets are assigned; `durable` completes when it may be acked."""
+
+    result: AppendResult
+    durable: Coroutine[Any, Any, None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    high_watermark: int
+    log_start_offset: int
+    parts: list[bytes | bytearray | memoryview]
+
+    @property
+    def size(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+
+def validate_topic_name(name: str) -> None:
+    if name in (".", "..") or not TOPIC_NAME.match(name):
+        raise StoreError(
+            ErrorCode.invalid_topic_exception,
+            f"invalid topic name (1-249 of [a-zA-Z0-9._-], not '.' or '..') topic={name!r}",
+        )
+
+
+class LogStore:
+    def __init__(self, config: StoreConfig, store: ObjectStore, clock_ms: Callable[[], int]):
+        self.config = config
+        self.store = store
+        self.commit_log = CommitLog(
+            store, node_id=config.node_id, clock_ms=clock_ms, snapshot_every=config.snapshot_every
+        )
+        self._wal_dir = config.data_dir / "wal"
+        self.wal: WalWriter | None = None
+        self.partitions: dict[PartitionKey, PartitionLog] = {}
+        self._unflushed_bytes = 0
+        self._flush_wakeup = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._chunk_cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._chunk_cache_bytes = 0
+        self._pid_lock = asyncio.Lock()
+        self._pid_next = 0
+        self._pid_end = 0
+        self.fenced = False
+        self.store_healthy = True
+        self.flushes = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> LoadStats:
+        stats = await self.commit_log.load()
+        self._sync_partitions()
+        replayed, marks = self._replay_wal()
+        await self.commit_log.claim()
+        log.info(
+            "claimed ownership node=%d epoch=%d commits_read=%d snapshot_seq=%d "
+            "wal_batches_replayed=%d",
+            self.config.node_id,
+            self.commit_log.epoch,
+            stats.commits_read,
+            stats.snapshot_seq,
+            replayed,
+        )
+        if self.config.durability == "wal":
+            self.wal = WalWriter(self._wal_dir, fsync=self.config.wal_fsync)
+            await self.wal.open(marks)
+        await self.flush_once(raise_errors=True)
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        return stats
+
+    async def stop(self) -> None:
+        """Flush everything to the bucket (unless fenced), then close the WAL."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if not self.fenced:
+            try:
+                await self.flush_once(raise_errors=True)
+            except (ObjectStoreError, Fenced) as exc:
+                log.error("final flush failed; data stays in the wal error=%s", exc)
+        if self.wal is not None:
+            await self.wal.close()
+        for part in self.partitions.values():
+            part.wake_all()
+
+    async def refresh(self) -> int:
+        """Fold commits other brokers appended; returns how many."""
+        read = await self.commit_log.catch_up()
+        self._sync_partitions()
+        return read
+
+    def _sync_partitions(self) -> None:
+        """Make live partitions match the folded state (topics created or deleted)."""
+        state = self.commit_log.state
+        for key in list(self.partitions):
+            cur = state.partitions.get(key)
+            if cur is None or cur is not self.partitions[key].state:
+                self.partitions.pop(key).wake_all()
+        for key, pstate in state.partitions.items():
+            if key not in self.partitions:
+                self.partitions[key] = PartitionLog(pstate)
+
+    def _replay_wal(self) -> tuple[int, dict[int, dict[PartitionKey, int]]]:
+        if not self._wal_dir.is_dir():
+            return 0, {}
+        replayed = 0
+        marks: dict[int, dict[PartitionKey, int]] = {}
+        for file_seq, entry in read_wal(self._wal_dir):
+            if entry.kind != KIND_BATCH:
+                continue
+            key = (entry.topic, entry.partition)
+            part = self.partitions.get(key)
+            if part is None or part.topic_id != entry.topic_id:
+                continue  # the topic was deleted since
+            batches = list(iter_batches(entry.body))
+            if not batches:
+                continue
+            base = batches[0][1].base_offset
+            end = batches[-1][1].next_offset
+            marks.setdefault(file_seq, {})[key] = end
+            if end <= part.next_offset:
+                continue  # already committed to the bucket
+            if base != part.next_offset:
+                log.error(
+                    "wal replay gap; skipping topic=%s partition=%d expected=%d got=%d",
+                    entry.topic,
+                    entry.partition,
+                    part.next_offset,
+                    base,
+                )
+                continue
+            part.add(_stored_batch(base, end, bytes(entry.body)))
+            replayed += 1
+        for part in self.partitions.values():
+            part.advance_high_watermark(part.next_offset)
+            self._unflushed_bytes += sum(len(b.data) for b in part.unflushed(part.next_offset))
+        return replayed, marks
+
+    # -- topics ------------------------------------------------------------------------
+
+    def topic(self, name: str) -> TopicState | None:
+        return self.commit_log.state.topics.get(name)
+
+    def topics(self) -> dict[str, TopicState]:
+        return self.commit_log.state.topics
+
+    async def create_topic(
+        self, name: str, partitions: int, configs: dict[str, str] | None = None
+    ) -> TopicState:
+        validate_topic_name(name)
+        if partitions <= 0 or partitions > 100_000:
+            raise StoreError(
+                ErrorCode.invalid_partitions, f"invalid partition count partitions={partitions}"
+            )
+        merged = dict(configs or {})
+        unknown = sorted(set(merged) - set(DEFAULT_TOPIC_CONFIGS))
+        if unknown:
+            raise StoreError(ErrorCode.invalid_config, f"unknown topic config names={unknown}")
+        if self.topic(name) is not None:
+            raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
+        topic_id = str(uuid.uuid4())
+        op = {"op": "create_topic", "name": name, "id": topic_id, "partitions": partitions}
+        await self._commit_ops([{**op, "configs": merged}])
+        created = self.topic(name)
+        if created is None or created.topic_id != topic_id:
+            raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
+        log.info("topic created topic=%s partitions=%d id=%s", name, partitions, topic_id)
+        return created
+
+    async def delete_topic(self, name: str) -> None:
+        topic = self.topic(name)
+        if topic is None:
+            raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
+        await self._commit_ops([{"op": "delete_topic", "name": name, "id": topic.topic_id}])
+        log.info("topic deleted topic=%s id=%s", name, topic.topic_id)
+
+    async def create_partitions(self, name: str, count: int) -> None:
+        topic = self.topic(name)
+        if topic is None:
+            raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
+        if count <= topic.partitions:
+            raise StoreError(
+                ErrorCode.invalid_partitions,
+                f"partition count can only grow topic={name} current={topic.partitions} "
+                f"requested={count}",
+            )
+        op = {"op": "create_partitions", "name": name, "id": topic.topic_id, "count": count}
+        await self._commit_ops([op])
+
+    async def _commit_ops(self, ops: Sequence[dict[str, object]]) -> int:
+        self._check_writable()
+        try:
+            seq = await self.commit_log.append(ops=ops, guard=self.commit_log.owns)
+        except Fenced:
+            self._step_down()
+            raise StoreError(ErrorCode.not_leader_or_follower, "this broker was replaced") from None
+        except ObjectStoreError as exc:
+            raise StoreError(
+                ErrorCode.kafka_storage_error, f"object store unavailable error={exc}"
+            ) from None
+        finally:
+            self._sync_partitions()
+        return seq
+
+    async def allocate_producer_id(self) -> int:
+        async with self._pid_lock:
+            if self._pid_next >= self._pid_end:
+                await self._commit_ops(
+                    [{"op": "alloc_pids", "node": self.config.node_id, "count": 1000}]
+                )
+                start, count = self.commit_log.state.pid_blocks[self.config.node_id]
+                self._pid_next, self._pid_end = start, start + count
+            pid = self._pid_next
+            self._pid_next += 1
+            return pid
+
+    # -- produce -----------------------------------------------------------------------
+
+    def partition(self, topic: str, partition: int) -> PartitionLog:
+        part = self.partitions.get((topic, partition))
+        if part is None:
+            raise StoreError(
+                ErrorCode.unknown_topic_or_partition,
+                f"unknown topic or partition topic={topic} partition={partition}",
+            )
+        return part
+
+    def _check_writable(self) -> None:
+        if self.fenced:
+            raise StoreError(ErrorCode.not_leader_or_follower, "this broker was replaced")
+
+    def append_nowait(self, topic: str, partition: int, records: bytes) -> PendingAppend:
+        """Validate, deduplicate and store one partition's record set now (offsets are
+        assigned before this returns); await `durable` before acknowledging it."""
+        self._check_writable()
+        part = self.partition(topic, partition)
+        max_bytes = int(self.topic_config(topic, "max.message.bytes"))
+        try:
+            headers = validate_produce_records(records)
+        except RecordBatchError as exc:
+            raise StoreError(exc.error_code, str(exc)) from None
+        if len(records) > max_bytes:
+            raise StoreError(
+                ErrorCode.message_too_large,
+                f"batch larger than max.message.bytes size={len(records)} max={max_bytes}",
+            )
+        first = headers[0]
+        count = sum(h.last_offset_delta + 1 for h in headers)
+        if first.producer_id >= 0:
+            last_seq = first.base_sequence + count - 1
+            check = part.state.producers.check(
+                first.producer_id, first.producer_epoch, first.base_sequence, last_seq
+            )
+            if check.verdict is Verdict.DUPLICATE and check.duplicate_of is not None:
+                dup = check.duplicate_of
+                return PendingAppend(
+                    AppendResult(dup.base_offset, part.log_start, duplicate=True),
+                    self._wait_visible(part, dup.last_offset + 1),
+                )
+            if check.verdict is Verdict.OUT_OF_ORDER:
+                raise StoreError(
+                    ErrorCode.out_of_order_sequence_number,
+                    f"out of order sequence topic={topic} partition={partition} "
+                    f"producer_id={first.producer_id} sequence={first.base_sequence}",
+                )
+            if check.verdict is Verdict.STALE_EPOCH:
+                raise StoreError(
+                    ErrorCode.invalid_producer_epoch,
+                    f"stale producer epoch producer_id={first.producer_id} "
+                    f"epoch={first.producer_epoch}",
+                )
+        if self._unflushed_bytes > self.config.max_backlog_bytes:
+            raise StoreError(
+                ErrorCode.kafka_storage_error,
+                f"upload backlog full; object store slow or unavailable "
+                f"backlog_bytes={self._unflushed_bytes}",
+            )
+        base = part.next_offset
+        data, end = set_base_offsets(records, base)
+        producer = None
+        if first.producer_id >= 0:
+            producer = ProducerBatch(
+                first.producer_id,
+                first.producer_epoch,
+                first.base_sequence,
+                first.base_sequence + count - 1,
+                base,
+                end - 1,
+            )
+        max_ts = max(h.max_timestamp for h in headers)
+        part.add(Batch(base, end, max_ts, data, producer))
+        self._unflushed_bytes += len(data)
+        if self._unflushed_bytes >= self.config.flush_bytes:
+            self._flush_wakeup.set()
+        result = AppendResult(base, part.log_start)
+        if self.wal is None:
+            return PendingAppend(result, self._wait_visible(part, end))
+        head = encode_payload(KIND_BATCH, part.topic_id, topic, partition)
+        try:
+            synced = self.wal.append(head, data, ((topic, partition), end))
+        except WalError as exc:
+            raise StoreError(ErrorCode.kafka_storage_error, str(exc)) from None
+        return PendingAppend(result, self._wait_wal(part, end, synced))
+
+    async def append(self, topic: str, partition: int, records: bytes) -> AppendResult:
+        pending = self.append_nowait(topic, partition, records)
+        await pending.durable
+        return pending.result
+
+    async def _wait_wal(self, part: PartitionLog, end: int, synced: asyncio.Future[None]) -> None:
+        try:
+            await synced
+        except WalError as exc:
+            raise StoreError(ErrorCode.kafka_storage_error, str(exc)) from None
+        part.advance_high_watermark(end)
+
+    async def _wait_visible(self, part: PartitionLog, end: int) -> None:
+        while part.high_watermark < end:
+            if self.fenced:
+                raise StoreError(ErrorCode.not_leader_or_follower, "this broker was replaced")
+            if self.partitions.get(part.key) is not part:
+                raise StoreError(ErrorCode.unknown_topic_or_partition, "topic deleted")
+            await part.waiter()
+
+    def topic_config(self, topic: str, name: str) -> str:
+        state = self.topic(topic)
+        if state is not None and name in state.configs:
+            return state.configs[name]
+        return DEFAULT_TOPIC_CONFIGS[name]
+
+    # -- flush -------------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        interval = self.config.flush_interval_ms / 1000
+        backoff = interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_wakeup.wait(), timeout=backoff)
+            self._flush_wakeup.clear()
+            try:
+                await self.flush_once(raise_errors=True)
+            except Fenced:
+                return
+            except ObjectStoreError as exc:
+                if self.store_healthy:
+                    log.error(
+                        "upload failed; retrying, produce continues up to the backlog "
+                        "error=%s backlog_bytes=%d",
+                        exc,
+                        self._unflushed_bytes,
+                    )
+                self.store_healthy = False
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if not self.store_healthy:
+                log.info("object store reachable again; uploads resumed")
+            self.store_healthy = True
+            backoff = interval
+
+    async def flush_once(self, *, raise_errors: bool = False) -> int | None:
+        """Upload every partition's new durable batches as one commit; returns its seq."""
+        if self.fenced:
+            return None
+        try:
+            seq = await self.commit_log.append_built(self._build_flush, guard=self.commit_log.owns)
+        except Fenced:
+            self._step_down()
+            if raise_errors:
+                raise
+            return None
+        except ObjectStoreError:
+            if raise_errors:
+                raise
+            return None
+        finally:
+            self._sync_partitions()
+        if seq is None:
+            return None
+        self.flushes += 1
+        self._unflushed_bytes = 0
+        for part in self.partitions.values():
+            if self.wal is None:
+                part.advance_high_watermark(part.committed_end)
+            self._unflushed_bytes += sum(len(b.data) for b in part.unflushed(part.next_offset))
+        if self.wal is not None:
+            await self.wal.release(self._committed_end)
+        self._evict_tail()
+        return seq
+
+    def _build_flush(self) -> CommitContent | None:
+        """One commit holding, per partition, the batches not yet in the bucket."""
+        chunks: list[Chunk] = []
+        data: list[bytes | bytearray] = []
+        position = 0
+        for part in self.partitions.values():
+            limit = part.high_watermark if self.wal is not None else part.next_offset
+            batches = part.unflushed(limit)
+            if not batches:
+                continue
+            crc = 0
+            length = 0
+            for b in batches:
+                crc = crc32c.crc32c(b.data, crc)
+                length += len(b.data)
+                data.append(b.data)
+            chunks.append(
+                Chunk(
+                    topic_id=part.topic_id,
+                    topic=part.state.topic,
+                    partition=part.state.partition,
+                    base_offset=batches[0].base_offset,
+                    end_offset=batches[-1].end_offset,
+                    max_timestamp=max(b.max_timestamp for b in batches),
+                    position=position,
+                    length=length,
+                    crc=crc,
+                    producers=_producer_summary(batches),
+                )
+            )
+            position += length
+        if not chunks:
+            return None
+        return CommitContent(chunks=tuple(chunks), data=tuple(data))
+
+    def _committed_end(self, key: PartitionKey) -> int:
+        part = self.partitions.get(key)
+        # A deleted topic's WAL records will never be committed: treat them as done.
+        return part.committed_end if part is not None else 2**63
+
+    def _evict_tail(self) -> None:
+        total = sum(p.tail_bytes for p in self.partitions.values())
+        if total <= self.config.tail_cache_bytes:
+            return
+        keep = self.config.tail_cache_bytes // max(1, len(self.partitions))
+        for part in self.partitions.values():
+            part.evict_committed(keep)
+
+    def _step_down(self) -> None:
+        if not self.fenced:
+            log.error(
+                "fenced: a newer broker claimed the log; refusing all writes "
+                "node=%d epoch=%d owner_node=%d owner_epoch=%d",
+                self.config.node_id,
+                self.commit_log.epoch,
+                self.commit_log.state.owner_node,
+                self.commit_log.state.owner_epoch,
+            )
+        self.fenced = True
+        for part in self.partitions.values():
+            part.wake_all()
+
+    # -- read --------------------------------------------------------------------------
+
+    async def read(self, topic: str, partition: int, offset: int, max_bytes: int) -> ReadResult:
+        part = self.partition(topic, partition)
+        hw = part.high_watermark
+        if offset < part.log_start or offset > hw:
+            raise StoreError(
+                ErrorCode.offset_out_of_range,
+                f"offset out of range topic={topic} partition={partition} offset={offset} "
+                f"log_start={part.log_start} high_watermark={hw}",
+            )
+        if offset == hw:
+            return ReadResult(hw, part.log_start, [])
+        if offset >= part.tail_start:
+            return ReadResult(hw, part.log_start, list(part.read_tail(offset, max_bytes)))
+        ref = part.state.chunk_for(offset)
+        if ref is None:
+            raise StoreError(
+                ErrorCode.offset_out_of_range,
+                f"offset not in any committed chunk topic={topic} partition={partition} "
+                f"offset={offset}",
+            )
+        chunk = await self._load_chunk(part, ref)
+        return ReadResult(hw, part.log_start, [_slice_from(chunk, offset, max_bytes)])
+
+    async def _load_chunk(self, part: PartitionLog, ref: ChunkRef) -> bytes:
+        key = (ref.commit_seq, ref.position)
+        cached = self._chunk_cache.get(key)
+        if cached is not None:
+            self._chunk_cache.move_to_end(key)
+            return cached
+        from storage.paths import commit_key
+
+        try:
+            raw = await self.store.get_range(commit_key(ref.commit_seq), ref.position, ref.length)
+        except ObjectStoreError as exc:
+            raise StoreError(
+                ErrorCode.kafka_storage_error, f"object store read failed error={exc}"
+            ) from None
+        verify_chunk(
+            Chunk(
+                part.topic_id,
+                part.state.topic,
+                part.state.partition,
+                ref.base_offset,
+                ref.end_offset,
+                ref.max_timestamp,
+                ref.position,
+                ref.length,
+                ref.crc,
+            ),
+            raw,
+        )
+        self._chunk_cache[key] = raw
+        self._chunk_cache_bytes += len(raw)
+        while (
+            self._chunk_cache_bytes > self.config.chunk_cache_bytes and len(self._chunk_cache) > 1
+        ):
+            _, old = self._chunk_cache.popitem(last=False)
+            self._chunk_cache_bytes -= len(old)
+        return raw
+
+    async def _visible_batches(
+        self, part: PartitionLog
+    ) -> AsyncIterator[tuple[int, bytes | memoryview]]:
+        """Every visible batch of the partition as (max_timestamp, bytes), oldest first."""
+        tail_start = part.tail_start
+        for ref in part.state.chunks:
+            if ref.base_offset >= tail_start:
+                break
+            chunk = await self._load_chunk(part, ref)
+            view = memoryview(chunk)
+            for pos, h in iter_batches(view):
+                if h.base_offset >= tail_start:
+                    break
+                yield h.max_timestamp, view[pos : pos + h.size]
+        for b in list(part.tail):
+            if b.end_offset > part.high_watermark:
+                break
+            for pos, h in iter_batches(b.data):
+                yield h.max_timestamp, memoryview(b.data)[pos : pos + h.size]
+
+    async def offset_for_timestamp(
+        self, topic: str, partition: int, timestamp: int
+    ) -> tuple[int, int]:
+        """(timestamp, offset) of the first record at or after `timestamp`, or (-1, -1)."""
+        part = self.partition(topic, partition)
+        async for max_ts, batch in self._visible_batches(part):
+            if max_ts >= timestamp:
+                for rec in decode_batch(batch):
+                    if rec.timestamp >= timestamp:
+                        return rec.timestamp, rec.offset
+        return -1, -1
+
+    async def max_timestamp_offset(self, topic: str, partition: int) -> tuple[int, int]:
+        """(timestamp, offset) of the record with the largest timestamp, or (-1, -1)."""
+        part = self.partition(topic, partition)
+        best: tuple[int, bytes | memoryview] | None = None
+        async for max_ts, batch in self._visible_batches(part):
+            if best is None or max_ts > best[0]:
+                best = (max_ts, bytes(batch))
+        if best is None:
+            return -1, -1
+        for rec in decode_batch(best[1]):
+            if rec.timestamp == best[0]:
+                return rec.timestamp, rec.offset
+        return -1, -1
+
+    async def wait_for_data(self, keys: Sequence[PartitionKey], timeout: float) -> None:
+        """Wait until any of the partitions' high watermarks moves, or `timeout`."""
+        waiters = [self.partitions[k].waiter() for k in keys if k in self.partitions]
+        if not waiters:
+            await asyncio.sleep(timeout)
+            return
+        _, pending = await asyncio.wait(
+            waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for w in pending:
+            w.cancel()
+
+
+def _stored_batch(base: int, end: int, data: bytes) -> Batch:
+    """A Batch rebuilt from stored bytes (WAL replay)."""
+    headers = [h for _, h in iter_batches(data)]
+    first = headers[0]
+    producer = None
+    if first.producer_id >= 0:
+        producer = ProducerBatch(
+            first.producer_id,
+            first.producer_epoch,
+            first.base_sequence,
+            first.base_sequence + (end - base) - 1,
+            base,
+            end - 1,
+        )
+    return Batch(base, end, max(h.max_timestamp for h in headers), data, producer)
+
+
+def _producer_summary(batches: list[Batch]) -> tuple[ProducerBatch, ...]:
+    """The last five batches of each producer id among `batches`."""
+    per_pid: dict[int, list[ProducerBatch]] = {}
+    for b in batches:
+        if b.producer is not None:
+            per_pid.setdefault(b.producer.producer_id, []).append(b.producer)
+    return tuple(p for rows in per_pid.values() for p in rows[-5:])
+
+
+def _slice_from(chunk: bytes, offset: int, max_bytes: int) -> memoryview:
+    """The chunk's bytes from the batch holding `offset`, whole batches up to max_bytes."""
+    view = memoryview(chunk)
+    start = None
+    end = 0
+    for pos, h in iter_batches(view):
+        batch_end = pos + h.size
+        if start is None:
+            if h.last_offset < offset:
+                continue
+            start = pos
+        elif batch_end - start > max_bytes:
+            break
+        end = batch_end
+    if start is None:
+        return view[0:0]
+    return view[start:end]

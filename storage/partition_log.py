@@ -1,0 +1,136 @@
+"""One partition's live log: offsets, the in-memory tail and the committed index.
+
+Owns: offset assignment (log end offset), the high watermark (what consumers may
+see: durable under the durability mode), the in-memory batches not yet evicted, and
+the waiters of long-polling fetches. Pure bookkeeping: no I/O; the store does I/O.
+
+Guarantees: offsets are dense and assigned in append order; the high watermark only
+moves forward and never past what is durable; every offset >= `tail_start` is served
+from memory, every committed offset below it from the bucket via `PartitionState`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_right
+from collections import deque
+from dataclasses import dataclass
+
+from storage.cluster_state import PartitionState
+from storage.commit_format import ProducerBatch
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A stored record batch: offsets [base_offset, end_offset), bytes as served."""
+
+    base_offset: int
+    end_offset: int
+    max_timestamp: int
+    data: bytes | bytearray
+    producer: ProducerBatch | None
+
+
+class PartitionLog:
+    __slots__ = ("_waiters", "high_watermark", "next_offset", "state", "tail", "tail_bytes")
+
+    def __init__(self, state: PartitionState) -> None:
+        self.state = state
+        self.next_offset = state.committed_end
+        self.high_watermark = state.committed_end
+        self.tail: deque[Batch] = deque()
+        self.tail_bytes = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.state.topic, self.state.partition)
+
+    @property
+    def topic_id(self) -> str:
+        return self.state.topic_id
+
+    @property
+    def committed_end(self) -> int:
+        return self.state.committed_end
+
+    @property
+    def log_start(self) -> int:
+        return self.state.log_start
+
+    @property
+    def tail_start(self) -> int:
+        return self.tail[0].base_offset if self.tail else self.next_offset
+
+    def add(self, batch: Batch) -> None:
+        if batch.base_offset != self.next_offset:
+            raise ValueError(
+                f"non-contiguous append topic={self.state.topic} "
+                f"partition={self.state.partition} expected={self.next_offset} "
+                f"got={batch.base_offset}"
+            )
+        self.tail.append(batch)
+        self.tail_bytes += len(batch.data)
+        self.next_offset = batch.end_offset
+        if batch.producer is not None:
+            self.state.producers.record(batch.producer)
+
+    def advance_high_watermark(self, offset: int) -> None:
+        if offset > self.high_watermark:
+            self.high_watermark = min(offset, self.next_offset)
+            waiters, self._waiters = self._waiters, []
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+
+    def unflushed(self, limit: int) -> list[Batch]:
+        """Batches at or after the committed end and below `limit`, oldest first."""
+        start = self.committed_end
+        out = []
+        for b in reversed(self.tail):
+            if b.base_offset < start:
+                break
+            if b.end_offset <= limit:
+                out.append(b)
+        out.reverse()
+        return out
+
+    def evict_committed(self, keep_bytes: int) -> int:
+        """Drop committed batches from memory until at most `keep_bytes` remain."""
+        freed = 0
+        while (
+            self.tail
+            and self.tail_bytes > keep_bytes
+            and self.tail[0].end_offset <= self.committed_end
+        ):
+            b = self.tail.popleft()
+            self.tail_bytes -= len(b.data)
+            freed += len(b.data)
+        return freed
+
+    def read_tail(self, offset: int, max_bytes: int) -> list[bytes | bytearray]:
+        """Visible batches from the one holding `offset`; always at least one if any."""
+        i = bisect_right(self.tail, offset, key=lambda b: b.base_offset) - 1
+        i = max(i, 0)
+        out: list[bytes | bytearray] = []
+        size = 0
+        for j in range(i, len(self.tail)):
+            b = self.tail[j]
+            if b.end_offset > self.high_watermark:
+                break
+            if out and size + len(b.data) > max_bytes:
+                break
+            out.append(b.data)
+            size += len(b.data)
+        return out
+
+    def waiter(self) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        return fut
+
+    def wake_all(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)

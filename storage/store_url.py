@@ -1,0 +1,52 @@
+"""Turning an object-store URL from the command line into an ObjectStore.
+
+Owns: the URL syntax. Guarantees: `file://PATH` (relative paths allowed, e.g.
+`file://./data`) opens a LocalObjectStore; `s3://BUCKET[/PREFIX]` opens an S3ObjectStore
+at the given endpoint; no URL opens a LocalObjectStore at the default root; anything else
+raises ValueError with a one-line lowercase message, and nothing is touched on the
+network (create the bucket or probe the server afterwards, asynchronously).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from storage.local_store import LocalObjectStore
+from storage.object_store import ObjectStore
+from storage.s3_store import S3ObjectStore
+
+_FILE_SCHEME = "file://"
+_S3_SCHEME = "s3://"
+# S3's rules for new bucket names: 3-63 of a-z, 0-9, '.', '-', alphanumeric at both ends.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def open_object_store(
+    url: str | None, *, s3_endpoint: str | None, default_root: Path
+) -> ObjectStore:
+    """The store `url` names; `s3_endpoint` is used for s3:// URLs only."""
+    if not url:
+        return LocalObjectStore(default_root)
+    if url.startswith(_FILE_SCHEME):
+        return LocalObjectStore(_file_path(url))
+    if url.startswith(_S3_SCHEME):
+        bucket, prefix = _bucket_and_prefix(url)
+        return S3ObjectStore(bucket, prefix, endpoint_url=s3_endpoint)
+    raise ValueError(
+        f"unsupported object store url, use file://path or s3://bucket[/prefix] url={url}"
+    )
+
+
+def _file_path(url: str) -> Path:
+    path = url[len(_FILE_SCHEME) :]
+    if not path:
+        raise ValueError(f"file url has no path url={url}")
+    return Path(path).expanduser()
+
+
+def _bucket_and_prefix(url: str) -> tuple[str, str]:
+    bucket, _, prefix = url[len(_S3_SCHEME) :].partition("/")
+    if not _BUCKET_NAME.fullmatch(bucket):
+        raise ValueError(f"invalid s3 bucket name bucket={bucket!r} url={url}")
+    return bucket, prefix.strip("/")

@@ -1,0 +1,58 @@
+"""Shared fixtures for integration tests. Each section belongs to one area; keep them apart.
+
+S3-compatible servers section: `moto_s3` and `seaweed_s3` start a real server process once
+per session and yield an `S3Server` (endpoint, credentials, region, `create_bucket()`).
+While either is in use, the AWS credential variables name the test credentials and
+nothing is read from ~/.aws or the instance metadata service.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.s3servers import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    S3Server,
+    running_moto,
+    running_seaweedfs,
+)
+
+# -- S3-compatible servers (storage) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_credentials() -> Iterator[None]:
+    """Point boto3 (ours and any child process's) at the test credentials only."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        mp.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        mp.setenv("AWS_DEFAULT_REGION", REGION)
+        mp.setenv("AWS_CONFIG_FILE", os.devnull)
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+            mp.delenv(name, raising=False)
+        yield
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory, s3_credentials: None) -> Iterator[S3Server]:
+    with running_moto(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def seaweed_s3(
+    tmp_path_factory: pytest.TempPathFactory, s3_credentials: None
+) -> Iterator[S3Server]:
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+# -- end of S3-compatible servers ------------------------------------------------------

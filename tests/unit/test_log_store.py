@@ -1,0 +1,225 @@
+"""LogStore over the in-memory object store: durability, recovery, fencing, outages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from protocol.errors import ErrorCode
+from protocol.records import Record, build_batch, decode_records
+from storage.log_store import LogStore, StoreConfig, StoreError
+from storage.memory_store import MemoryObjectStore
+
+T = TypeVar("T")
+NOW = 1_700_000_000_000
+
+
+def clock() -> int:
+    return NOW
+
+
+def batch(values: list[bytes], *, ts: int = NOW, pid: int = -1, seq: int = -1) -> bytes:
+    recs = [Record(i, ts + i, f"k{i}".encode(), v) for i, v in enumerate(values)]
+    return build_batch(
+        recs, producer_id=pid, producer_epoch=0 if pid >= 0 else -1, base_sequence=seq
+    )
+
+
+def make(tmp: Path, mem: MemoryObjectStore, **kw: object) -> LogStore:
+    config = StoreConfig(data_dir=tmp, flush_interval_ms=3_600_000, **kw)  # type: ignore[arg-type]
+    return LogStore(config, mem, clock)
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(fn())  # type: ignore[arg-type]
+
+
+async def read_values(store: LogStore, topic: str, partition: int = 0) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    offset = store.partition(topic, partition).log_start
+    while offset < store.partition(topic, partition).high_watermark:
+        res = await store.read(topic, partition, offset, 1 << 20)
+        recs = [r for r in decode_records(b"".join(res.parts)) if r.offset >= offset]
+        out += [r.value for r in recs]
+        offset = recs[-1].offset + 1
+    return out
+
+
+def test_appended_batches_get_dense_offsets_and_read_back(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = make(tmp_path, MemoryObjectStore())
+        await store.start()
+        await store.create_topic("orders", 2)
+        r1 = await store.append("orders", 1, batch([b"a", b"b"]))
+        r2 = await store.append("orders", 1, batch([b"c"]))
+        assert (r1.base_offset, r2.base_offset) == (0, 2)
+        assert await read_values(store, "orders", 1) == [b"a", b"b", b"c"]
+        await store.stop()
+
+    run(main)
+
+
+def test_wal_records_survive_a_crash_before_upload(tmp_path: Path) -> None:
+    mem = MemoryObjectStore()
+
+    async def crash() -> None:
+        store = make(tmp_path, mem)
+        await store.start()
+        await store.create_topic("payments", 1)
+        await store.append("payments", 0, batch([b"one", b"two"]))
+        # Crash: no flush, no stop. Only the WAL holds the batch.
+        assert store.wal is not None
+        await store.wal.close()
+        assert store._flusher is not None
+        store._flusher.cancel()
+
+    async def recover() -> None:
+        store = make(tmp_path, mem, node_id=2)
+        await store.start()
+        assert await read_values(store, "payments") == [b"one", b"two"]
+        assert store.partition("payments", 0).committed_end == 2  # uploaded at start-up
+        r = await store.append("payments", 0, batch([b"three"]))
+        assert r.base_offset == 2
+        await store.stop()
+
+    run(crash)
+    run(recover)
+
+
+def test_object_mode_acks_only_after_upload_and_needs_no_local_state(tmp_path: Path) -> None:
+    mem = MemoryObjectStore()
+
+    async def produce() -> None:
+        store = make(tmp_path / "a", mem, durability="object")
+        await store.start()
+        await store.create_topic("t", 1)
+        pending = store.append_nowait("t", 0, batch([b"x"]))
+        task = asyncio.ensure_future(pending.durable)
+        await asyncio.sleep(0)
+        assert not task.done()  # not in the bucket yet
+        await store.flush_once()
+        await task
+        await store.stop()
+
+    async def replace() -> None:
+        store = make(tmp_path / "b", mem, durability="object", node_id=9)
+        await store.start()
+        assert await read_values(store, "t") == [b"x"]
+        await store.stop()
+
+    run(produce)
+    run(replace)
+
+
+def test_a_replaced_broker_is_fenced_and_stops_acking(tmp_path: Path) -> None:
+    mem = MemoryObjectStore()
+
+    async def main() -> None:
+        old = make(tmp_path / "old", mem)
+        await old.start()
+        await old.create_topic("t", 1)
+        new = make(tmp_path / "new", mem, node_id=2)
+        await new.start()
+        await old.append("t", 0, batch([b"zombie"]))  # acked from the WAL...
+        await old.flush_once()  # ...but its upload is refused by the log
+        assert old.fenced
+        with pytest.raises(StoreError) as err:
+            await old.append("t", 0, batch([b"later"]))
+        assert err.value.code == ErrorCode.not_leader_or_follower
+        await new.refresh()
+        assert new.partition("t", 0).committed_end == 0
+        await old.stop()
+        await new.stop()
+
+    run(main)
+
+
+def test_retried_idempotent_batch_is_not_stored_twice_even_after_restart(tmp_path: Path) -> None:
+    mem = MemoryObjectStore()
+    first = batch([b"p1"], pid=5000, seq=0)
+
+    async def before() -> None:
+        store = make(tmp_path, mem)
+        await store.start()
+        await store.create_topic("t", 1)
+        assert (await store.append("t", 0, first)).base_offset == 0
+        await store.stop()
+
+    async def after() -> None:
+        store = make(tmp_path, mem, node_id=3)
+        await store.start()
+        again = await store.append("t", 0, first)
+        assert again.duplicate and again.base_offset == 0
+        with pytest.raises(StoreError) as err:
+            await store.append("t", 0, batch([b"gap"], pid=5000, seq=5))
+        assert err.value.code == ErrorCode.out_of_order_sequence_number
+        assert await read_values(store, "t") == [b"p1"]
+        await store.stop()
+
+    run(before)
+    run(after)
+
+
+def test_bad_crc_is_corrupt_message_and_stores_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = make(tmp_path, MemoryObjectStore())
+        await store.start()
+        await store.create_topic("t", 1)
+        bad = bytearray(batch([b"v"]))
+        bad[-1] ^= 0xFF
+        with pytest.raises(StoreError) as err:
+            await store.append("t", 0, bytes(bad))
+        assert err.value.code == ErrorCode.corrupt_message
+        assert store.partition("t", 0).next_offset == 0
+        await store.stop()
+
+    run(main)
+
+
+def test_outage_keeps_wal_mode_acking_until_the_backlog_is_full(tmp_path: Path) -> None:
+    mem = MemoryObjectStore()
+
+    async def main() -> None:
+        store = make(tmp_path, mem, max_backlog_bytes=400)
+        await store.start()
+        await store.create_topic("t", 1)
+        mem.unavailable = True
+        await store.append("t", 0, batch([b"x" * 100]))
+        await store.append("t", 0, batch([b"y" * 100]))
+        assert await store.flush_once() is None
+        await store.append("t", 0, batch([b"z" * 100]))
+        with pytest.raises(StoreError) as err:
+            await store.append("t", 0, batch([b"refused"]))
+        assert err.value.code == ErrorCode.kafka_storage_error and err.value.code.retriable
+        mem.unavailable = False
+        assert await store.flush_once() is not None
+        assert store.partition("t", 0).committed_end == 3
+        await store.append("t", 0, batch([b"accepted again"]))
+        await store.stop()
+
+    run(main)
+
+
+def test_upload_whose_answer_was_lost_is_not_committed_twice(tmp_path: Path) -> None:
+    mem = MemoryObjectStore()
+
+    async def main() -> None:
+        store = make(tmp_path, mem)
+        await store.start()
+        await store.create_topic("t", 1)
+        await store.append("t", 0, batch([b"a"]))
+        mem.lose_answers = 1
+        assert await store.flush_once() is None  # landed, but we were told it failed
+        await store.append("t", 0, batch([b"b"]))
+        assert await store.flush_once() is not None
+        part = store.partition("t", 0)
+        assert part.committed_end == 2
+        assert [(c.base_offset, c.end_offset) for c in part.state.chunks] == [(0, 1), (1, 2)]
+        assert await read_values(store, "t") == [b"a", b"b"]
+        await store.stop()
+
+    run(main)
