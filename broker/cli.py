@@ -22,6 +22,7 @@ from broker.config import (
     environment,
     resolve_serve_config,
 )
+from broker.memory import tune_malloc
 from storage.object_store import ObjectStoreError
 
 log = logging.getLogger("tidelog")
@@ -96,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tidelog serve: error: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
+    tune_malloc()
     _install_uvloop()
     try:
         return asyncio.run(run_broker(config))

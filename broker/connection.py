@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from protocol.api_versions_fallback import encode_api_versions_fallback
-from protocol.codec import decode_request, encode_response
+from protocol.codec import encode_response
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.framing import FrameDecoder
+from protocol.framing import FrameReader
 from protocol.headers import RequestHeader, parse_request_header
 
 if TYPE_CHECKING:
@@ -33,14 +33,14 @@ class _Slot:
     __slots__ = ("done", "parts")
 
     def __init__(self) -> None:
-        self.parts: list[bytes] | None = None
+        self.parts: list[Any] | None = None
         self.done = False
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self.decoder = FrameDecoder(broker.config.max_request_bytes)
+        self.reader = FrameReader(broker.config.max_request_bytes)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self._slots: deque[_Slot] = deque()
@@ -61,23 +61,29 @@ class Connection(asyncio.Protocol):
         self._closed = True
         self.broker.connections.discard(self)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self._closed:
             return
+        self.reader.buffer_updated(nbytes)
         try:
-            self.decoder.feed(data)
-            while (frame := self.decoder.next_frame()) is not None:
+            while (frame := self.reader.next_frame()) is not None:
                 try:
                     self._dispatch(frame)
                 except ProtocolError as exc:
-                    self.abort(f"protocol error: {exc} frame_head={frame[:48].hex()}")
+                    self.abort(f"protocol error: {exc} frame_head={bytes(frame[:48]).hex()}")
                     return
         except ProtocolError as exc:
             self.abort(f"protocol error: {exc}")
 
+    def eof_received(self) -> bool | None:
+        return None
+
     # -- requests ----------------------------------------------------------------------
 
-    def _dispatch(self, frame: bytes) -> None:
+    def _dispatch(self, frame: bytearray) -> None:
         header, body_offset = parse_request_header(frame)
         handler = self.broker.handlers.get(header.api_key)
         if handler is None:
@@ -96,12 +102,12 @@ class Connection(asyncio.Protocol):
             raise ProtocolError(
                 f"unsupported version api_key={header.api_key} api_version={header.api_version}"
             )
-        request = decode_request(header.api_key, header.api_version, frame, body_offset)
+        request = handler.decode(frame, body_offset, header.api_version)
         expects_response = handler.expects_response(request)
         slot = self._new_slot() if expects_response else None
         task = asyncio.get_running_loop().create_task(self._run(handler, header, request, slot))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         if len(self._tasks) >= MAX_IN_FLIGHT and not self._paused and self.transport:
             self._paused = True
             self.transport.pause_reading()
@@ -114,11 +120,13 @@ class Connection(asyncio.Protocol):
         assert isinstance(handler, Handler)
         try:
             response = await handler.handle(self.broker, header, request)
-            parts = (
-                encode_response(header.correlation_id, response)
-                if slot is not None and response is not None
-                else None
-            )
+            parts: list[Any] | None = None
+            if slot is not None and response is not None:
+                parts = (
+                    response
+                    if isinstance(response, list)
+                    else encode_response(header.correlation_id, response)
+                )
         except Exception:
             log.exception(
                 "handler failed; closing connection api_key=%d api_version=%d peer=%s",
@@ -130,6 +138,12 @@ class Connection(asyncio.Protocol):
             return
         if slot is not None and parts is not None:
             self._finish(slot, parts)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        # Resume here, after the task left the set: checking inside the task itself
+        # misses the case where every in-flight request completes in one loop turn
+        # (one WAL sync acks them all) and reading would stay paused forever.
+        self._tasks.discard(task)
         if self._paused and len(self._tasks) < MAX_IN_FLIGHT // 2 and self.transport:
             self._paused = False
             self.transport.resume_reading()
@@ -139,9 +153,9 @@ class Connection(asyncio.Protocol):
         self._slots.append(slot)
         return slot
 
-    def _finish(self, slot: _Slot, parts: list[bytes]) -> None:
+    def _finish(self, slot: _Slot, parts: list[Any]) -> None:
         slot.parts, slot.done = parts, True
-        out: list[bytes] = []
+        out: list[Any] = []
         while self._slots and self._slots[0].done:
             done = self._slots.popleft()
             assert done.parts is not None

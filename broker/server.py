@@ -56,7 +56,9 @@ class Broker:
         self._stopped = asyncio.Event()
 
     def api_ranges(self) -> list[tuple[int, int, int]]:
-        return sorted((h.api_key, h.min_version, h.max_version) for h in self.handlers.values())
+        return sorted(
+            (h.api_key, h.advertised_min_version, h.max_version) for h in self.handlers.values()
+        )
 
     async def start(self) -> None:
         started = time.monotonic()

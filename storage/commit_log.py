@@ -167,7 +167,7 @@ class CommitLog:
                 data_start = len(parts[0]) + len(parts[1])
                 seq = self.state.seq + 1
                 try:
-                    await self.store.put_if_absent(paths.commit_key(seq), b"".join(parts))
+                    await self.store.put_if_absent(paths.commit_key(seq), parts)
                 except PreconditionFailed:
                     log.info("commit position taken, catching up seq=%d", seq)
                     await self.catch_up()

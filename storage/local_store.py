@@ -40,6 +40,7 @@ from storage.object_store import (
 
 _RESERVED = ".tidelog"
 _LOCK_NAME = ".tidelog.lock"
+_IOV_MAX = 512
 _TEMP_PREFIX = ".tidelog-tmp-"
 
 
@@ -269,10 +270,16 @@ def _make_parent(key: str, path: Path) -> None:
 
 
 def _write_all(fd: int, data: Data) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    parts = data if isinstance(data, list) else [data]
+    views = [memoryview(p).cast("B") for p in parts if len(p)]
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        while written and views:  # drop what was written, keep a partly written view
+            if written >= len(views[0]):
+                written -= len(views.pop(0))
+            else:
+                views[0] = views[0][written:]
+                written = 0
 
 
 def _fsync_dir(directory: Path) -> None:

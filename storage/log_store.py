@@ -30,7 +30,12 @@ from typing import Any, Literal
 
 import crc32c
 
-from protocol.batch import iter_batches, set_base_offsets, validate_produce_records
+from protocol.batch import (
+    iter_batches,
+    patch_base_offset,
+    set_base_offsets,
+    validate_produce_records,
+)
 from protocol.errors import ErrorCode, RecordBatchError
 from protocol.records import decode_batch
 from storage.cluster_state import ChunkRef, TopicState
@@ -75,7 +80,7 @@ class StoreConfig:
     flush_interval_ms: int = 200
     flush_bytes: int = 8 << 20
     max_backlog_bytes: int = 512 << 20
-    tail_cache_bytes: int = 256 << 20
+    tail_cache_bytes: int = 64 << 20
     chunk_cache_bytes: int = 128 << 20
     wal_fsync: bool = True
     snapshot_every: int = 256
@@ -322,7 +327,9 @@ class LogStore:
         if self.fenced:
             raise StoreError(ErrorCode.not_leader_or_follower, "this broker was replaced")
 
-    def append_nowait(self, topic: str, partition: int, records: bytes) -> PendingAppend:
+    def append_nowait(
+        self, topic: str, partition: int, records: bytes | bytearray | memoryview
+    ) -> PendingAppend:
         """Validate, deduplicate and store one partition's record set now (offsets are
         assigned before this returns); await `durable` before acknowledging it."""
         self._check_writable()
@@ -369,7 +376,7 @@ class LogStore:
                 f"backlog_bytes={self._unflushed_bytes}",
             )
         base = part.next_offset
-        data, end = set_base_offsets(records, base)
+        data, end = _with_offsets(records, base)
         producer = None
         if first.producer_id >= 0:
             producer = ProducerBatch(
@@ -395,7 +402,9 @@ class LogStore:
             raise StoreError(ErrorCode.kafka_storage_error, str(exc)) from None
         return PendingAppend(result, self._wait_wal(part, end, synced))
 
-    async def append(self, topic: str, partition: int, records: bytes) -> AppendResult:
+    async def append(
+        self, topic: str, partition: int, records: bytes | bytearray | memoryview
+    ) -> AppendResult:
         pending = self.append_nowait(topic, partition, records)
         await pending.durable
         return pending.result
@@ -483,7 +492,7 @@ class LogStore:
     def _build_flush(self) -> CommitContent | None:
         """One commit holding, per partition, the batches not yet in the bucket."""
         chunks: list[Chunk] = []
-        data: list[bytes | bytearray] = []
+        data: list[bytes | bytearray | memoryview] = []
         position = 0
         for part in self.partitions.values():
             limit = part.high_watermark if self.wal is not None else part.next_offset
@@ -661,6 +670,20 @@ class LogStore:
         )
         for w in pending:
             w.cancel()
+
+
+def _with_offsets(
+    records: bytes | bytearray | memoryview, base: int
+) -> tuple[bytearray | memoryview, int]:
+    """The batches with offsets from `base`: patched in place when the buffer is ours
+    to write (a view into the request frame), otherwise in a copy."""
+    if isinstance(records, memoryview) and not records.readonly:
+        offset = base
+        for position, header in iter_batches(records):
+            patch_base_offset(records, position, offset)
+            offset += header.last_offset_delta + 1
+        return records, offset
+    return set_base_offsets(records, base)
 
 
 def _stored_batch(base: int, end: int, data: bytes) -> Batch:

@@ -17,6 +17,7 @@ from storage.object_store import (
     ObjectNotFound,
     ObjectStoreUnavailable,
     PreconditionFailed,
+    as_bytes,
 )
 
 
@@ -61,14 +62,14 @@ class MemoryObjectStore:
 
     async def put(self, key: str, data: Data) -> str:
         self._enter("put")
-        self.objects[key] = bytes(data)
+        self.objects[key] = as_bytes(data)
         return self._etag(self.objects[key])
 
     async def put_if_absent(self, key: str, data: Data) -> str:
         self._enter("put_if_absent")
         if key in self.objects:
             raise PreconditionFailed(f"key exists key={key}")
-        self.objects[key] = bytes(data)
+        self.objects[key] = as_bytes(data)
         if self.lose_answers > 0:
             self.lose_answers -= 1
             raise ObjectStoreUnavailable(f"answer lost after the write landed key={key}")
@@ -79,7 +80,7 @@ class MemoryObjectStore:
         current = self.objects.get(key)
         if current is None or self._etag(current) != etag:
             raise PreconditionFailed(f"etag mismatch key={key}")
-        self.objects[key] = bytes(data)
+        self.objects[key] = as_bytes(data)
         return self._etag(self.objects[key])
 
     async def list(self, prefix: str, start_after: str | None = None) -> list[ObjectInfo]:

@@ -38,7 +38,17 @@ class ObjectInfo:
     etag: str
 
 
-Data = bytes | bytearray | memoryview
+Buffer = bytes | bytearray | memoryview
+# What a put accepts: one buffer, or a list of buffers stored back to back (a local
+# store writes them with writev, so a commit is never joined into one big copy).
+Data = Buffer | list[Buffer]
+
+
+def as_bytes(data: Data) -> bytes:
+    """The object's content as one bytes value (copies)."""
+    if isinstance(data, list):
+        return b"".join(data)
+    return data if isinstance(data, bytes) else bytes(data)
 
 
 class ObjectStore(Protocol):

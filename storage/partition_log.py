@@ -27,7 +27,7 @@ class Batch:
     base_offset: int
     end_offset: int
     max_timestamp: int
-    data: bytes | bytearray
+    data: bytes | bytearray | memoryview
     producer: ProducerBatch | None
 
 
@@ -108,11 +108,11 @@ class PartitionLog:
             freed += len(b.data)
         return freed
 
-    def read_tail(self, offset: int, max_bytes: int) -> list[bytes | bytearray]:
+    def read_tail(self, offset: int, max_bytes: int) -> list[bytes | bytearray | memoryview]:
         """Visible batches from the one holding `offset`; always at least one if any."""
         i = bisect_right(self.tail, offset, key=lambda b: b.base_offset) - 1
         i = max(i, 0)
-        out: list[bytes | bytearray] = []
+        out: list[bytes | bytearray | memoryview] = []
         size = 0
         for j in range(i, len(self.tail)):
             b = self.tail[j]

@@ -40,6 +40,7 @@ from storage.object_store import (
     ObjectStoreError,
     ObjectStoreUnavailable,
     PreconditionFailed,
+    as_bytes,
 )
 
 T = TypeVar("T")
@@ -168,7 +169,7 @@ class S3ObjectStore:
         return response
 
     def _put(self, client: Any, key: str, data: Data, conditions: dict[str, str]) -> str:
-        body = data if isinstance(data, bytes) else bytes(data)
+        body = as_bytes(data)
         response = client.put_object(
             Bucket=self._bucket, Key=self._full(key), Body=body, **conditions
         )

@@ -8,6 +8,7 @@ from broker.handlers.delete_topics import DeleteTopicsHandler
 from broker.handlers.describe_cluster import DescribeClusterHandler
 from broker.handlers.describe_configs import DescribeConfigsHandler
 from broker.handlers.fetch import FetchHandler
+from broker.handlers.find_coordinator import FindCoordinatorHandler
 from broker.handlers.init_producer_id import InitProducerIdHandler
 from broker.handlers.list_offsets import ListOffsetsHandler
 from broker.handlers.metadata import MetadataHandler
@@ -18,6 +19,7 @@ HANDLERS: tuple[Handler, ...] = (
     FetchHandler(),
     ListOffsetsHandler(),
     MetadataHandler(),
+    FindCoordinatorHandler(),
     InitProducerIdHandler(),
     CreateTopicsHandler(),
     DeleteTopicsHandler(),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kio.index import load_payload_module
 from kio.static.constants import EntityType
 
+from protocol.codec import decode_request
 from protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
@@ -26,10 +27,20 @@ class Handler:
     min_version: int
     max_version: int
 
+    @property
+    def advertised_min_version(self) -> int:
+        """The lowest version ApiVersions lists; normally the lowest implemented."""
+        return self.min_version
+
+    def decode(self, frame: bytearray, body_offset: int, version: int) -> Any:
+        """The request body; handlers on the hot path override this to avoid copies."""
+        return decode_request(self.api_key, version, frame, body_offset)
+
     def expects_response(self, request: Any) -> bool:
         return True
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        """A kio response entity, or an already encoded frame as a list of buffers."""
         raise NotImplementedError
 
 

@@ -8,12 +8,12 @@ progress; later partitions stop when the response budget is spent. Fetch session
 
 from __future__ import annotations
 
-import datetime
 import time
 from typing import TYPE_CHECKING, Any
 
-from broker.handlers.base import Handler, build, response_module
+from broker.handlers.base import Handler
 from protocol.errors import ErrorCode
+from protocol.fetch_response import FetchPartitionResult, encode_fetch_response
 from protocol.headers import RequestHeader
 from storage.log_store import ReadResult, StoreError
 
@@ -75,32 +75,25 @@ class FetchHandler(Handler):
 
     def _response(
         self, header: RequestHeader, results: list[tuple[str, int, ErrorCode, ReadResult | None]]
-    ) -> Any:
-        mod = response_module(self.api_key, header.api_version)
-        by_topic: dict[str, list[Any]] = {}
+    ) -> list[bytes | bytearray | memoryview]:
+        # Encoded here, not through kio: record buffers go to the socket uncopied.
+        by_topic: dict[str, list[FetchPartitionResult]] = {}
         for topic, partition, code, res in results:
             by_topic.setdefault(topic, []).append(
-                build(
-                    mod,
-                    "PartitionData",
+                FetchPartitionResult(
                     partition_index=partition,
                     error_code=code,
                     high_watermark=res.high_watermark if res else -1,
                     last_stable_offset=res.high_watermark if res else -1,
                     log_start_offset=res.log_start_offset if res else -1,
-                    aborted_transactions=None,
-                    preferred_read_replica=-1,
-                    records=b"".join(res.parts) if res else None,
+                    records=res.parts if res else None,
                 )
             )
-        return build(
-            mod,
-            "FetchResponse",
-            throttle_time=datetime.timedelta(0),
+        return encode_fetch_response(
+            header.correlation_id,
+            header.api_version,
+            throttle_ms=0,
             error_code=ErrorCode.none,
             session_id=0,
-            responses=tuple(
-                build(mod, "FetchableTopicResponse", topic=t, partitions=tuple(ps))
-                for t, ps in by_topic.items()
-            ),
+            topics=list(by_topic.items()),
         )

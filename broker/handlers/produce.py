@@ -13,8 +13,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from broker.handlers.base import Handler, build, response_module
+from protocol.batch import Compression
 from protocol.errors import ErrorCode
 from protocol.headers import RequestHeader
+from protocol.produce_request import ProduceRequestView, decode_produce_request
 from storage.log_store import AppendResult, PendingAppend, StoreError
 
 if TYPE_CHECKING:
@@ -22,9 +24,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Kafka refuses zstd batches in Produce requests older than v7 (KIP-110).
+_FIRST_ZSTD_VERSION = 7
+_ATTRIBUTES_AT = 21
+
+
+def _is_zstd(records: memoryview | None) -> bool:
+    if not records or len(records) <= _ATTRIBUTES_AT + 1:
+        return False
+    return records[_ATTRIBUTES_AT + 1] & 0x07 == Compression.ZSTD
+
 
 class ProduceHandler(Handler):
     api_key, min_version, max_version = 0, 3, 9
+
+    @property
+    def advertised_min_version(self) -> int:
+        # librdkafka before 2.10 (e.g. Debian's kcat) compresses with gzip, snappy or
+        # lz4 only if Produce v0 is advertised (librdkafka#4956); Kafka 4 advertises
+        # v0-2 for the same reason and refuses them on use (KAFKA-18659). So do we:
+        # a v0-2 request has no schema and closes the connection.
+        return 0
+
+    def decode(self, frame: bytearray, body_offset: int, version: int) -> ProduceRequestView:
+        # No copy: each partition's records is a writable view into the frame, so
+        # offsets are patched in place and the same bytes go to the WAL and the bucket.
+        return decode_produce_request(frame, body_offset, version)
 
     def expects_response(self, request: Any) -> bool:
         return int(request.acks) != 0
@@ -35,14 +60,20 @@ class ProduceHandler(Handler):
                 header, request, ErrorCode.transactional_id_authorization_failed
             )
         pending: list[tuple[str, int, PendingAppend | StoreError]] = []
-        for topic in request.topic_data:
-            for part in topic.partition_data:
+        for name, partitions in request.topics:
+            for index, records in partitions:
                 try:
-                    pend = broker.store.append_nowait(topic.name, part.index, part.records or b"")
+                    if header.api_version < _FIRST_ZSTD_VERSION and _is_zstd(records):
+                        raise StoreError(
+                            ErrorCode.unsupported_compression_type,
+                            f"zstd needs produce v{_FIRST_ZSTD_VERSION}+ "
+                            f"api_version={header.api_version}",
+                        )
+                    pend = broker.store.append_nowait(name, index, records or b"")
                 except StoreError as exc:
-                    pending.append((topic.name, part.index, exc))
+                    pending.append((name, index, exc))
                 else:
-                    pending.append((topic.name, part.index, pend))
+                    pending.append((name, index, pend))
         outcomes = await asyncio.gather(
             *(p.durable for _, _, p in pending if not isinstance(p, StoreError)),
             return_exceptions=True,
@@ -96,9 +127,7 @@ class ProduceHandler(Handler):
 
     def _all_failed(self, header: RequestHeader, request: Any, code: ErrorCode) -> Any:
         results: dict[str, list[tuple[int, ErrorCode, AppendResult | None, str | None]]] = {
-            t.name: [
-                (p.index, code, None, "transactions are not supported") for p in t.partition_data
-            ]
-            for t in request.topic_data
+            name: [(index, code, None, "transactions are not supported") for index, _ in parts]
+            for name, parts in request.topics
         }
         return self._response(header, results)

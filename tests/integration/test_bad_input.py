@@ -17,7 +17,7 @@ from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.schema.types import TopicName
-from kio.static.primitive import Records, i16, i32, i32Timedelta
+from kio.static.primitive import Records, i8, i16, i32, i32Timedelta
 
 from protocol.errors import ErrorCode
 from protocol.records import Record, build_batch
@@ -209,3 +209,51 @@ def test_environment_variable_sets_an_option(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "TIDELOG_DURABILITY" in proc.stderr
+
+
+def test_zstd_in_produce_older_than_v7_is_unsupported_compression(broker: BrokerProcess) -> None:
+    from kio.schema.produce.v6.request import PartitionProduceData as P6
+    from kio.schema.produce.v6.request import ProduceRequest as R6
+    from kio.schema.produce.v6.request import TopicProduceData as T6
+
+    from protocol.batch import Compression
+
+    zstd = build_batch([Record(0, 1_700_000_000_000, None, b"z")], compression=Compression.ZSTD)
+    req = R6(
+        transactional_id=None,
+        acks=i16(-1),
+        timeout=i32Timedelta.parse(datetime.timedelta(seconds=10)),
+        topic_data=(
+            T6(
+                name=TopicName("good"),
+                partition_data=(P6(index=i32(0), records=Records(zstd)),),
+            ),
+        ),
+    )
+    with RawClient(broker.bootstrap) as c:
+        resp = c.request(req)
+    code = resp.responses[0].partition_responses[0].error_code
+    assert code == ErrorCode.unsupported_compression_type
+
+
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4])
+def test_find_coordinator_names_this_broker_for_groups(broker: BrokerProcess, version: int) -> None:
+    from kio.index import load_request_schema
+
+    cls = load_request_schema(10, version)
+    if version >= 4:
+        req = cls(key_type=i8(0), coordinator_keys=("g1", "g2"))  # type: ignore[call-arg]
+    elif version >= 1:
+        req = cls(key="g1", key_type=i8(0))  # type: ignore[call-arg]
+    else:
+        req = cls(key="g1")  # type: ignore[call-arg]
+    with RawClient(broker.bootstrap) as c:
+        resp = c.request(req)
+    port = int(broker.bootstrap.rsplit(":", 1)[1])
+    if version >= 4:
+        assert [(x.key, x.port, x.error_code) for x in resp.coordinators] == [
+            ("g1", port, 0),
+            ("g2", port, 0),
+        ]
+    else:
+        assert (resp.error_code, resp.port, resp.node_id) == (0, port, 1)

@@ -284,3 +284,23 @@ def test_records_survive_a_clean_restart(tmp_path: Path) -> None:
     with BrokerProcess(tmp_path / "data", port=proc.port) as again:
         got = consume_all(again, topic, 0, 20)
         assert [g[2] for g in got] == [str(i).encode() for i in range(20)]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])
+def test_librdkafka_batches_are_stored_compressed_as_sent(
+    broker: BrokerProcess, compression: str
+) -> None:
+    """librdkafka silently falls back to no compression for lz4 unless the broker
+    advertises FindCoordinator; batches must arrive (and stay) compressed."""
+    from protocol.batch import Compression, iter_batches
+    from tests.integration.raw_client import fetch_records
+
+    topic = topic_name(f"codec-{compression}")
+    create_topic(broker, topic)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": compression})
+    for i in range(50):
+        producer.produce(topic, value=b"compressible " * 20 + str(i).encode())
+    assert producer.flush(30) == 0
+    records = fetch_records(broker.bootstrap, topic, 0, 0)
+    codecs = {h.compression for _, h in iter_batches(records)}
+    assert codecs == {Compression[compression.upper()]}

