@@ -75,6 +75,10 @@ class Connection(asyncio.BufferedProtocol):
                 except ProtocolError as exc:
                     self.abort(f"protocol error: {exc} frame_head={bytes(frame[:48]).hex()}")
                     return
+                except Exception:  # a decoder bug must not take more than this connection
+                    log.exception("request could not be decoded peer=%s", self.peer)
+                    self.abort(f"undecodable request frame_head={bytes(frame[:48]).hex()}")
+                    return
         except ProtocolError as exc:
             self.abort(f"protocol error: {exc}")
 

@@ -60,6 +60,7 @@ _SERIAL_FAILURES = (
     TypeError,
     AttributeError,
     IndexError,
+    KeyError,  # kio: "unknown tagged field tag" in some flexible messages
     OverflowError,
     struct.error,
 )

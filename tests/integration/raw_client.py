@@ -63,42 +63,55 @@ class RawClient:
         self.close()
 
 
-def fetch_records(bootstrap: str, topic: str, partition: int, offset: int) -> bytes:
-    """The raw record set a Fetch v12 returns for one partition (no long poll)."""
+def fetch_request(
+    topic: str,
+    partitions: list[tuple[int, int]],
+    *,
+    max_wait_ms: int = 0,
+    min_bytes: int = 0,
+    max_bytes: int = 50 << 20,
+    partition_max_bytes: int = 50 << 20,
+) -> Any:
+    """A Fetch v12 request for (partition, offset) pairs of one topic."""
     import datetime
 
     from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
     from kio.schema.types import BrokerId, TopicName
     from kio.static.primitive import i8, i32, i32Timedelta, i64
 
-    request = FetchRequest(
+    return FetchRequest(
         replica_id=BrokerId(-1),
-        max_wait=i32Timedelta.parse(datetime.timedelta(0)),
-        min_bytes=i32(0),
-        max_bytes=i32(50 << 20),
+        max_wait=i32Timedelta.parse(datetime.timedelta(milliseconds=max_wait_ms)),
+        min_bytes=i32(min_bytes),
+        max_bytes=i32(max_bytes),
         isolation_level=i8(0),
         session_id=i32(0),
         session_epoch=i32(-1),
         topics=(
             FetchTopic(
                 topic=TopicName(topic),
-                partitions=(
+                partitions=tuple(
                     FetchPartition(
-                        partition=i32(partition),
+                        partition=i32(p),
                         current_leader_epoch=i32(-1),
                         fetch_offset=i64(offset),
                         last_fetched_epoch=i32(-1),
                         log_start_offset=i64(-1),
-                        partition_max_bytes=i32(50 << 20),
-                    ),
+                        partition_max_bytes=i32(partition_max_bytes),
+                    )
+                    for p, offset in partitions
                 ),
             ),
         ),
         forgotten_topics_data=(),
         rack_id="",
     )
+
+
+def fetch_records(bootstrap: str, topic: str, partition: int, offset: int) -> bytes:
+    """The raw record set a Fetch v12 returns for one partition (no long poll)."""
     with RawClient(bootstrap) as client:
-        response = client.request(request)
+        response = client.request(fetch_request(topic, [(partition, offset)]))
     data = response.responses[0].partitions[0]
     assert data.error_code == 0, data.error_code
     return bytes(data.records or b"")
