@@ -102,16 +102,29 @@ class ClusterState:
     owner_node: int = -1
     owner_epoch: int = -1
     pid_blocks: dict[int, tuple[int, int]] = field(default_factory=dict)
+    head_id: str = ""  # id of the last commit that took effect
+    orphans: int = 0
 
-    def apply(self, seq: int, header: CommitHeader, data_start: int) -> None:
-        """Fold commit `seq`; `data_start` is where its data section begins in the object."""
+    def apply(self, seq: int, header: CommitHeader, data_start: int) -> bool:
+        """Fold commit `seq`; `data_start` is where its data section begins in the object.
+
+        Chaining: a commit takes effect only if it names the last effective commit as
+        its `prev`. One that does not (an upload built on a view that lost a race, or a
+        replaced broker's in-flight upload) is an orphan: its position is used up and
+        it changes nothing. Returns whether it took effect.
+        """
         if seq != self.seq + 1:
             raise StateError(f"commit out of order expected={self.seq + 1} got={seq}")
+        self.seq = seq
+        if header.prev_id != self.head_id:
+            self.orphans += 1
+            return False
         for op in header.ops:
             self._apply_op(seq, op)
         for chunk in header.chunks:
             self._apply_chunk(seq, chunk, data_start)
-        self.seq = seq
+        self.head_id = header.commit_id
+        return True
 
     def _apply_op(self, seq: int, op: dict[str, Any]) -> None:
         kind = op.get("op")
@@ -173,6 +186,7 @@ class ClusterState:
             "seq": self.seq,
             "next_pid": self.next_producer_id,
             "owner": [self.owner_node, self.owner_epoch],
+            "head": self.head_id,
             "topics": [
                 {"name": t.name, "id": t.topic_id, "partitions": t.partitions, "configs": t.configs}
                 for t in self.topics.values()
@@ -196,6 +210,7 @@ class ClusterState:
             raise StateError(f"unknown snapshot version v={raw.get('v')!r}")
         state = cls(seq=int(raw["seq"]), next_producer_id=int(raw["next_pid"]))
         state.owner_node, state.owner_epoch = (int(v) for v in raw["owner"])
+        state.head_id = str(raw["head"])
         for t in raw["topics"]:
             state._create_topic({**t, "op": "create_topic"})
         for p in raw["partitions"]:

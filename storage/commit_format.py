@@ -114,7 +114,8 @@ class CommitHeader:
     timestamp_ms: int
     ops: tuple[dict[str, Any], ...] = ()
     chunks: tuple[Chunk, ...] = field(default=())
-    commit_id: str = ""  # unique per append attempt: lets a writer recognise its own commit
+    commit_id: str = ""  # unique per upload attempt
+    prev_id: str = ""  # the commit this one must follow (see cluster_state: chaining)
 
     @property
     def data_length(self) -> int:
@@ -127,6 +128,7 @@ class CommitHeader:
             "epoch": self.epoch,
             "ts": self.timestamp_ms,
             "id": self.commit_id,
+            "prev": self.prev_id,
             "ops": list(self.ops),
             "chunks": [c.to_json() for c in self.chunks],
         }
@@ -140,6 +142,7 @@ class CommitHeader:
             epoch=int(raw["epoch"]),
             timestamp_ms=int(raw["ts"]),
             commit_id=str(raw.get("id", "")),
+            prev_id=str(raw.get("prev", "")),
             ops=tuple(raw.get("ops", [])),
             chunks=tuple(Chunk.from_json(c) for c in raw.get("chunks", [])),
         )

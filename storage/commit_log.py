@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +32,13 @@ from storage.commit_format import (
     encode_commit,
     header_span,
 )
-from storage.object_store import ObjectStore, PreconditionFailed
+from storage.object_store import Buffer, ObjectStore, ObjectStoreError, PreconditionFailed
 
 log = logging.getLogger(__name__)
 
 _HEADER_PROBE = 64 << 10
 _PARALLEL_READS = 16
+_REMEMBERED_IDS = 1024
 
 
 class Fenced(Exception):
@@ -74,6 +76,10 @@ class CommitLog:
         self._snapshot_every = snapshot_every
         self._lock = asyncio.Lock()
         self.bytes_read = 0
+        self.applied_ids: OrderedDict[str, int] = OrderedDict()
+        self._snapshot_seq = -1
+        self._snapshotting = False
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- loading -----------------------------------------------------------------------
 
@@ -96,17 +102,32 @@ class CommitLog:
         return LoadStats(snap_seq, read, self.bytes_read)
 
     async def catch_up(self) -> int:
-        """Fold commits other writers appended since our last one; returns how many."""
+        """Fold commits appended since our last one; returns how many were read.
+
+        Stops at a gap (a position not written, or not yet visible): a commit after a
+        gap cannot be judged until the gap is filled.
+        """
         start_after = paths.commit_key(self.state.seq) if self.state.seq >= 0 else None
         infos = await self.store.list(paths.LOG_PREFIX, start_after=start_after)
-        keys = [i.key for i in infos]
+        keys: list[str] = []
+        for info in infos:
+            if paths.parse_commit_key(info.key) != self.state.seq + 1 + len(keys):
+                break
+            keys.append(info.key)
         for i in range(0, len(keys), _PARALLEL_READS):
             batch = keys[i : i + _PARALLEL_READS]
             headers = await asyncio.gather(*(self._read_header(k) for k in batch))
             for key, (header, data_start) in zip(batch, headers, strict=True):
-                seq = paths.parse_commit_key(key)
-                self.state.apply(seq, header, data_start)
+                self._fold(paths.parse_commit_key(key), header, data_start)
         return len(keys)
+
+    def _fold(self, seq: int, header: CommitHeader, data_start: int) -> bool:
+        took_effect = self.state.apply(seq, header, data_start)
+        if took_effect and header.commit_id:
+            self.applied_ids[header.commit_id] = seq
+            while len(self.applied_ids) > _REMEMBERED_IDS:
+                self.applied_ids.popitem(last=False)
+        return took_effect
 
     async def _read_header(self, key: str) -> tuple[CommitHeader, int]:
         head = await self.store.get_range(key, 0, _HEADER_PROBE)
@@ -121,30 +142,43 @@ class CommitLog:
 
     # -- appending ---------------------------------------------------------------------
 
+    def encode(
+        self, content: CommitContent, prev_id: str
+    ) -> tuple[CommitHeader, list[Buffer], int]:
+        """A commit following `prev_id`: its header, its parts, where its data starts."""
+        header = CommitHeader(
+            self.node_id,
+            self.epoch,
+            self._clock_ms(),
+            content.ops,
+            content.chunks,
+            uuid.uuid4().hex,
+            prev_id,
+        )
+        parts = encode_commit(header, content.data)
+        return header, parts, len(parts[0]) + len(parts[1])
+
+    async def put(self, seq: int, parts: list[Buffer]) -> None:
+        """Upload a commit at `seq`, create-if-absent. Raises PreconditionFailed if taken."""
+        await self.store.put_if_absent(paths.commit_key(seq), parts)
+
+    def apply_own(self, seq: int, header: CommitHeader, data_start: int) -> bool:
+        """Fold a commit this broker uploaded and saw land."""
+        return self._fold(seq, header, data_start)
+
     async def append(
         self,
         *,
         ops: Sequence[dict[str, Any]] = (),
         guard: Callable[[ClusterState], bool] | None = None,
     ) -> int:
-        """Append a commit of metadata ops; returns its seq. Raises Fenced when `guard` fails."""
-        content = CommitContent(tuple(ops))
-        seq = await self.append_built(lambda: content, guard=guard)
-        assert seq is not None
-        return seq
+        """Append one commit of metadata ops, alone; returns its seq.
 
-    async def append_built(
-        self,
-        build: Callable[[], CommitContent | None],
-        *,
-        guard: Callable[[ClusterState], bool] | None = None,
-    ) -> int | None:
-        """Append the commit `build` describes; returns its seq, or None if nothing to do.
-
-        `build` is called again after every catch-up, so its content always matches
-        the state it lands on: data an earlier attempt did commit (an upload whose
-        answer was lost) is not committed twice.
+        Used before the upload pipeline runs (the start-up claim) and by tools.
+        Retries at the next position after folding whoever took this one; raises
+        Fenced when `guard` no longer holds.
         """
+        content = CommitContent(tuple(ops))
         async with self._lock:
             while True:
                 if guard is not None and not guard(self.state):
@@ -152,29 +186,16 @@ class CommitLog:
                         f"fenced by a newer claim owner_node={self.state.owner_node} "
                         f"owner_epoch={self.state.owner_epoch} my_epoch={self.epoch}"
                     )
-                content = build()
-                if content is None:
-                    return None
-                header = CommitHeader(
-                    self.node_id,
-                    self.epoch,
-                    self._clock_ms(),
-                    content.ops,
-                    content.chunks,
-                    uuid.uuid4().hex,
-                )
-                parts = encode_commit(header, content.data)
-                data_start = len(parts[0]) + len(parts[1])
+                header, parts, data_start = self.encode(content, self.state.head_id)
                 seq = self.state.seq + 1
                 try:
-                    await self.store.put_if_absent(paths.commit_key(seq), parts)
+                    await self.put(seq, parts)
                 except PreconditionFailed:
                     log.info("commit position taken, catching up seq=%d", seq)
                     await self.catch_up()
                     continue
-                self.state.apply(seq, header, data_start)
-                if seq % self._snapshot_every == 0:
-                    await self._write_snapshot()
+                self._fold(seq, header, data_start)
+                self.maybe_snapshot()
                 return seq
 
     async def claim(self) -> int:
@@ -186,11 +207,30 @@ class CommitLog:
     def owns(self, state: ClusterState) -> bool:
         return state.owner_epoch == self.epoch and state.owner_node == self.node_id
 
-    async def _write_snapshot(self) -> None:
-        doc = json.dumps(self.state.to_snapshot(), separators=(",", ":")).encode()
+    def maybe_snapshot(self) -> None:
+        """Every `snapshot_every` commits, write the folded state in the background."""
         seq = self.state.seq
-        await self.store.put(paths.snapshot_key(seq), doc)
-        log.info("snapshot written seq=%d bytes=%d", seq, len(doc))
-        older = await self.store.list(paths.SNAPSHOT_PREFIX)
-        for info in older[:-2]:
-            await self.store.delete(info.key)
+        if seq - self._snapshot_seq < self._snapshot_every or self._snapshotting:
+            return
+        # Serialised now, so the document is exactly the state as of `seq`.
+        doc = json.dumps(self.state.to_snapshot(), separators=(",", ":")).encode()
+        self._snapshot_seq, self._snapshotting = seq, True
+        task = asyncio.get_running_loop().create_task(self._write_snapshot(seq, doc))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _write_snapshot(self, seq: int, doc: bytes) -> None:
+        try:
+            await self.store.put(paths.snapshot_key(seq), doc)
+            log.info("snapshot written seq=%d bytes=%d", seq, len(doc))
+            older = await self.store.list(paths.SNAPSHOT_PREFIX)
+            for info in older[:-2]:
+                await self.store.delete(info.key)
+        except ObjectStoreError as exc:
+            log.warning("snapshot not written; the log still has everything error=%s", exc)
+        finally:
+            self._snapshotting = False
+
+    async def close(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

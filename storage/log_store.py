@@ -18,7 +18,6 @@ Guarantees (docs/durability.md):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import uuid
@@ -40,8 +39,9 @@ from protocol.errors import ErrorCode, RecordBatchError
 from protocol.records import decode_batch
 from storage.cluster_state import ChunkRef, TopicState
 from storage.commit_format import Chunk, ProducerBatch, verify_chunk
-from storage.commit_log import CommitContent, CommitLog, Fenced, LoadStats
-from storage.object_store import ObjectStore, ObjectStoreError
+from storage.commit_log import CommitLog, Fenced, LoadStats
+from storage.flusher import Flusher
+from storage.object_store import Buffer, ObjectStore, ObjectStoreError
 from storage.partition_log import Batch, PartitionLog
 from storage.producer_state import Verdict
 from storage.wal import KIND_BATCH, WalError, WalWriter, encode_payload, read_wal
@@ -84,6 +84,8 @@ class StoreConfig:
     chunk_cache_bytes: int = 128 << 20
     wal_fsync: bool = True
     snapshot_every: int = 256
+    max_in_flight_uploads: int = 4
+    ops_timeout_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,17 +132,22 @@ class LogStore:
         self._wal_dir = config.data_dir / "wal"
         self.wal: WalWriter | None = None
         self.partitions: dict[PartitionKey, PartitionLog] = {}
-        self._unflushed_bytes = 0
-        self._flush_wakeup = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+        self._uncommitted_bytes = 0  # appended, not yet in a landed commit (the backlog)
+        self._unlaunched_bytes = 0  # appended, not yet in any upload
+        self.flusher = Flusher(
+            self.commit_log,
+            self,
+            interval_s=config.flush_interval_ms / 1000,
+            flush_bytes=config.flush_bytes,
+            max_in_flight=config.max_in_flight_uploads,
+        )
+        self._background: set[asyncio.Task[int]] = set()
         self._chunk_cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._chunk_cache_bytes = 0
         self._pid_lock = asyncio.Lock()
         self._pid_next = 0
         self._pid_end = 0
         self.fenced = False
-        self.store_healthy = True
-        self.flushes = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -161,21 +168,19 @@ class LogStore:
         if self.config.durability == "wal":
             self.wal = WalWriter(self._wal_dir, fsync=self.config.wal_fsync)
             await self.wal.open(marks)
-        await self.flush_once(raise_errors=True)
-        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        self.flusher.start()
+        if self._uncommitted_bytes and await self.flush_once() is None:
+            log.warning("replayed wal data not uploaded yet; it stays in the wal until it is")
         return stats
 
     async def stop(self) -> None:
-        """Flush everything to the bucket (unless fenced), then close the WAL."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        if not self.fenced:
-            try:
-                await self.flush_once(raise_errors=True)
-            except (ObjectStoreError, Fenced) as exc:
-                log.error("final flush failed; data stays in the wal error=%s", exc)
+        """Upload everything (unless fenced), then stop the pipeline and close the WAL."""
+        if not self.fenced and await self.flush_once() is None and self._uncommitted_bytes:
+            log.error("final upload failed; data stays in the wal (wal mode) until restart")
+        await self.flusher.stop()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.commit_log.close()
         if self.wal is not None:
             await self.wal.close()
         for part in self.partitions.values():
@@ -231,7 +236,7 @@ class LogStore:
             replayed += 1
         for part in self.partitions.values():
             part.advance_high_watermark(part.next_offset)
-            self._unflushed_bytes += sum(len(b.data) for b in part.unflushed(part.next_offset))
+        self._recount()
         return replayed, marks
 
     # -- topics ------------------------------------------------------------------------
@@ -285,16 +290,20 @@ class LogStore:
         op = {"op": "create_partitions", "name": name, "id": topic.topic_id, "count": count}
         await self._commit_ops([op])
 
-    async def _commit_ops(self, ops: Sequence[dict[str, object]]) -> int:
+    async def _commit_ops(self, ops: Sequence[dict[str, Any]]) -> int:
+        """Commit metadata ops with the next upload; their effect is visible on return."""
         self._check_writable()
+        pending = asyncio.ensure_future(self.flusher.commit_ops(list(ops)))
         try:
-            seq = await self.commit_log.append(ops=ops, guard=self.commit_log.owns)
+            seq = await asyncio.wait_for(asyncio.shield(pending), self.config.ops_timeout_s)
         except Fenced:
-            self._step_down()
             raise StoreError(ErrorCode.not_leader_or_follower, "this broker was replaced") from None
-        except ObjectStoreError as exc:
+        except TimeoutError:
+            # Still queued: it may land later, as a Kafka request that timed out may.
             raise StoreError(
-                ErrorCode.kafka_storage_error, f"object store unavailable error={exc}"
+                ErrorCode.request_timed_out,
+                "object store did not take the change in time "
+                f"timeout_s={self.config.ops_timeout_s}",
             ) from None
         finally:
             self._sync_partitions()
@@ -369,11 +378,11 @@ class LogStore:
                     f"stale producer epoch producer_id={first.producer_id} "
                     f"epoch={first.producer_epoch}",
                 )
-        if self._unflushed_bytes > self.config.max_backlog_bytes:
+        if self._uncommitted_bytes > self.config.max_backlog_bytes:
             raise StoreError(
                 ErrorCode.kafka_storage_error,
                 f"upload backlog full; object store slow or unavailable "
-                f"backlog_bytes={self._unflushed_bytes}",
+                f"backlog_bytes={self._uncommitted_bytes}",
             )
         base = part.next_offset
         data, end = _with_offsets(records, base)
@@ -389,9 +398,9 @@ class LogStore:
             )
         max_ts = max(h.max_timestamp for h in headers)
         part.add(Batch(base, end, max_ts, data, producer))
-        self._unflushed_bytes += len(data)
-        if self._unflushed_bytes >= self.config.flush_bytes:
-            self._flush_wakeup.set()
+        self._uncommitted_bytes += len(data)
+        self._unlaunched_bytes += len(data)
+        self.flusher.kick()
         result = AppendResult(base, part.log_start)
         if self.wal is None:
             return PendingAppend(result, self._wait_visible(part, end))
@@ -432,71 +441,24 @@ class LogStore:
 
     # -- flush -------------------------------------------------------------------------
 
-    async def _flush_loop(self) -> None:
-        interval = self.config.flush_interval_ms / 1000
-        backoff = interval
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_wakeup.wait(), timeout=backoff)
-            self._flush_wakeup.clear()
-            try:
-                await self.flush_once(raise_errors=True)
-            except Fenced:
-                return
-            except ObjectStoreError as exc:
-                if self.store_healthy:
-                    log.error(
-                        "upload failed; retrying, produce continues up to the backlog "
-                        "error=%s backlog_bytes=%d",
-                        exc,
-                        self._unflushed_bytes,
-                    )
-                self.store_healthy = False
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if not self.store_healthy:
-                log.info("object store reachable again; uploads resumed")
-            self.store_healthy = True
-            backoff = interval
-
-    async def flush_once(self, *, raise_errors: bool = False) -> int | None:
-        """Upload every partition's new durable batches as one commit; returns its seq."""
+    async def flush_once(self) -> int | None:
+        """Upload everything appended so far; the last landed seq, None if nothing landed."""
         if self.fenced:
             return None
-        try:
-            seq = await self.commit_log.append_built(self._build_flush, guard=self.commit_log.owns)
-        except Fenced:
-            self._step_down()
-            if raise_errors:
-                raise
-            return None
-        except ObjectStoreError:
-            if raise_errors:
-                raise
-            return None
-        finally:
-            self._sync_partitions()
-        if seq is None:
-            return None
-        self.flushes += 1
-        self._unflushed_bytes = 0
-        for part in self.partitions.values():
-            if self.wal is None:
-                part.advance_high_watermark(part.committed_end)
-            self._unflushed_bytes += sum(len(b.data) for b in part.unflushed(part.next_offset))
-        if self.wal is not None:
-            await self.wal.release(self._committed_end)
-        self._evict_tail()
-        return seq
+        return await self.flusher.drain()
 
-    def _build_flush(self) -> CommitContent | None:
-        """One commit holding, per partition, the batches not yet in the bucket."""
+    # FlushSource: what the upload pipeline asks of the store.
+
+    def unflushed_bytes(self) -> int:
+        return self._unlaunched_bytes
+
+    def take_chunks(self) -> tuple[list[Chunk], list[Buffer]]:
         chunks: list[Chunk] = []
-        data: list[bytes | bytearray | memoryview] = []
+        data: list[Buffer] = []
         position = 0
         for part in self.partitions.values():
             limit = part.high_watermark if self.wal is not None else part.next_offset
-            batches = part.unflushed(limit)
+            batches = part.take_unlaunched(limit)
             if not batches:
                 continue
             crc = 0
@@ -520,9 +482,36 @@ class LogStore:
                 )
             )
             position += length
-        if not chunks:
-            return None
-        return CommitContent(chunks=tuple(chunks), data=tuple(data))
+        self._unlaunched_bytes = max(0, self._unlaunched_bytes - position)
+        return chunks, data
+
+    def landed(self) -> None:
+        self._sync_partitions()
+        for part in self.partitions.values():
+            if self.wal is None:
+                part.advance_high_watermark(part.committed_end)
+        self._recount()
+        if self.wal is not None:
+            task = asyncio.get_running_loop().create_task(self.wal.release(self._committed_end))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        self._evict_tail()
+
+    def rewind(self) -> None:
+        for part in self.partitions.values():
+            part.rewind_launched()
+        self._recount()
+
+    def fenced_by_newer_owner(self) -> None:
+        self._step_down()
+
+    def _recount(self) -> None:
+        uncommitted = 0
+        unlaunched = 0
+        for part in self.partitions.values():
+            uncommitted += part.bytes_from(part.committed_end)
+            unlaunched += part.bytes_from(part.launched_end)
+        self._uncommitted_bytes, self._unlaunched_bytes = uncommitted, unlaunched
 
     def _committed_end(self, key: PartitionKey) -> int:
         part = self.partitions.get(key)

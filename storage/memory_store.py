@@ -2,12 +2,14 @@
 
 Owns: a dict of objects. Guarantees the same conditional-write semantics as the real
 backends; `unavailable = True` makes every call raise ObjectStoreUnavailable, `lose_answers`
-makes conditional writes land but report failure (a lost response), and
+makes conditional writes land but report failure (a lost response), `drop_keys` makes
+them fail without landing, `gate` holds them until released (uploads in flight), and
 `calls` counts requests by kind so tests can pin request costs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import Counter
 
@@ -26,6 +28,8 @@ class MemoryObjectStore:
         self.objects: dict[str, bytes] = {}
         self.unavailable = False
         self.lose_answers = 0  # writes that land but whose answer is "lost" (raises)
+        self.drop_keys: set[str] = set()  # conditional writes to these fail without landing
+        self.gate: asyncio.Event | None = None  # when set, conditional writes wait for it
         self.calls: Counter[str] = Counter()
 
     @property
@@ -67,6 +71,11 @@ class MemoryObjectStore:
 
     async def put_if_absent(self, key: str, data: Data) -> str:
         self._enter("put_if_absent")
+        if self.gate is not None:
+            await self.gate.wait()
+        if key in self.drop_keys:
+            self.drop_keys.discard(key)
+            raise ObjectStoreUnavailable(f"write dropped key={key}")
         if key in self.objects:
             raise PreconditionFailed(f"key exists key={key}")
         self.objects[key] = as_bytes(data)

@@ -32,12 +32,21 @@ class Batch:
 
 
 class PartitionLog:
-    __slots__ = ("_waiters", "high_watermark", "next_offset", "state", "tail", "tail_bytes")
+    __slots__ = (
+        "_waiters",
+        "high_watermark",
+        "launched_end",
+        "next_offset",
+        "state",
+        "tail",
+        "tail_bytes",
+    )
 
     def __init__(self, state: PartitionState) -> None:
         self.state = state
         self.next_offset = state.committed_end
         self.high_watermark = state.committed_end
+        self.launched_end = state.committed_end  # offsets below are in some upload
         self.tail: deque[Batch] = deque()
         self.tail_bytes = 0
         self._waiters: list[asyncio.Future[None]] = []
@@ -83,17 +92,32 @@ class PartitionLog:
                 if not w.done():
                     w.set_result(None)
 
-    def unflushed(self, limit: int) -> list[Batch]:
-        """Batches at or after the committed end and below `limit`, oldest first."""
-        start = self.committed_end
+    def take_unlaunched(self, limit: int) -> list[Batch]:
+        """Batches not yet in any upload and ending at or below `limit`, marked launched."""
+        start = max(self.launched_end, self.committed_end)
         out = []
         for b in reversed(self.tail):
             if b.base_offset < start:
                 break
-            if b.end_offset <= limit:
-                out.append(b)
+            out.append(b)
         out.reverse()
+        out = [b for b in out if b.end_offset <= limit]
+        if out:
+            self.launched_end = out[-1].end_offset
         return out
+
+    def rewind_launched(self) -> None:
+        """Uploads failed: what did not land must be launched again."""
+        self.launched_end = self.committed_end
+
+    def bytes_from(self, offset: int) -> int:
+        """Bytes of the in-memory batches starting at or after `offset`."""
+        total = 0
+        for b in reversed(self.tail):
+            if b.base_offset < offset:
+                break
+            total += len(b.data)
+        return total
 
     def evict_committed(self, keep_bytes: int) -> int:
         """Drop committed batches from memory until at most `keep_bytes` remain."""

@@ -74,8 +74,7 @@ def test_wal_records_survive_a_crash_before_upload(tmp_path: Path) -> None:
         # Crash: no flush, no stop. Only the WAL holds the batch.
         assert store.wal is not None
         await store.wal.close()
-        assert store._flusher is not None
-        store._flusher.cancel()
+        await store.flusher.stop()
 
     async def recover() -> None:
         store = make(tmp_path, mem, node_id=2)
