@@ -15,6 +15,8 @@ from pathlib import Path
 
 from broker.config import ServeConfig
 from broker.connection import Connection
+from broker.group_coordinator import GroupCoordinator
+from broker.group_model import GroupConfig
 from broker.handlers import HANDLERS
 from broker.handlers.base import Handler
 from storage.cluster_state import TopicState
@@ -52,6 +54,7 @@ class Broker:
             clock_ms,
         )
         self.cluster_id = str(uuid.uuid5(CLUSTER_ID_NAMESPACE, self.object_store.url))[:22]
+        self.groups = GroupCoordinator(GroupConfig(), clock_ms)
         self._server: asyncio.Server | None = None
         self._stopped = asyncio.Event()
 
@@ -93,6 +96,7 @@ class Broker:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        self.groups.close()  # parked joins/syncs get NOT_COORDINATOR instead of hanging
         for conn in list(self.connections):
             await conn.drain()
         for conn in list(self.connections):

@@ -12,6 +12,10 @@ Ops (docs/commit-format.md):
     {"op": "create_partitions", "name", "id", "count"}
     {"op": "alloc_pids", "node", "count"}            the next `count` producer ids go to
                                                       `node` (recorded in pid_blocks)
+    {"op": "offsets", "group", "ts", "offsets": [[topic, partition, offset, leader_epoch,
+                                                  metadata], ...]}   committed group offsets
+    {"op": "delete_offsets", "group", "partitions": [[topic, partition], ...]}
+    {"op": "delete_group", "group"}
 """
 
 from __future__ import annotations
@@ -93,6 +97,17 @@ class TopicState:
     configs: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class CommittedOffset:
+    offset: int
+    leader_epoch: int
+    metadata: str | None
+    commit_timestamp: int
+
+    def to_json(self) -> list[Any]:
+        return [self.offset, self.leader_epoch, self.metadata, self.commit_timestamp]
+
+
 @dataclass(slots=True)
 class ClusterState:
     seq: int = -1  # last folded commit
@@ -104,6 +119,7 @@ class ClusterState:
     pid_blocks: dict[int, tuple[int, int]] = field(default_factory=dict)
     head_id: str = ""  # id of the last commit that took effect
     orphans: int = 0
+    group_offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = field(default_factory=dict)
 
     def apply(self, seq: int, header: CommitHeader, data_start: int) -> bool:
         """Fold commit `seq`; `data_start` is where its data section begins in the object.
@@ -148,6 +164,21 @@ class ClusterState:
             count = int(op["count"])
             self.pid_blocks[int(op["node"])] = (self.next_producer_id, count)
             self.next_producer_id += count
+        elif kind == "offsets":
+            offsets = self.group_offsets.setdefault(str(op["group"]), {})
+            ts = int(op["ts"])
+            for topic, partition, offset, epoch, metadata in op["offsets"]:
+                offsets[(str(topic), int(partition))] = CommittedOffset(
+                    int(offset), int(epoch), metadata, ts
+                )
+        elif kind == "delete_offsets":
+            offsets = self.group_offsets.get(str(op["group"]), {})
+            for topic, partition in op["partitions"]:
+                offsets.pop((str(topic), int(partition)), None)
+            if not offsets:
+                self.group_offsets.pop(str(op["group"]), None)
+        elif kind == "delete_group":
+            self.group_offsets.pop(str(op["group"]), None)
         else:
             raise StateError(f"unknown commit op op={kind!r} seq={seq}")
 
@@ -202,6 +233,10 @@ class ClusterState:
                 }
                 for p in self.partitions.values()
             ],
+            "groups": {
+                group: [[t, p, *c.to_json()] for (t, p), c in offsets.items()]
+                for group, offsets in self.group_offsets.items()
+            },
         }
 
     @classmethod
@@ -219,4 +254,9 @@ class ClusterState:
             part.committed_end = int(p["end"])
             part.log_start = int(p["start"])
             part.producers.restore(p["producers"])
+        for group, rows in raw.get("groups", {}).items():
+            state.group_offsets[group] = {
+                (str(t), int(p)): CommittedOffset(int(o), int(e), m, int(ts))
+                for t, p, o, e, m, ts in rows
+            }
         return state

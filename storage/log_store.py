@@ -37,7 +37,7 @@ from protocol.batch import (
 )
 from protocol.errors import ErrorCode, RecordBatchError
 from protocol.records import decode_batch
-from storage.cluster_state import ChunkRef, TopicState
+from storage.cluster_state import ChunkRef, CommittedOffset, TopicState
 from storage.commit_format import Chunk, ProducerBatch, verify_chunk
 from storage.commit_log import CommitLog, Fenced, LoadStats
 from storage.flusher import Flusher
@@ -126,6 +126,7 @@ class LogStore:
     def __init__(self, config: StoreConfig, store: ObjectStore, clock_ms: Callable[[], int]):
         self.config = config
         self.store = store
+        self._clock_ms = clock_ms
         self.commit_log = CommitLog(
             store, node_id=config.node_id, clock_ms=clock_ms, snapshot_every=config.snapshot_every
         )
@@ -308,6 +309,31 @@ class LogStore:
         finally:
             self._sync_partitions()
         return seq
+
+    # -- committed group offsets -------------------------------------------------------
+
+    async def commit_offsets(
+        self, group: str, offsets: Sequence[tuple[str, int, int, int, str | None]]
+    ) -> None:
+        """Make (topic, partition, offset, leader_epoch, metadata) rows durable in the
+        bucket; returns once a commit holding them has landed (both durability modes)."""
+        if offsets:
+            rows = [list(o) for o in offsets]
+            op = {"op": "offsets", "group": group, "ts": self._clock_ms(), "offsets": rows}
+            await self._commit_ops([op])
+
+    def committed_offsets(self, group: str) -> dict[tuple[str, int], CommittedOffset]:
+        return self.commit_log.state.group_offsets.get(group, {})
+
+    def groups_with_offsets(self) -> list[str]:
+        return sorted(self.commit_log.state.group_offsets)
+
+    async def delete_offsets(self, group: str, partitions: Sequence[tuple[str, int]]) -> None:
+        op = {"op": "delete_offsets", "group": group, "partitions": [list(p) for p in partitions]}
+        await self._commit_ops([op])
+
+    async def delete_group(self, group: str) -> None:
+        await self._commit_ops([{"op": "delete_group", "group": group}])
 
     async def allocate_producer_id(self) -> int:
         async with self._pid_lock:

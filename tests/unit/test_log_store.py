@@ -222,3 +222,33 @@ def test_upload_whose_answer_was_lost_is_not_committed_twice(tmp_path: Path) -> 
         await store.stop()
 
     run(main)
+
+
+def test_committed_offsets_survive_replacement_and_snapshots(tmp_path: Path) -> None:
+    mem = MemoryObjectStore()
+
+    async def before() -> None:
+        store = make(tmp_path / "a", mem, snapshot_every=2)
+        await store.start()
+        await store.create_topic("t", 2)
+        await store.commit_offsets("projection", [("t", 0, 41, 0, "m"), ("t", 1, 7, -1, None)])
+        await store.commit_offsets("projection", [("t", 0, 42, 0, None)])
+        await store.commit_offsets("doomed", [("t", 0, 1, -1, None)])
+        await store.delete_group("doomed")
+        await store.commit_offsets("trimmed", [("t", 0, 3, -1, None), ("t", 1, 4, -1, None)])
+        await store.delete_offsets("trimmed", [("t", 0)])
+        await store.stop()
+
+    async def after() -> None:
+        store = make(tmp_path / "b", mem, node_id=5)
+        stats = await store.start()
+        assert stats.snapshot_seq >= 0  # folded from a snapshot, then the log tail
+        offsets = store.committed_offsets("projection")
+        assert {k: v.offset for k, v in offsets.items()} == {("t", 0): 42, ("t", 1): 7}
+        assert offsets[("t", 0)].metadata is None and offsets[("t", 0)].commit_timestamp == NOW
+        assert store.groups_with_offsets() == ["projection", "trimmed"]
+        assert list(store.committed_offsets("trimmed")) == [("t", 1)]
+        await store.stop()
+
+    run(before)
+    run(after)
