@@ -63,6 +63,33 @@ class RawClient:
         self.close()
 
 
+def produce_request(topic: str, partition: int, records: bytes, *, acks: int = -1) -> Any:
+    """A Produce v9 request carrying one partition's record set."""
+    import datetime
+
+    from kio.schema.produce.v9.request import (
+        PartitionProduceData,
+        ProduceRequest,
+        TopicProduceData,
+    )
+    from kio.schema.types import TopicName
+    from kio.static.primitive import Records, i16, i32, i32Timedelta
+
+    return ProduceRequest(
+        transactional_id=None,
+        acks=i16(acks),
+        timeout=i32Timedelta.parse(datetime.timedelta(seconds=10)),
+        topic_data=(
+            TopicProduceData(
+                name=TopicName(topic),
+                partition_data=(
+                    PartitionProduceData(index=i32(partition), records=Records(records)),
+                ),
+            ),
+        ),
+    )
+
+
 def fetch_request(
     topic: str,
     partitions: list[tuple[int, int]],

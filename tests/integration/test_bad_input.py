@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
-from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.schema.types import TopicName
 from kio.static.primitive import Records, i8, i16, i32, i32Timedelta
 
 from protocol.errors import ErrorCode
 from protocol.records import Record, build_batch
 from tests.integration.broker_process import BrokerProcess
-from tests.integration.raw_client import RawClient
+from tests.integration.raw_client import RawClient, produce_request
 from tests.integration.test_clients import create_topic
 
 pytestmark = pytest.mark.integration
@@ -44,19 +43,7 @@ def api_versions_works(broker: BrokerProcess) -> bool:
 
 
 def produce(broker: BrokerProcess, topic: str, records: bytes, partition: int = 0) -> ErrorCode:
-    req = ProduceRequest(
-        transactional_id=None,
-        acks=i16(-1),
-        timeout=i32Timedelta.parse(datetime.timedelta(seconds=10)),
-        topic_data=(
-            TopicProduceData(
-                name=TopicName(topic),
-                partition_data=(
-                    PartitionProduceData(index=i32(partition), records=Records(records)),
-                ),
-            ),
-        ),
-    )
+    req = produce_request(topic, partition, records)
     with RawClient(broker.bootstrap) as c:
         resp = c.request(req)
     return ErrorCode(resp.responses[0].partition_responses[0].error_code)

@@ -7,19 +7,15 @@ resume once they are answered, even when one WAL sync acknowledges them all at o
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterator
 
 import pytest
-from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.schema.produce.v9.response import ProduceResponse
-from kio.schema.types import TopicName
-from kio.static.primitive import Records, i16, i32, i32Timedelta
 
 from protocol.codec import decode_response, encode_request
 from protocol.records import Record, build_batch
 from tests.integration.broker_process import BrokerProcess
-from tests.integration.raw_client import RawClient
+from tests.integration.raw_client import RawClient, produce_request
 from tests.integration.test_clients import create_topic
 
 pytestmark = pytest.mark.integration
@@ -36,17 +32,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
 
 def produce_frame(correlation: int, value: bytes) -> bytes:
     batch = build_batch([Record(0, 1_700_000_000_000, None, value)])
-    request = ProduceRequest(
-        transactional_id=None,
-        acks=i16(-1),
-        timeout=i32Timedelta.parse(datetime.timedelta(seconds=10)),
-        topic_data=(
-            TopicProduceData(
-                name=TopicName("pipe"),
-                partition_data=(PartitionProduceData(index=i32(0), records=Records(batch)),),
-            ),
-        ),
-    )
+    request = produce_request("pipe", 0, batch)
     return b"".join(encode_request(correlation, request, "pipeline-test"))
 
 
