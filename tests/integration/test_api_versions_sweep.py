@@ -277,6 +277,319 @@ def _init_producer_id(v: int) -> tuple[Any, Callable[[Any], None]]:
     return request, check
 
 
+# -- consumer group membership: JoinGroup, SyncGroup, Heartbeat, LeaveGroup ----------
+
+GROUP_PROTOCOLS = (("range", b"range-meta"), ("roundrobin", b"rr-meta"))
+
+
+def _group_id(api: str, v: int) -> str:
+    return f"sweep-{api}-v{v}-{uuid.uuid4().hex[:6]}"
+
+
+def _join_request(v: int, group: str, member_id: str) -> Any:
+    m = req(11, v)
+    protocols = tuple(
+        build(m, "JoinGroupRequestProtocol", name=n, metadata=d) for n, d in GROUP_PROTOCOLS
+    )
+    return build(
+        m,
+        "JoinGroupRequest",
+        group_id=group,
+        session_timeout=TEN_S,
+        rebalance_timeout=TEN_S,
+        member_id=member_id,
+        group_instance_id=None,
+        protocol_type="consumer",
+        protocols=protocols,
+        reason=None,
+    )
+
+
+def _member_id_for(broker: BrokerProcess, v: int, group: str) -> str:
+    """v4+ (KIP-394): a join without an id is refused with a new id to rejoin with."""
+    if v < 4:
+        return ""
+    with RawClient(broker.bootstrap) as c:
+        first = c.request(_join_request(v, group, ""))
+    assert first.error_code == ErrorCode.member_id_required and first.member_id
+    assert first.generation_id == -1
+    member_id: str = first.member_id
+    return member_id
+
+
+def _joined(broker: BrokerProcess, group: str, *, synced: bool = False) -> tuple[str, int]:
+    """A one-member group (joined with JoinGroup v5, optionally synced): member, generation."""
+    with RawClient(broker.bootstrap) as c:
+        r = c.request(_join_request(5, group, _member_id_for(broker, 5, group)))
+        assert r.error_code == 0, r
+        if synced:
+            m = req(14, 5)
+            assignment = (
+                build(m, "SyncGroupRequestAssignment", member_id=r.member_id, assignment=b"a"),
+            )
+            s = c.request(
+                build(
+                    m,
+                    "SyncGroupRequest",
+                    group_id=group,
+                    generation_id=r.generation_id,
+                    member_id=r.member_id,
+                    group_instance_id=None,
+                    protocol_type="consumer",
+                    protocol_name=r.protocol_name,
+                    assignments=assignment,
+                )
+            )
+            assert (s.error_code, s.assignment) == (0, b"a")
+    return r.member_id, r.generation_id
+
+
+def _join_group(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    group = _group_id("join", v)
+    member_id = _member_id_for(broker, v, group)
+    request = _join_request(v, group, member_id)
+
+    def check(r: Any) -> None:
+        assert (r.error_code, r.generation_id, r.protocol_name) == (0, 1, "range")
+        assert r.member_id and r.leader == r.member_id
+        assert member_id in ("", r.member_id)
+        assert [(x.member_id, x.metadata) for x in r.members] == [(r.member_id, b"range-meta")]
+        if v >= 7:
+            assert r.protocol_type == "consumer"
+
+    return request, check
+
+
+def _sync_group(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    group = _group_id("sync", v)
+    member_id, generation = _joined(broker, group)
+    m = req(14, v)
+    assignment = (build(m, "SyncGroupRequestAssignment", member_id=member_id, assignment=b"p0"),)
+    request = build(
+        m,
+        "SyncGroupRequest",
+        group_id=group,
+        generation_id=generation,
+        member_id=member_id,
+        group_instance_id=None,
+        protocol_type="consumer",
+        protocol_name="range",
+        assignments=assignment,
+    )
+
+    def check(r: Any) -> None:
+        assert (r.error_code, r.assignment) == (0, b"p0")
+        if v >= 5:
+            assert (r.protocol_type, r.protocol_name) == ("consumer", "range")
+
+    return request, check
+
+
+def _heartbeat(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    group = _group_id("heartbeat", v)
+    member_id, generation = _joined(broker, group, synced=True)
+    request = build(
+        req(12, v),
+        "HeartbeatRequest",
+        group_id=group,
+        generation_id=generation,
+        member_id=member_id,
+        group_instance_id=None,
+    )
+
+    def check(r: Any) -> None:
+        assert r.error_code == 0
+
+    return request, check
+
+
+def _leave_group(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    group = _group_id("leave", v)
+    member_id, _ = _joined(broker, group, synced=True)
+    m = req(13, v)
+    if v >= 3:
+        identity = build(m, "MemberIdentity", member_id=member_id, group_instance_id=None)
+        request = build(m, "LeaveGroupRequest", group_id=group, members=(identity,))
+    else:
+        request = build(m, "LeaveGroupRequest", group_id=group, member_id=member_id)
+
+    def check(r: Any) -> None:
+        assert r.error_code == 0
+        if v >= 3:
+            assert [(x.member_id, x.error_code) for x in r.members] == [(member_id, 0)]
+        with RawClient(broker.bootstrap) as c:  # gone: its heartbeat is refused
+            hb = build(
+                req(12, 0), "HeartbeatRequest", group_id=group, generation_id=1, member_id=member_id
+            )
+            assert c.request(hb).error_code == ErrorCode.unknown_member_id
+
+    return request, check
+
+
+def _commit_request(v: int, group: str, offsets: dict[int, int]) -> Any:
+    """A "simple" commit (generation -1, no member id) of TOPIC's partitions."""
+    m = req(8, v)
+    parts = tuple(
+        build(
+            m,
+            "OffsetCommitRequestPartition",
+            partition_index=p,
+            committed_offset=o,
+            committed_leader_epoch=0,
+            committed_metadata=f"meta-{p}",
+        )
+        for p, o in offsets.items()
+    )
+    return build(
+        m,
+        "OffsetCommitRequest",
+        group_id=group,
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        group_instance_id=None,
+        retention_time=datetime.timedelta(milliseconds=-1),
+        topics=(build(m, "OffsetCommitRequestTopic", name=TOPIC, partitions=parts),),
+    )
+
+
+def _commit(broker: BrokerProcess, group: str, offsets: dict[int, int]) -> None:
+    with RawClient(broker.bootstrap) as c:
+        r = c.request(_commit_request(8, group, offsets))
+    assert [p.error_code for t in r.topics for p in t.partitions] == [0] * len(offsets)
+
+
+def _committed(broker: BrokerProcess, group: str) -> dict[int, tuple[int, int, str | None]]:
+    """Every committed (offset, leader epoch, metadata) of TOPIC, read with OffsetFetch v7."""
+    with RawClient(broker.bootstrap) as c:
+        r = c.request(build(req(9, 7), "OffsetFetchRequest", group_id=group, topics=None))
+    assert r.error_code == 0
+    return {
+        p.partition_index: (p.committed_offset, p.committed_leader_epoch, p.metadata)
+        for t in r.topics
+        if t.name == TOPIC
+        for p in t.partitions
+    }
+
+
+def _group(api: str, v: int) -> str:
+    return f"sweep-{api}-{v}-{uuid.uuid4().hex[:6]}"
+
+
+def _offset_commit(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    group = _group("commit", v)
+    request = _commit_request(v, group, {0: 3 + v, 1: 4 + v})
+
+    def check(r: Any) -> None:
+        assert [(p.partition_index, p.error_code) for p in r.topics[0].partitions] == [
+            (0, 0),
+            (1, 0),
+        ]
+        epoch = 0 if v >= 6 else -1  # the leader epoch field exists from v6
+        assert _committed(broker, group) == {
+            0: (3 + v, epoch, "meta-0"),
+            1: (4 + v, epoch, "meta-1"),
+        }
+
+    return request, check
+
+
+def _offset_fetch(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    group, empty = _group("fetch", v), _group("fetch-none", v)
+    _commit(broker, group, {1: 7})
+    m = req(9, v)
+    # v1 must name partitions; v2+ ask for "all committed" with null topics.
+    topic_cls = "OffsetFetchRequestTopics" if v >= 8 else "OffsetFetchRequestTopic"
+    named = (build(m, topic_cls, name=TOPIC, partition_indexes=(0, 1)),)
+    if v >= 8:
+        groups = (
+            build(m, "OffsetFetchRequestGroup", group_id=group, topics=None),
+            build(m, "OffsetFetchRequestGroup", group_id=empty, topics=named),
+        )
+        request = build(m, "OffsetFetchRequest", groups=groups, require_stable=False)
+    else:
+        topics = named if v == 1 else None
+        request = build(m, "OffsetFetchRequest", group_id=group, topics=topics)
+
+    def offsets(topics: Any) -> dict[int, tuple[int, str | None, int]]:
+        return {
+            p.partition_index: (p.committed_offset, p.metadata, p.error_code)
+            for t in topics
+            for p in t.partitions
+        }
+
+    def check(r: Any) -> None:
+        if v >= 8:
+            mine, other = r.groups
+            assert (mine.group_id, mine.error_code, other.error_code) == (group, 0, 0)
+            assert offsets(mine.topics) == {1: (7, "meta-1", 0)}
+            assert offsets(other.topics) == {0: (-1, "", 0), 1: (-1, "", 0)}
+        elif v == 1:
+            assert offsets(r.topics) == {0: (-1, "", 0), 1: (7, "meta-1", 0)}
+        else:
+            assert offsets(r.topics) == {1: (7, "meta-1", 0)}
+
+    return request, check
+
+
+def _list_groups(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    group = _group("list", v)
+    _commit(broker, group, {0: 1})
+    request = build(req(16, v), "ListGroupsRequest", states_filter=("Empty",))
+
+    def check(r: Any) -> None:
+        listed = {g.group_id: g for g in r.groups}
+        assert listed[group].protocol_type == ""  # offsets only, as Kafka lists them
+        if v >= 4:
+            assert {g.group_state for g in r.groups} == {"Empty"}
+
+    return request, check
+
+
+def _describe_groups(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    group, unknown = _group("describe", v), _group("describe-none", v)
+    _commit(broker, group, {0: 1})
+    request = build(
+        req(15, v),
+        "DescribeGroupsRequest",
+        groups=(group, unknown),
+        include_authorized_operations=False,
+    )
+
+    def check(r: Any) -> None:
+        got = [(g.group_id, g.error_code, g.group_state, g.members) for g in r.groups]
+        assert got == [(group, 0, "Empty", ()), (unknown, 0, "Dead", ())]
+
+    return request, check
+
+
+def _delete_groups(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    group, unknown = _group("delete", v), _group("delete-none", v)
+    _commit(broker, group, {0: 1, 1: 2})
+    request = build(req(42, v), "DeleteGroupsRequest", groups_names=(group, unknown))
+
+    def check(r: Any) -> None:
+        got = [(g.group_id, g.error_code) for g in r.results]
+        assert got == [(group, 0), (unknown, ErrorCode.group_id_not_found)]
+        assert _committed(broker, group) == {}
+
+    return request, check
+
+
+def _offset_delete(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    group = _group("offset-delete", v)
+    _commit(broker, group, {0: 1, 1: 2})
+    m = req(47, v)
+    parts = (build(m, "OffsetDeleteRequestPartition", partition_index=0),)
+    topic = build(m, "OffsetDeleteRequestTopic", name=TOPIC, partitions=parts)
+    request = build(m, "OffsetDeleteRequest", group_id=group, topics=(topic,))
+
+    def check(r: Any) -> None:
+        assert [(p.partition_index, p.error_code) for p in r.topics[0].partitions] == [(0, 0)]
+        assert _committed(broker, group) == {1: (2, 0, "meta-1")}
+
+    return request, check
+
+
 SIMPLE: dict[int, Callable[[int], tuple[Any, Callable[[Any], None]]]] = {
     0: _produce,
     1: _fetch,
@@ -289,7 +602,20 @@ SIMPLE: dict[int, Callable[[int], tuple[Any, Callable[[Any], None]]]] = {
     60: _describe_cluster,
     22: _init_producer_id,
 }
-WITH_BROKER = {20: _delete_topics, 37: _create_partitions}
+WITH_BROKER: dict[int, Callable[[int, BrokerProcess], tuple[Any, Callable[[Any], None]]]] = {
+    20: _delete_topics,
+    37: _create_partitions,
+    11: _join_group,
+    12: _heartbeat,
+    13: _leave_group,
+    14: _sync_group,
+    8: _offset_commit,
+    9: _offset_fetch,
+    15: _describe_groups,
+    16: _list_groups,
+    42: _delete_groups,
+    47: _offset_delete,
+}
 IMPLEMENTED_FROM = {0: 3}  # Produce 0-2 are advertised only (see produce handler)
 
 
@@ -311,6 +637,16 @@ RANGES = {
     32: (1, 4),
     37: (0, 3),
     60: (0, 1),
+    11: (0, 7),
+    12: (0, 4),
+    13: (0, 4),
+    14: (0, 5),
+    8: (2, 8),
+    9: (1, 8),
+    15: (0, 5),
+    16: (0, 4),
+    42: (0, 2),
+    47: (0, 0),
 }
 
 

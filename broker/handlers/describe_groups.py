@@ -1,0 +1,65 @@
+"""DescribeGroups (15) v0-5: the coordinator's view of each group (group_queries.describe).
+
+A group with committed offsets but no live state describes as "Empty" with no members;
+a group with neither describes as "Dead" with error 0, as Kafka does.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from broker.group_model import EMPTY
+from broker.group_queries import GroupDescription, describe
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from broker.server import Broker
+
+
+class DescribeGroupsHandler(Handler):
+    api_key, min_version, max_version = 15, 0, 5
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        mod = response_module(self.api_key, header.api_version)
+        groups = tuple(_described(mod, _description(broker, gid)) for gid in request.groups)
+        return build(
+            mod, "DescribeGroupsResponse", throttle_time=datetime.timedelta(0), groups=groups
+        )
+
+
+def _description(broker: Broker, group_id: str) -> GroupDescription:
+    group = broker.groups.group(group_id)
+    if group is None and broker.store.committed_offsets(group_id):
+        return GroupDescription(group_id, EMPTY.value, "", "", ())
+    return describe(group_id, group)
+
+
+def _described(mod: ModuleType, d: GroupDescription) -> Any:
+    members = tuple(
+        build(
+            mod,
+            "DescribedGroupMember",
+            member_id=m.member_id,
+            group_instance_id=m.group_instance_id,
+            client_id=m.client_id,
+            client_host=m.client_host,
+            member_metadata=m.metadata,
+            member_assignment=m.assignment,
+        )
+        for m in d.members
+    )
+    return build(
+        mod,
+        "DescribedGroup",
+        error_code=ErrorCode.none,
+        group_id=d.group_id,
+        group_state=d.state,
+        protocol_type=d.protocol_type,
+        protocol_data=d.protocol_data,
+        members=members,
+    )

@@ -1,0 +1,39 @@
+"""Heartbeat (12) v0-4: decode, hand a `Heartbeat` to the group coordinator, encode.
+
+Answered at once: it refreshes the member's session, and REBALANCE_IN_PROGRESS tells
+the member to rejoin.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from broker.group_events import Heartbeat, HeartbeatResponse
+from broker.handlers.base import Handler, build, response_module
+from protocol.headers import RequestHeader
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+
+class HeartbeatHandler(Handler):
+    api_key, min_version, max_version = 12, 0, 4
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        answer = await broker.groups.call(
+            request.group_id,
+            lambda token: Heartbeat(
+                token=token,
+                member_id=request.member_id,
+                generation_id=request.generation_id,
+                group_instance_id=getattr(request, "group_instance_id", None),
+            ),
+        )
+        assert isinstance(answer, HeartbeatResponse)
+        return build(
+            response_module(self.api_key, header.api_version),
+            "HeartbeatResponse",
+            throttle_time=datetime.timedelta(0),
+            error_code=answer.error,
+        )

@@ -1,0 +1,53 @@
+"""ListGroups (16) v0-4: live groups, plus groups that only have committed offsets.
+
+An offset-only group (simple commits, or any group after a broker restart: group
+metadata is not persisted) lists as "Empty" with protocol type "", as Kafka lists the
+groups it loaded from offsets alone. v4 filters by state, case-insensitively.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from broker.group_model import EMPTY
+from broker.group_queries import GroupListing, listing
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+
+def known_groups(broker: Broker) -> list[GroupListing]:
+    live = {gid: listing(g) for gid in broker.groups.groups if (g := broker.groups.group(gid))}
+    for gid in broker.store.groups_with_offsets():
+        live.setdefault(gid, GroupListing(gid, "", EMPTY.value))
+    return [live[gid] for gid in sorted(live)]
+
+
+class ListGroupsHandler(Handler):
+    api_key, min_version, max_version = 16, 0, 4
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        mod = response_module(self.api_key, header.api_version)
+        states = {s.lower() for s in getattr(request, "states_filter", ())}
+        groups = tuple(
+            build(
+                mod,
+                "ListedGroup",
+                group_id=g.group_id,
+                protocol_type=g.protocol_type,
+                group_state=g.state,
+            )
+            for g in known_groups(broker)
+            if not states or g.state.lower() in states
+        )
+        return build(
+            mod,
+            "ListGroupsResponse",
+            throttle_time=datetime.timedelta(0),
+            error_code=ErrorCode.none,
+            groups=groups,
+        )

@@ -1,0 +1,91 @@
+"""OffsetCommit (8) v2-8: membership check, then the offsets made durable in the bucket.
+
+A commit with generation -1 and no member id is Kafka's "simple" commit (assign() plus
+commit, or an admin altering offsets): allowed for a group with no live members. Any
+membership error applies to every partition; so does a store failure. Partitions of
+unknown topics get UNKNOWN_TOPIC_OR_PARTITION and the rest are still stored.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from broker.group_queries import validate_commit
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+from storage.log_store import StoreError
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+MAX_METADATA_CHARS = 4096  # Kafka's offset.metadata.max.bytes default
+
+
+class OffsetCommitHandler(Handler):
+    api_key, min_version, max_version = 8, 2, 8
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        group_id: str = request.group_id
+        errors: dict[tuple[str, int], ErrorCode] = {}
+        rows: list[tuple[str, int, int, int, str | None]] = []
+        common = self._check_group(broker, request)
+        for topic in request.topics:
+            for p in topic.partitions:
+                key = (topic.name, p.partition_index)
+                metadata = p.committed_metadata or ""
+                if common is not ErrorCode.none:
+                    errors[key] = common
+                elif key not in broker.store.partitions:
+                    errors[key] = ErrorCode.unknown_topic_or_partition
+                elif len(metadata) > MAX_METADATA_CHARS:
+                    errors[key] = ErrorCode.offset_metadata_too_large
+                else:
+                    epoch = getattr(p, "committed_leader_epoch", -1)
+                    rows.append(
+                        (topic.name, p.partition_index, p.committed_offset, epoch, metadata)
+                    )
+                    errors[key] = ErrorCode.none
+        try:
+            await broker.store.commit_offsets(group_id, rows)
+        except StoreError as exc:
+            for t, partition, *_ in rows:
+                errors[(t, partition)] = exc.code
+        return self._response(header.api_version, request, errors)
+
+    @staticmethod
+    def _check_group(broker: Broker, request: Any) -> ErrorCode:
+        if not request.group_id:
+            return ErrorCode.invalid_group_id
+        return validate_commit(
+            broker.groups.group(request.group_id),
+            request.member_id,
+            getattr(request, "group_instance_id", None),
+            request.generation_id_or_member_epoch,
+        )
+
+    def _response(
+        self, version: int, request: Any, errors: dict[tuple[str, int], ErrorCode]
+    ) -> Any:
+        mod = response_module(self.api_key, version)
+        topics = tuple(
+            build(
+                mod,
+                "OffsetCommitResponseTopic",
+                name=topic.name,
+                partitions=tuple(
+                    build(
+                        mod,
+                        "OffsetCommitResponsePartition",
+                        partition_index=p.partition_index,
+                        error_code=errors[(topic.name, p.partition_index)],
+                    )
+                    for p in topic.partitions
+                ),
+            )
+            for topic in request.topics
+        )
+        return build(
+            mod, "OffsetCommitResponse", throttle_time=datetime.timedelta(0), topics=topics
+        )

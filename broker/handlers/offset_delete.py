@@ -1,0 +1,75 @@
+"""OffsetDelete (47) v0: drop committed offsets of a group that has no live members.
+
+Kafka refuses a partition whose topic the group is consuming (GROUP_SUBSCRIBED_TO_TOPIC).
+We do not track subscriptions, so while the group has members every partition is
+refused that way. An unknown group is GROUP_ID_NOT_FOUND at top level (no topics listed);
+a partition of an unknown topic is UNKNOWN_TOPIC_OR_PARTITION.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+from storage.log_store import StoreError
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+
+class OffsetDeleteHandler(Handler):
+    api_key, min_version, max_version = 47, 0, 0
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        mod = response_module(self.api_key, header.api_version)
+        group = broker.groups.group(request.group_id)
+        committed = broker.store.committed_offsets(request.group_id)
+        top = ErrorCode.none
+        errors: dict[tuple[str, int], ErrorCode] = {}
+        doomed: list[tuple[str, int]] = []
+        if group is None and not committed:
+            top = ErrorCode.group_id_not_found
+        requested = () if top is not ErrorCode.none else request.topics
+        for topic in requested:
+            for p in topic.partitions:
+                key = (topic.name, p.partition_index)
+                if group is not None and group.members:
+                    errors[key] = ErrorCode.group_subscribed_to_topic
+                elif key not in broker.store.partitions:
+                    errors[key] = ErrorCode.unknown_topic_or_partition
+                else:
+                    errors[key] = ErrorCode.none
+                    if key in committed:
+                        doomed.append(key)
+        if doomed:
+            try:
+                await broker.store.delete_offsets(request.group_id, doomed)
+            except StoreError as exc:
+                errors.update({key: exc.code for key in doomed})
+        topics = tuple(
+            build(
+                mod,
+                "OffsetDeleteResponseTopic",
+                name=topic.name,
+                partitions=tuple(
+                    build(
+                        mod,
+                        "OffsetDeleteResponsePartition",
+                        partition_index=p.partition_index,
+                        error_code=errors[(topic.name, p.partition_index)],
+                    )
+                    for p in topic.partitions
+                ),
+            )
+            for topic in requested
+        )
+        return build(
+            mod,
+            "OffsetDeleteResponse",
+            error_code=top,
+            throttle_time=datetime.timedelta(0),
+            topics=topics,
+        )

@@ -1,0 +1,93 @@
+"""OffsetFetch (9) v1-8: committed offsets from the bucket's folded state.
+
+A partition with no committed offset answers offset -1, metadata "" and no error, as
+Kafka does; so does an unknown group. Null topics (v2+) mean every partition the group
+has committed. v8 batches groups, each with its own error code. `require_stable` needs
+no waiting: there are no transactional offset commits to be pending.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers.base import Handler, build, response_module
+from protocol.errors import ErrorCode
+from protocol.headers import RequestHeader
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from broker.server import Broker
+    from storage.cluster_state import CommittedOffset
+
+V8_NAMES = ("OffsetFetchResponseTopics", "OffsetFetchResponsePartitions")
+OLD_NAMES = ("OffsetFetchResponseTopic", "OffsetFetchResponsePartition")
+
+
+class OffsetFetchHandler(Handler):
+    api_key, min_version, max_version = 9, 1, 8
+
+    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+        version = header.api_version
+        mod = response_module(self.api_key, version)
+        zero = datetime.timedelta(0)
+        if version >= 8:
+            groups = tuple(
+                build(
+                    mod,
+                    "OffsetFetchResponseGroup",
+                    group_id=g.group_id,
+                    topics=_topics(mod, V8_NAMES, broker, g.group_id, g.topics),
+                    error_code=ErrorCode.none,
+                )
+                for g in request.groups
+            )
+            return build(mod, "OffsetFetchResponse", throttle_time=zero, groups=groups)
+        topics = _topics(mod, OLD_NAMES, broker, request.group_id, request.topics)
+        return build(
+            mod, "OffsetFetchResponse", throttle_time=zero, topics=topics, error_code=ErrorCode.none
+        )
+
+
+def _wanted(
+    committed: dict[tuple[str, int], CommittedOffset], topics: Iterable[Any] | None
+) -> dict[str, list[int]]:
+    wanted: dict[str, list[int]] = {}
+    if topics is None:
+        for topic, partition in sorted(committed):
+            wanted.setdefault(topic, []).append(partition)
+    else:
+        for t in topics:
+            wanted.setdefault(t.name, []).extend(t.partition_indexes)
+    return wanted
+
+
+def _topics(
+    mod: ModuleType,
+    names: tuple[str, str],
+    broker: Broker,
+    group_id: str,
+    topics: Iterable[Any] | None,
+) -> tuple[Any, ...]:
+    topic_cls, partition_cls = names
+    committed = broker.store.committed_offsets(group_id)
+    out = []
+    for topic, partitions in _wanted(committed, topics).items():
+        parts = []
+        for index in partitions:
+            c = committed.get((topic, index))
+            parts.append(
+                build(
+                    mod,
+                    partition_cls,
+                    partition_index=index,
+                    committed_offset=-1 if c is None else c.offset,
+                    committed_leader_epoch=-1 if c is None else c.leader_epoch,
+                    metadata="" if c is None or c.metadata is None else c.metadata,
+                    error_code=ErrorCode.none,
+                )
+            )
+        out.append(build(mod, topic_cls, name=topic, partitions=tuple(parts)))
+    return tuple(out)
