@@ -132,15 +132,24 @@ class Flusher:
     async def _run(self) -> None:
         force = False
         while not self.stopped:
-            while len(self._uploads) < self._max_in_flight and self._launch(force):
-                pass
-            idle = not self._uploads and not self._ops
-            if self._drains and idle and (self._source.unflushed_bytes() == 0 or self._backoff):
-                self._finish_drains(None if self._backoff else self._last_landed)
-                force = False
-                continue
-            force = await self._wait()
-            await self._complete_heads()
+            try:
+                force = await self._step(force)
+            except Exception:  # a bug here must not silently stop every upload
+                log.exception("upload pipeline error; retrying after a pause")
+                self._backoff = _MAX_BACKOFF_S
+                await asyncio.sleep(_MIN_BACKOFF_S)
+
+    async def _step(self, force: bool) -> bool:
+        """One turn: launch what may go, finish drains, wait, fold finished uploads."""
+        while len(self._uploads) < self._max_in_flight and self._launch(force):
+            pass
+        idle = not self._uploads and not self._ops
+        if self._drains and idle and (self._source.unflushed_bytes() == 0 or self._backoff):
+            self._finish_drains(None if self._backoff else self._last_landed)
+            return False
+        force = await self._wait()
+        await self._complete_heads()
+        return force
 
     def _launch(self, force: bool) -> bool:
         if self._backoff or self.stopped:
