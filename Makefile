@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat bench microbench clean
+.PHONY: run test lint typecheck unit integration kcat bench bench-groups microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -51,6 +51,10 @@ kcat:
 ## make bench: side-by-side throughput against the peer broker
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py $(ARGS)
+
+## make bench-groups: consumer-group latency (subscribe -> first record, rebalance) vs the peer
+bench-groups: $(STAMP)
+	$(BIN)/python bench/groups.py $(ARGS)
 
 ## make microbench: pytest-benchmark micro benchmarks of the hot paths
 microbench: $(STAMP)

@@ -1,4 +1,4 @@
-"""The `tidelog` command line: `tidelog serve` starts a broker.
+"""The `tidelog` command line: `tidelog serve` starts a broker; `tidelog groups` reads groups.
 
 Owns: argument parsing, logging set-up, signal handling and exit codes. A user
 mistake prints one line to stderr and exits 2; SIGTERM/SIGINT stop the broker
@@ -22,6 +22,7 @@ from broker.config import (
     environment,
     resolve_serve_config,
 )
+from broker.groups_cli import add_groups_arguments, run_groups
 from broker.memory import tune_malloc
 from storage.object_store import ObjectStoreError
 
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. TIDELOG_DATA_DIR).",
     )
     add_serve_arguments(serve)
+    groups = sub.add_parser(
+        "groups",
+        help="list consumer groups, describe one with its lag",
+        description="Consumer groups, read from a broker over the Kafka protocol.",
+    )
+    add_groups_arguments(groups, _Parser)
     return parser
 
 
@@ -91,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "groups":
+        return run_groups(args)
     try:
         config = resolve_serve_config(args, environment())
     except ConfigError as exc:

@@ -13,6 +13,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
+from broker.handlers.base import client_host
 from protocol.api_versions_fallback import encode_api_versions_fallback
 from protocol.codec import encode_response
 from protocol.errors import ErrorCode, ProtocolError
@@ -43,6 +44,7 @@ class Connection(asyncio.BufferedProtocol):
         self.reader = FrameReader(broker.config.max_request_bytes)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.host = ""
         self._slots: deque[_Slot] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._paused = False
@@ -55,6 +57,7 @@ class Connection(asyncio.BufferedProtocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.host = f"/{peer[0]}" if peer else ""
         self.broker.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -109,6 +112,7 @@ class Connection(asyncio.BufferedProtocol):
         request = handler.decode(frame, body_offset, header.api_version)
         expects_response = handler.expects_response(request)
         slot = self._new_slot() if expects_response else None
+        client_host.set(self.host)
         task = asyncio.get_running_loop().create_task(self._run(handler, header, request, slot))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)

@@ -7,6 +7,7 @@ one handler body serves every version in its range.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 from functools import cache
 from types import ModuleType
@@ -20,6 +21,11 @@ from protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
     from broker.server import Broker
+
+
+# The client's address as Kafka reports it ("/127.0.0.1"), set by the connection for
+# each request task (a task copies the context it was created in).
+client_host: contextvars.ContextVar[str] = contextvars.ContextVar("client_host", default="")
 
 
 class Handler:

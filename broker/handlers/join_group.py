@@ -13,7 +13,7 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from broker.group_events import Join, JoinResponse
-from broker.handlers.base import Handler, build, response_module
+from broker.handlers.base import Handler, build, client_host, response_module
 from protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class JoinGroupHandler(Handler):
                 member_id=request.member_id,
                 group_instance_id=getattr(request, "group_instance_id", None),
                 client_id=header.client_id or "",
-                client_host="",
+                client_host=client_host.get(),
                 session_timeout_ms=session_ms,
                 rebalance_timeout_ms=session_ms if rebalance is None else rebalance // _MS,
                 protocol_type=request.protocol_type,

@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.test_clients import admin, create_topic, topic_name
@@ -202,3 +208,60 @@ def test_a_group_with_live_members_refuses_simple_commits_and_deletion(
     finally:
         member.close()
         client.close()
+
+
+def test_lag_from_committed_offsets_and_watermarks_while_the_member_is_live(
+    broker: BrokerProcess,
+) -> None:
+    """The broker's view of lag: the high watermark minus the group's committed offset.
+
+    A subscribed member reads part of each partition and commits what it processed
+    (generation-stamped commits); an admin client and a watermark query then see, per
+    partition, exactly the records it has not processed yet.
+    """
+    topic, group = topic_name("lag"), group_name("lag")
+    sizes, processed = {0: 10, 1: 7, 2: 4}, {0: 6, 1: 2, 2: 0}
+    create_topic(broker, topic, partitions=len(sizes))
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for p, size in sizes.items():
+        for i in range(size):
+            producer.produce(topic, value=b"%d-%d" % (p, i), partition=p)
+    assert producer.flush(30) == 0
+    member = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 200,
+        }
+    )
+    client = admin(broker)
+    try:
+        member.subscribe([topic])
+        seen: dict[int, int] = dict.fromkeys(sizes, 0)
+        deadline = time.monotonic() + 20
+        while seen != sizes:
+            assert time.monotonic() < deadline, f"read only {seen} of {sizes}"
+            msg = member.poll(0.1)
+            if msg is None:
+                continue
+            if msg.error():
+                raise KafkaException(msg.error())
+            seen[msg.partition()] += 1
+            if msg.offset() < processed[msg.partition()]:
+                member.commit(message=msg, asynchronous=False)
+        listed = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+        result = listed[group].result(timeout=20)
+        stored = {tp.partition: tp.offset for tp in result.topic_partitions}
+        assert stored == {p: n for p, n in processed.items() if n}  # nothing for partition 2
+        lag: dict[int, int] = {}
+        for p in sizes:
+            low, high = member.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            assert (low, high) == (0, sizes[p])
+            lag[p] = high - stored.get(p, low)
+        assert lag == {0: 4, 1: 5, 2: 4}
+        assert lag == {p: sizes[p] - processed[p] for p in sizes}
+    finally:
+        member.close()

@@ -3,10 +3,11 @@
 The node scripts in tests/integration/js/ create topics, produce keyed messages with
 headers (plain, gzip, idempotent) and call the admin API; each prints one JSON result.
 kafkajs has no assign(): its consumer only reads through a consumer group (JoinGroup,
-SyncGroup), which the broker does not implement yet, so what kafkajs wrote is read back
-with confluent-kafka by partition and offset (`consume_all`), and the stored batches are
-inspected with a raw Fetch. kafkajs 2 is installed once per session with npm into
-.cache/node/ (git-ignored); without node or npm these tests are skipped.
+SyncGroup), so what kafkajs wrote is read back with confluent-kafka by partition and
+offset (`consume_all`), and the stored batches are inspected with a raw Fetch; the group
+consumer itself (consumer.run, eachMessage, auto commit) has a test of its own. kafkajs 2
+is installed once per session with npm into .cache/node/ (git-ignored); without node or
+npm these tests are skipped.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from protocol.batch import BatchHeader, Compression, iter_batches
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import fetch_records
-from tests.integration.test_clients import consume_all, topic_name
+from tests.integration.test_clients import consume_all, create_topic, topic_name
 
 pytestmark = pytest.mark.integration
 
@@ -186,3 +189,24 @@ def test_kafkajs_admin_creates_describes_grows_lists_offsets_and_deletes(
     ]
     assert out["deleted"] is True
     assert out["listedAfterDelete"] is False
+
+
+def test_kafkajs_group_consumer_reads_every_record_and_commits(
+    node_modules: Path, broker: BrokerProcess
+) -> None:
+    partitions, per_partition = 3, 8
+    topic, group = topic_name("kjs-group"), f"kjs-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic, partitions=partitions)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for p in range(partitions):
+        for i in range(per_partition):
+            producer.produce(topic, value=f"v-{p}-{i}".encode(), partition=p)
+    assert producer.flush(30) == 0
+    total = str(partitions * per_partition)
+    out = run_js(node_modules, broker, "group_consume.js", topic, group, total)
+    got = sorted((m["partition"], int(m["offset"]), m["value"]) for m in out["messages"])
+    assert got == [(p, i, f"v-{p}-{i}") for p in range(partitions) for i in range(per_partition)]
+    assert out["assigned"] == list(range(partitions))
+    assert out["committed"] == [
+        {"partition": p, "offset": str(per_partition)} for p in range(partitions)
+    ]

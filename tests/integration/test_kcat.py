@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from protocol.batch import Compression, iter_batches
 from tests.integration.broker_process import BrokerProcess
@@ -191,3 +192,43 @@ def test_kcat_queries_offsets_by_timestamp(broker: BrokerProcess) -> None:
     ]
     from_end = ["-C", "-t", topic, "-p", "0", "-o", "-2", "-e", "-q", "-f", "%o\n"]
     assert kcat(broker, *from_end).stdout.splitlines() == ["8", "9"]
+
+
+def test_kcat_group_consumer_commits_and_a_second_run_resumes_after_it(
+    broker: BrokerProcess,
+) -> None:
+    """kcat -G: the balanced consumer (JoinGroup/SyncGroup) with auto commit on close.
+
+    The second run on the same group is given one new record per partition and stops
+    after that many: had the first run's commits been lost, it would start again from
+    the beginning (auto.offset.reset=earliest) and print old records instead.
+    """
+    topic, group = topic_name("kcat-group"), f"kcat-{uuid.uuid4().hex[:8]}"
+    partitions, per_partition = 3, 5
+    create_topic(broker, topic, partitions=partitions)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for p in range(partitions):
+        for i in range(per_partition):
+            producer.produce(topic, value=f"old-{p}-{i}".encode(), partition=p)
+    assert producer.flush(30) == 0
+    group_args = ["-X", "session.timeout.ms=6000", "-X", "auto.offset.reset=earliest"]
+    group_args += ["-q", "-f", "%p|%o|%s\n", "-G", group, topic]
+
+    total = partitions * per_partition
+    first = kcat(broker, "-c", str(total), *group_args).stdout.splitlines()
+    expected = [f"{p}|{i}|old-{p}-{i}" for p in range(partitions) for i in range(per_partition)]
+    assert sorted(first) == expected
+
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        wanted = [TopicPartition(topic, p) for p in range(partitions)]
+        stored = {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=10)}
+    finally:
+        consumer.close()
+    assert stored == dict.fromkeys(range(partitions), per_partition)
+
+    for p in range(partitions):
+        producer.produce(topic, value=f"new-{p}".encode(), partition=p)
+    assert producer.flush(30) == 0
+    second = kcat(broker, "-c", str(partitions), *group_args).stdout.splitlines()
+    assert sorted(second) == [f"{p}|{per_partition}|new-{p}" for p in range(partitions)]

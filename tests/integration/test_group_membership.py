@@ -1,0 +1,144 @@
+"""Static membership (KIP-345) and the cooperative-sticky assignor, with librdkafka.
+
+A static member (group.instance.id) that closes and comes back within its session
+timeout gets its old partitions back, and the other member is not rebalanced: neither
+of its rebalance callbacks runs. With partition.assignment.strategy=cooperative-sticky
+the members hand over only the partitions that move (incremental assign/revoke): a
+second member takes half, and when it leaves the first gets them back without ever
+giving up its own.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from tests.integration.broker_process import BrokerProcess
+from tests.integration.test_clients import create_topic, topic_name
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+DEADLINE_S = 20.0
+GROUP_CONFIG = {
+    "session.timeout.ms": 6000,  # the broker's minimum
+    "heartbeat.interval.ms": 200,
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    "enable.partition.eof": False,
+}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    proc = BrokerProcess(tmp_path_factory.mktemp("membership") / "data")
+    with proc:
+        yield proc
+    assert proc.proc is not None and proc.proc.returncode == 0, proc.output()
+
+
+class Member:
+    """A librdkafka member that records every rebalance callback it gets."""
+
+    def __init__(
+        self, broker: BrokerProcess, group: str, topic: str, name: str, **config: str
+    ) -> None:
+        self.name = name
+        self.assigned: set[int] = set()
+        self.callbacks: list[tuple[str, list[int]]] = []
+        self.consumer = Consumer(
+            {"bootstrap.servers": broker.bootstrap, "group.id": group, "client.id": name}
+            | GROUP_CONFIG
+            | config
+        )
+        self.cooperative = config.get("partition.assignment.strategy") == "cooperative-sticky"
+        self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        got = sorted(tp.partition for tp in partitions)
+        self.callbacks.append(("assign", got))
+        # Eager: the full new assignment. Cooperative: only the partitions added.
+        self.assigned = (self.assigned if self.cooperative else set()) | set(got)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = sorted(tp.partition for tp in partitions)
+        self.callbacks.append(("revoke", gone))
+        self.assigned -= set(gone)
+
+    def poll(self) -> None:
+        msg = self.consumer.poll(0.05)
+        if msg is not None and msg.error():
+            raise KafkaException(msg.error())
+
+
+def poll_until(members: list[Member], done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not done():
+        if time.monotonic() > deadline:
+            state = {m.name: (sorted(m.assigned), m.callbacks) for m in members}
+            raise AssertionError(f"timed out waiting for {what}: {state}")
+        for m in members:
+            m.poll()
+
+
+def split(members: list[Member]) -> bool:
+    owned = [p for m in members for p in m.assigned]
+    return all(m.assigned for m in members) and sorted(owned) == list(range(PARTITIONS))
+
+
+def test_a_static_member_that_comes_back_keeps_its_partitions_without_a_rebalance(
+    broker: BrokerProcess,
+) -> None:
+    topic, group = topic_name("static"), f"static-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic, partitions=PARTITIONS)
+    static = Member(broker, group, topic, "static", **{"group.instance.id": "static-1"})
+    other = Member(broker, group, topic, "other")
+    members = [static, other]
+    try:
+        poll_until(members, lambda: split(members), "two members to share the partitions")
+        before, others = set(static.assigned), set(other.assigned)
+        others_callbacks = list(other.callbacks)
+        static.consumer.close()  # a static member sends no LeaveGroup on close
+        back = Member(broker, group, topic, "static-again", **{"group.instance.id": "static-1"})
+        members = [back, other]
+        poll_until(members, lambda: bool(back.assigned), "the static member to come back")
+        assert back.assigned == before
+        assert back.callbacks == [("assign", sorted(before))]
+        assert other.assigned == others
+        assert other.callbacks == others_callbacks, "the other member was rebalanced"
+    finally:
+        for m in members:
+            m.consumer.close()
+    assert "handler failed" not in broker.output()
+
+
+def test_cooperative_sticky_members_split_and_hand_back_only_what_moves(
+    broker: BrokerProcess,
+) -> None:
+    topic, group = topic_name("coop"), f"coop-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic, partitions=PARTITIONS)
+    config = {"partition.assignment.strategy": "cooperative-sticky"}
+    first = Member(broker, group, topic, "first", **config)
+    poll_until([first], lambda: first.assigned == set(range(PARTITIONS)), "the first member")
+    second = Member(broker, group, topic, "second", **config)
+    members = [first, second]
+    try:
+        poll_until(members, lambda: split(members), "two cooperative members to split")
+        assert sorted(len(m.assigned) for m in members) == [2, 2]
+        moved = [p for kind, ps in first.callbacks if kind == "revoke" for p in ps]
+        assert sorted(moved) == sorted(second.assigned), first.callbacks  # only what moved
+        kept = set(first.assigned)
+        second.consumer.close()  # LeaveGroup
+        members = [first]
+        poll_until(members, lambda: first.assigned == set(range(PARTITIONS)), "the takeover")
+        assert kept <= first.assigned
+        revoked = [p for kind, ps in first.callbacks if kind == "revoke" for p in ps]
+        assert not set(revoked) & kept, f"sticky partitions were revoked: {first.callbacks}"
+    finally:
+        for m in members:
+            m.consumer.close()
+    assert "handler failed" not in broker.output()
