@@ -44,6 +44,7 @@ class ServeConfig:
     auto_create_topics: bool
     default_partitions: int
     max_request_bytes: int
+    group_initial_rebalance_delay_ms: int
     log_level: str
 
     @property
@@ -157,6 +158,13 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         str(100 * 1024 * 1024),
         "largest request frame accepted; larger ones close the connection",
         "BYTES",
+    ),
+    _Option(
+        "group-initial-rebalance-delay-ms",
+        _int_in(0, 300_000),
+        "0",
+        "how long a new group waits for more members before its first rebalance",
+        "MS",
     ),
     _Option("log-level", _choice(LOG_LEVELS), "info", "logging verbosity", "LEVEL"),
 )

@@ -54,7 +54,10 @@ class Broker:
             clock_ms,
         )
         self.cluster_id = str(uuid.uuid5(CLUSTER_ID_NAMESPACE, self.object_store.url))[:22]
-        self.groups = GroupCoordinator(GroupConfig(), clock_ms)
+        self.groups = GroupCoordinator(
+            GroupConfig(initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms),
+            clock_ms,
+        )
         self._server: asyncio.Server | None = None
         self._stopped = asyncio.Event()
 

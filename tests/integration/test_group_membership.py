@@ -142,3 +142,31 @@ def test_cooperative_sticky_members_split_and_hand_back_only_what_moves(
         for m in members:
             m.consumer.close()
     assert "handler failed" not in broker.output()
+
+
+def test_initial_rebalance_delay_lets_members_that_start_together_share_one_generation(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """With --group-initial-rebalance-delay-ms, a new group waits for the members that
+    start together, so nobody first gets every partition and then loses half: each
+    member's first and only callback is its final share."""
+    data = tmp_path_factory.mktemp("delay") / "data"
+    with BrokerProcess(data, args=["--group-initial-rebalance-delay-ms", "2000"]) as delayed:
+        topic, group = topic_name("delay"), f"delay-{uuid.uuid4().hex[:8]}"
+        create_topic(delayed, topic, partitions=PARTITIONS)
+        first = Member(delayed, group, topic, "m0")
+        members = [first]
+        try:
+            # Half a second of the first member alone: without the delay it would own
+            # every partition by now (its join completes at once) and later lose half.
+            until = time.monotonic() + 0.5
+            while time.monotonic() < until:
+                first.poll()
+            assert first.callbacks == [], "the first rebalance did not wait"
+            members.append(Member(delayed, group, topic, "m1"))
+            poll_until(members, lambda: split(members), "two members to share the partitions")
+            for m in members:
+                assert [kind for kind, _ in m.callbacks] == ["assign"], m.callbacks
+        finally:
+            for m in members:
+                m.consumer.close()
