@@ -319,14 +319,24 @@ def _on_sync(s: _Step, e: Sync) -> None:
         _release_syncs(s, ErrorCode.none)
 
 
-def _sync_precheck(g: Group, e: Sync) -> ErrorCode:
+def _member_of_generation(
+    g: Group, member_id: str, group_instance_id: str | None, generation_id: int
+) -> ErrorCode:
+    """The checks Sync and Heartbeat share: a live group, a known member, this generation."""
     if g.state is DEAD:
         return ErrorCode.coordinator_not_available
-    error = validate_member(g, e.member_id, e.group_instance_id)
+    error = validate_member(g, member_id, group_instance_id)
     if error is not ErrorCode.none:
         return error
-    if e.generation_id != g.generation_id:
+    if generation_id != g.generation_id:
         return ErrorCode.illegal_generation
+    return ErrorCode.none
+
+
+def _sync_precheck(g: Group, e: Sync) -> ErrorCode:
+    error = _member_of_generation(g, e.member_id, e.group_instance_id, e.generation_id)
+    if error is not ErrorCode.none:
+        return error
     if _differs(e.protocol_type, g.protocol_type) or _differs(e.protocol_name, g.protocol_name):
         return ErrorCode.inconsistent_group_protocol
     if g.state is PREPARING:
@@ -367,13 +377,9 @@ def _on_heartbeat(s: _Step, e: Heartbeat) -> None:
 
 
 def _heartbeat_error(g: Group, e: Heartbeat) -> ErrorCode:
-    if g.state is DEAD:
-        return ErrorCode.coordinator_not_available
-    error = validate_member(g, e.member_id, e.group_instance_id)
+    error = _member_of_generation(g, e.member_id, e.group_instance_id, e.generation_id)
     if error is not ErrorCode.none:
         return error
-    if e.generation_id != g.generation_id:
-        return ErrorCode.illegal_generation
     if g.state is PREPARING:
         return ErrorCode.rebalance_in_progress
     # CompletingRebalance included: members heartbeat while waiting for the leader's sync.

@@ -23,6 +23,15 @@ pytestmark = pytest.mark.integration
 
 COMPRESSIONS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
+# librdkafka group settings for fast, deterministic group tests.
+FAST_GROUP = {
+    "session.timeout.ms": 6000,  # the broker's minimum
+    "heartbeat.interval.ms": 200,  # members notice a rebalance within 200 ms
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    "enable.partition.eof": False,
+}
+
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:

@@ -18,20 +18,13 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess
-from tests.integration.test_clients import create_topic, topic_name
+from tests.integration.test_clients import FAST_GROUP, create_topic, topic_name
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 6
 PER_PARTITION = 10
 DEADLINE_S = 15.0
-FAST_GROUP = {
-    "session.timeout.ms": 6000,  # the broker's minimum
-    "heartbeat.interval.ms": 200,  # members notice a rebalance within 200 ms
-    "enable.auto.commit": False,
-    "auto.offset.reset": "earliest",
-    "enable.partition.eof": False,
-}
 
 
 @pytest.fixture(scope="module")

@@ -25,19 +25,12 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess
-from tests.integration.test_clients import create_topic, topic_name
+from tests.integration.test_clients import FAST_GROUP, create_topic, topic_name
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE_S = 25.0
-GROUP_CONFIG = {
-    "session.timeout.ms": 6000,  # the broker's minimum
-    "heartbeat.interval.ms": 200,
-    "enable.auto.commit": False,
-    "auto.offset.reset": "earliest",
-    "enable.partition.eof": False,
-}
 
 # The member that gets killed: one JSON line per event on stdout. "processing" is
 # printed before the synchronous commit of that record, "committed" after it.
@@ -111,7 +104,7 @@ class VictimProcess:
     def __init__(self, bootstrap: str, group: str, topic: str, delay_s: float) -> None:
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        args = [bootstrap, group, topic, str(delay_s), json.dumps(GROUP_CONFIG)]
+        args = [bootstrap, group, topic, str(delay_s), json.dumps(FAST_GROUP)]
         self.proc = subprocess.Popen(
             [sys.executable, "-c", VICTIM, *args],
             stdout=subprocess.PIPE,
@@ -169,7 +162,7 @@ class Survivor:
         self.offsets: dict[int, list[int]] = {}
         self.consumer = Consumer(
             {"bootstrap.servers": bootstrap, "group.id": group, "client.id": "survivor"}
-            | GROUP_CONFIG
+            | FAST_GROUP
         )
         self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
 
@@ -242,7 +235,7 @@ def consume_in_group(
     bootstrap: str, group: str, topic: str, count: int
 ) -> tuple[list[tuple[int, int]], Consumer]:
     """Subscribes and reads `count` records; returns them and the still-open consumer."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group} | GROUP_CONFIG)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group} | FAST_GROUP)
     consumer.subscribe([topic])
     got: list[tuple[int, int]] = []
 

@@ -18,19 +18,12 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess
-from tests.integration.test_clients import create_topic, topic_name
+from tests.integration.test_clients import FAST_GROUP, create_topic, topic_name
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
 DEADLINE_S = 20.0
-GROUP_CONFIG = {
-    "session.timeout.ms": 6000,  # the broker's minimum
-    "heartbeat.interval.ms": 200,
-    "enable.auto.commit": False,
-    "auto.offset.reset": "earliest",
-    "enable.partition.eof": False,
-}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,7 @@ class Member:
         self.callbacks: list[tuple[str, list[int]]] = []
         self.consumer = Consumer(
             {"bootstrap.servers": broker.bootstrap, "group.id": group, "client.id": name}
-            | GROUP_CONFIG
+            | FAST_GROUP
             | config
         )
         self.cooperative = config.get("partition.assignment.strategy") == "cooperative-sticky"
