@@ -1,4 +1,5 @@
-"""The `tidelog` command line: `tidelog serve` starts a broker; `tidelog groups` reads groups.
+"""The `tidelog` command line: `tidelog serve` starts a broker; `tidelog groups` reads groups;
+`tidelog inspect` shows what lives in the bucket.
 
 Owns: argument parsing, logging set-up, signal handling and exit codes. A user
 mistake prints one line to stderr and exits 2; SIGTERM/SIGINT stop the broker
@@ -23,6 +24,7 @@ from broker.config import (
     resolve_serve_config,
 )
 from broker.groups_cli import add_groups_arguments, run_groups
+from broker.inspect_cli import add_inspect_arguments, run_inspect
 from broker.memory import tune_malloc
 from storage.object_store import ObjectStoreError
 
@@ -57,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Consumer groups, read from a broker over the Kafka protocol.",
     )
     add_groups_arguments(groups, _Parser)
+    inspect = sub.add_parser(
+        "inspect",
+        help="show what lives in the bucket (and only in a WAL)",
+        description="Read-only: the metadata head, brokers, partitions, commit objects with "
+        "their chunks, group offsets and, with --data-dir, what is only in the WAL.",
+    )
+    add_inspect_arguments(inspect)
     return parser
 
 
@@ -100,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "groups":
         return run_groups(args)
+    if args.command == "inspect":
+        return run_inspect(args)
     try:
         config = resolve_serve_config(args, environment())
     except ConfigError as exc:

@@ -29,7 +29,7 @@ def open_object_store(
     if not url:
         return LocalObjectStore(default_root)
     if url.startswith(_FILE_SCHEME):
-        return LocalObjectStore(_file_path(url))
+        return LocalObjectStore(file_url_path(url))
     if url.startswith(_S3_SCHEME):
         bucket, prefix = _bucket_and_prefix(url)
         return S3ObjectStore(bucket, prefix, endpoint_url=s3_endpoint)
@@ -38,7 +38,7 @@ def open_object_store(
     )
 
 
-def _file_path(url: str) -> Path:
+def file_url_path(url: str) -> Path:
     path = url[len(_FILE_SCHEME) :]
     if not path:
         raise ValueError(f"file url has no path url={url}")

@@ -23,7 +23,7 @@ import logging
 import os
 import struct
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +81,8 @@ def _file_name(seq: int) -> str:
     return f"{seq:020d}{_SUFFIX}"
 
 
-def _wal_files(directory: Path) -> list[tuple[int, Path]]:
+def wal_files(directory: Path) -> list[tuple[int, Path]]:
+    """The WAL files of a directory with their numbers, oldest first."""
     found = []
     for path in directory.iterdir():
         if path.suffix == _SUFFIX and path.stem.isdigit():
@@ -89,30 +90,41 @@ def _wal_files(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _read_file(path: Path, *, last: bool) -> Iterator[WalEntry]:
-    data = path.read_bytes()
+def scan_wal_file(data: bytes) -> tuple[list[WalEntry], int | None]:
+    """The intact records of one file's bytes, and where a torn or corrupt record starts
+    (None if the whole file is intact; 0 for a missing magic). Reads only."""
     if data[: len(MAGIC)] != MAGIC:
-        if last and len(data) < len(MAGIC):
-            _truncate(path, 0)  # a crash while creating the file
-            return
-        raise WalError(f"bad wal file magic path={path}")
+        return [], 0
+    entries: list[WalEntry] = []
     at = len(MAGIC)
     while at < len(data):
-        torn = at + _RECORD.size > len(data)
-        if not torn:
-            length, crc = _RECORD.unpack_from(data, at)
-            end = at + _RECORD.size + length
-            torn = end > len(data) or crc32c.crc32c(data[at + _RECORD.size : end]) != crc
-        if torn:
-            if not last:
-                raise WalError(f"corrupt record inside a sealed wal file path={path} at={at}")
-            log.warning(
-                "wal torn tail cut path=%s at=%d dropped_bytes=%d", path, at, len(data) - at
-            )
-            _truncate(path, at)
-            return
-        yield _decode_payload(data[at + _RECORD.size : end])
+        if at + _RECORD.size > len(data):
+            return entries, at
+        length, crc = _RECORD.unpack_from(data, at)
+        end = at + _RECORD.size + length
+        if end > len(data) or crc32c.crc32c(data[at + _RECORD.size : end]) != crc:
+            return entries, at
+        entries.append(_decode_payload(data[at + _RECORD.size : end]))
         at = end
+    return entries, None
+
+
+def _read_file(path: Path, *, last: bool) -> list[WalEntry]:
+    """Recovery's read: a torn tail of the newest file is cut (made durable); damage
+    anywhere else refuses to start."""
+    data = path.read_bytes()
+    entries, torn_at = scan_wal_file(data)
+    if torn_at is None:
+        return entries
+    if not last:
+        raise WalError(f"corrupt record inside a sealed wal file path={path} at={torn_at}")
+    if torn_at == 0 and len(data) >= len(MAGIC):
+        raise WalError(f"bad wal file magic path={path}")
+    log.warning(
+        "wal torn tail cut path=%s at=%d dropped_bytes=%d", path, torn_at, len(data) - torn_at
+    )
+    _truncate(path, torn_at)
+    return entries
 
 
 def _truncate(path: Path, size: int) -> None:
@@ -123,7 +135,7 @@ def _truncate(path: Path, size: int) -> None:
 
 def read_wal(directory: Path) -> list[tuple[int, WalEntry]]:
     """Every intact record with the number of the file holding it, oldest first."""
-    files = _wal_files(directory)
+    files = wal_files(directory)
     out: list[tuple[int, WalEntry]] = []
     for i, (seq, path) in enumerate(files):
         out.extend((seq, e) for e in _read_file(path, last=i == len(files) - 1))
@@ -156,7 +168,7 @@ class WalWriter:
         await self._run(self._open_sync, recovered_marks)
 
     def _open_sync(self, recovered_marks: dict[int, dict[PartitionKey, int]]) -> None:
-        existing = _wal_files(self._dir)
+        existing = wal_files(self._dir)
         self._marks = {seq: dict(recovered_marks.get(seq, {})) for seq, _ in existing}
         self._new_file(existing[-1][0] + 1 if existing else 0)
 
