@@ -87,6 +87,18 @@ def moto_server(workdir: Path) -> Iterator[S3Endpoint]:
 
 
 @contextlib.contextmanager
+def seaweedfs_server(workdir: Path) -> Iterator[S3Endpoint]:
+    """SeaweedFS (Go) as the S3 server, started the way the test fixtures start it."""
+    from tests.integration.s3servers import running_seaweedfs
+
+    home = workdir / "seaweedfs"
+    home.mkdir()
+    with running_seaweedfs(home) as server:
+        env = {**server.env(), "AWS_REGION": server.region}
+        yield S3Endpoint(server.endpoint_url, env, "bench")
+
+
+@contextlib.contextmanager
 def run_broker(
     kind: str, workdir: Path, s3: S3Endpoint | None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:

@@ -35,6 +35,7 @@ from bench.brokers import (
     create_topic,
     moto_server,
     run_broker,
+    seaweedfs_server,
 )
 
 VALUE_SIZE = 1024
@@ -139,7 +140,9 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=300, help="megabytes produced per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-peer", action="store_true", help="skip Tansu")
-    parser.add_argument("--s3", choices=["moto"], help="object mode on an S3 server")
+    parser.add_argument(
+        "--s3", choices=["moto", "seaweedfs"], help="object mode on this S3 server (both brokers)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     total = args.mb * MB
@@ -148,15 +151,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tidelog-bench-") as tmp:
         workdir = Path(tmp)
         with contextlib.ExitStack() as stack:
-            s3 = stack.enter_context(moto_server(workdir)) if args.s3 else None
+            servers = {"moto": moto_server, "seaweedfs": seaweedfs_server}
+            s3 = stack.enter_context(servers[args.s3](workdir)) if args.s3 else None
             if s3 is not None:
                 import boto3
 
                 boto3.client("s3", endpoint_url=s3.url, **_boto_kwargs(s3)).create_bucket(
                     Bucket=s3.bucket
                 )
-            mode = "object mode on moto" if s3 else "embedded default (wal + local dir)"
-            print(f"tidelog: {mode}; tansu: {'s3 engine on moto' if s3 else 'memory engine'}")
+            mode = f"object mode on {args.s3}" if s3 else "embedded default (wal + local dir)"
+            peer = f"s3 engine on {args.s3}" if s3 else "memory engine"
+            print(f"tidelog: {mode}; tansu: {peer}")
             print(f"{args.mb} MB of 1 KiB values per round, {PARTITIONS} partitions, acks=all")
             for r in range(args.rounds):
                 print(f"round {r + 1}/{args.rounds}")
