@@ -59,6 +59,7 @@ class Broker:
             clock_ms,
         )
         self._server: asyncio.Server | None = None
+        self.stopping = False
         self._stopped = asyncio.Event()
 
     def api_ranges(self) -> list[tuple[int, int, int]]:
@@ -100,6 +101,8 @@ class Broker:
         if self._server is not None:
             self._server.close()
         self.groups.close()  # parked joins/syncs get NOT_COORDINATOR instead of hanging
+        self.stopping = True
+        self.store.wake_readers()  # long-polling fetches answer now, not at max_wait
         for conn in list(self.connections):
             await conn.drain()
         for conn in list(self.connections):

@@ -674,6 +674,11 @@ class LogStore:
                 return rec.timestamp, rec.offset
         return -1, -1
 
+    def wake_readers(self) -> None:
+        """Release every long-polling fetch (shutdown)."""
+        for part in self.partitions.values():
+            part.wake_all()
+
     async def wait_for_data(self, keys: Sequence[PartitionKey], timeout: float) -> None:
         """Wait until any of the partitions' high watermarks moves, or `timeout`."""
         waiters = [self.partitions[k].waiter() for k in keys if k in self.partitions]

@@ -37,7 +37,7 @@ class FetchHandler(Handler):
         while True:
             results, total, errored = await self._read_all(broker, wanted, request.max_bytes)
             remaining = deadline - time.monotonic()
-            if total >= request.min_bytes or errored or remaining <= 0:
+            if total >= request.min_bytes or errored or remaining <= 0 or broker.stopping:
                 break
             await broker.store.wait_for_data([(t, p) for t, p, _, _ in wanted], remaining)
         return self._response(header, results)

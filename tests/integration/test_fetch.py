@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,3 +104,27 @@ def test_unknown_partition_in_fetch(broker: BrokerProcess) -> None:
     with RawClient(broker.bootstrap) as c:
         r = c.request(fetch_request(topic, [(7, 0)]))
     assert r.responses[0].partitions[0].error_code == ErrorCode.unknown_topic_or_partition
+
+
+def test_shutdown_answers_long_polls_at_once(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SIGTERM must not wait out a consumer's max_wait: the fetch is answered (empty)
+    and the broker exits 0. The client gives up after 20 s; the poll asks for 60 s."""
+    proc = BrokerProcess(tmp_path_factory.mktemp("stop") / "data").start()
+    topic = topic_name("stop")
+    create_topic(proc, topic)
+    result: dict[str, Any] = {}
+    started = threading.Event()
+
+    def poll() -> None:
+        with RawClient(proc.bootstrap, timeout=20) as c:
+            started.set()
+            result["r"] = c.request(fetch_request(topic, [(0, 0)], max_wait_ms=60_000, min_bytes=1))
+
+    t = threading.Thread(target=poll)
+    t.start()
+    started.wait(10)
+    time.sleep(0.5)  # let the request reach the broker and start its long poll
+    assert proc.stop() == 0
+    t.join(30)
+    part = result["r"].responses[0].partitions[0]
+    assert (part.error_code, part.records) == (0, b"")
