@@ -1,5 +1,5 @@
 """The `tidelog` command line: `tidelog serve` starts a broker; `tidelog groups` reads groups;
-`tidelog inspect` shows what lives in the bucket.
+`tidelog inspect` shows what lives in the bucket; `tidelog drill` breaks a broker on purpose.
 
 Owns: argument parsing, logging set-up, signal handling and exit codes. A user
 mistake prints one line to stderr and exits 2; SIGTERM/SIGINT stop the broker
@@ -23,6 +23,7 @@ from broker.config import (
     environment,
     resolve_serve_config,
 )
+from broker.drill import add_drill_arguments, run_drill
 from broker.groups_cli import add_groups_arguments, run_groups
 from broker.inspect_cli import add_inspect_arguments, run_inspect
 from broker.memory import tune_malloc
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         "their chunks, group offsets and, with --data-dir, what is only in the WAL.",
     )
     add_inspect_arguments(inspect)
+    drill = sub.add_parser(
+        "drill",
+        help="failure drills on throw-away brokers (replace)",
+        description="Self-contained failure drills: each starts its own brokers in a temp "
+        "dir, breaks one under load and verifies every acknowledged record.",
+    )
+    add_drill_arguments(drill, _Parser)
     return parser
 
 
@@ -111,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_groups(args)
     if args.command == "inspect":
         return run_inspect(args)
+    if args.command == "drill":
+        return run_drill(args)
     try:
         config = resolve_serve_config(args, environment())
     except ConfigError as exc:

@@ -1,0 +1,66 @@
+"""The drill's verdict: what counts as lost, duplicated and out of order (no processes)."""
+
+from __future__ import annotations
+
+import json
+
+from broker.drill import Ack, ReadRecord, make_payments, verify
+
+
+def value(key: str, seq: int) -> bytes:
+    return json.dumps({"id": key, "seq": seq}).encode()
+
+
+def ack(partition: int, offset: int, key: str, seq: int) -> Ack:
+    return Ack(partition, offset, key, seq, value(key, seq))
+
+
+def read(partition: int, offset: int, key: str, seq: int) -> ReadRecord:
+    return ReadRecord(partition, offset, key, value(key, seq))
+
+
+def test_verify_counts_lost_duplicated_and_out_of_order() -> None:
+    acked = [
+        ack(0, 0, "pay-1", 0),
+        ack(0, 1, "pay-1", 1),
+        ack(0, 2, "pay-1", 2),
+        ack(1, 0, "pay-2", 0),
+        ack(1, 1, "pay-2", 1),
+    ]
+    back = [
+        read(0, 0, "pay-1", 0),
+        read(0, 1, "pay-1", 2),  # acked (0, 1) holds another record: lost, and seq 2 ...
+        read(0, 2, "pay-1", 1),  # ... before seq 1: out of order
+        read(1, 0, "pay-2", 0),
+        read(1, 1, "pay-2", 1),
+        read(1, 2, "pay-2", 1),  # read twice: duplicated
+    ]
+    verdict = verify(acked, back)
+    assert (verdict.lost, verdict.duplicated, verdict.out_of_order) == (2, 1, 1)
+    assert verdict.acknowledged == 5
+    assert verdict.read_back == 6
+
+
+def test_verify_counts_a_missing_offset_as_lost() -> None:
+    acked = [ack(0, 0, "pay-1", 0), ack(0, 1, "pay-1", 1)]
+    verdict = verify(acked, [read(0, 0, "pay-1", 0)])
+    assert (verdict.lost, verdict.duplicated, verdict.out_of_order) == (1, 0, 0)
+    assert verdict.acked_read_back == 1
+
+
+def test_verify_passes_a_clean_read_back() -> None:
+    acked = [ack(0, 0, "pay-1", 0), ack(0, 1, "pay-1", 1), ack(2, 0, "pay-3", 0)]
+    back = [read(0, 0, "pay-1", 0), read(0, 1, "pay-1", 1), read(2, 0, "pay-3", 0)]
+    verdict = verify(acked, back)
+    assert (verdict.lost, verdict.duplicated, verdict.out_of_order) == (0, 0, 0)
+
+
+def test_payments_are_reproducible_and_count_up_per_key() -> None:
+    payments = make_payments(2000, seed=7)
+    assert payments == make_payments(2000, seed=7)
+    assert payments != make_payments(2000, seed=8)
+    last: dict[str, int] = {}
+    for p in payments:
+        assert p.seq == last.get(p.key, -1) + 1
+        assert json.loads(p.value)["seq"] == p.seq
+        last[p.key] = p.seq
