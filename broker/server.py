@@ -20,7 +20,8 @@ from broker.group_model import GroupConfig
 from broker.handlers import HANDLERS
 from broker.handlers.base import Handler
 from storage.cluster_state import TopicState
-from storage.log_store import LogStore, StoreConfig, StoreError
+from storage.errors import StoreError
+from storage.log_store import LogStore, StoreConfig
 from storage.s3_store import S3ObjectStore
 from storage.store_url import open_object_store
 

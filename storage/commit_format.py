@@ -10,7 +10,7 @@ Owns: the byte layout of `log/<seq>.tlc` objects (docs/commit-format.md). Pure: 
 
 Guarantees: a header that fails its length or CRC check raises `CorruptCommit`
 rather than being half-read; each chunk carries its own CRC-32C so a ranged read of
-one partition's bytes is verified without fetching the rest.
+one partition's bytes is verified without fetching the rest (storage/log_reader.py).
 """
 
 from __future__ import annotations
@@ -185,11 +185,3 @@ def decode_commit_header(raw: bytes | memoryview) -> tuple[CommitHeader, int]:
         return CommitHeader.from_json(parsed), span
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptCommit(f"commit header field missing or wrong error={exc!r}") from None
-
-
-def verify_chunk(chunk: Chunk, data: bytes | memoryview) -> None:
-    if len(data) != chunk.length or crc32c.crc32c(data) != chunk.crc:
-        raise CorruptCommit(
-            f"chunk crc mismatch topic={chunk.topic} partition={chunk.partition} "
-            f"base={chunk.base_offset}"
-        )

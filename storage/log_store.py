@@ -21,8 +21,7 @@ import asyncio
 import logging
 import re
 import uuid
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,12 +35,13 @@ from protocol.batch import (
     validate_produce_records,
 )
 from protocol.errors import ErrorCode, RecordBatchError
-from protocol.records import decode_batch
-from storage.cluster_state import ChunkRef, CommittedOffset, TopicState
-from storage.commit_format import Chunk, ProducerBatch, verify_chunk
+from storage.cluster_state import CommittedOffset, TopicState
+from storage.commit_format import Chunk, ProducerBatch
 from storage.commit_log import CommitLog, Fenced, LoadStats
+from storage.errors import StoreError
 from storage.flusher import Flusher
-from storage.object_store import Buffer, ObjectStore, ObjectStoreError
+from storage.log_reader import LogReader, ReadResult
+from storage.object_store import Buffer, ObjectStore
 from storage.partition_log import Batch, PartitionLog
 from storage.producer_state import Verdict
 from storage.wal import KIND_BATCH, WalError, WalWriter, encode_payload, read_wal
@@ -62,14 +62,6 @@ DEFAULT_TOPIC_CONFIGS: dict[str, str] = {
     "segment.bytes": "1073741824",
     "min.insync.replicas": "1",
 }
-
-
-class StoreError(Exception):
-    """A request the store refuses; carries the Kafka error code to answer with."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,17 +95,6 @@ class PendingAppend:
     durable: Coroutine[Any, Any, None]
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResult:
-    high_watermark: int
-    log_start_offset: int
-    parts: list[bytes | bytearray | memoryview]
-
-    @property
-    def size(self) -> int:
-        return sum(len(p) for p in self.parts)
-
-
 def validate_topic_name(name: str) -> None:
     if name in (".", "..") or not TOPIC_NAME.match(name):
         raise StoreError(
@@ -143,8 +124,7 @@ class LogStore:
             max_in_flight=config.max_in_flight_uploads,
         )
         self._background: set[asyncio.Task[int]] = set()
-        self._chunk_cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
-        self._chunk_cache_bytes = 0
+        self.reader = LogReader(store, chunk_cache_bytes=config.chunk_cache_bytes)
         self._pid_lock = asyncio.Lock()
         self._pid_next = 0
         self._pid_end = 0
@@ -566,113 +546,18 @@ class LogStore:
         for part in self.partitions.values():
             part.wake_all()
 
-    # -- read --------------------------------------------------------------------------
+    # -- read (storage/log_reader.py does the work) --------------------------------------
 
     async def read(self, topic: str, partition: int, offset: int, max_bytes: int) -> ReadResult:
-        part = self.partition(topic, partition)
-        hw = part.high_watermark
-        if offset < part.log_start or offset > hw:
-            raise StoreError(
-                ErrorCode.offset_out_of_range,
-                f"offset out of range topic={topic} partition={partition} offset={offset} "
-                f"log_start={part.log_start} high_watermark={hw}",
-            )
-        if offset == hw:
-            return ReadResult(hw, part.log_start, [])
-        if offset >= part.tail_start:
-            return ReadResult(hw, part.log_start, list(part.read_tail(offset, max_bytes)))
-        ref = part.state.chunk_for(offset)
-        if ref is None:
-            raise StoreError(
-                ErrorCode.offset_out_of_range,
-                f"offset not in any committed chunk topic={topic} partition={partition} "
-                f"offset={offset}",
-            )
-        chunk = await self._load_chunk(part, ref)
-        return ReadResult(hw, part.log_start, [_slice_from(chunk, offset, max_bytes)])
-
-    async def _load_chunk(self, part: PartitionLog, ref: ChunkRef) -> bytes:
-        key = (ref.commit_seq, ref.position)
-        cached = self._chunk_cache.get(key)
-        if cached is not None:
-            self._chunk_cache.move_to_end(key)
-            return cached
-        from storage.paths import commit_key
-
-        try:
-            raw = await self.store.get_range(commit_key(ref.commit_seq), ref.position, ref.length)
-        except ObjectStoreError as exc:
-            raise StoreError(
-                ErrorCode.kafka_storage_error, f"object store read failed error={exc}"
-            ) from None
-        verify_chunk(
-            Chunk(
-                part.topic_id,
-                part.state.topic,
-                part.state.partition,
-                ref.base_offset,
-                ref.end_offset,
-                ref.max_timestamp,
-                ref.position,
-                ref.length,
-                ref.crc,
-            ),
-            raw,
-        )
-        self._chunk_cache[key] = raw
-        self._chunk_cache_bytes += len(raw)
-        while (
-            self._chunk_cache_bytes > self.config.chunk_cache_bytes and len(self._chunk_cache) > 1
-        ):
-            _, old = self._chunk_cache.popitem(last=False)
-            self._chunk_cache_bytes -= len(old)
-        return raw
-
-    async def _visible_batches(
-        self, part: PartitionLog
-    ) -> AsyncIterator[tuple[int, bytes | memoryview]]:
-        """Every visible batch of the partition as (max_timestamp, bytes), oldest first."""
-        tail_start = part.tail_start
-        for ref in part.state.chunks:
-            if ref.base_offset >= tail_start:
-                break
-            chunk = await self._load_chunk(part, ref)
-            view = memoryview(chunk)
-            for pos, h in iter_batches(view):
-                if h.base_offset >= tail_start:
-                    break
-                yield h.max_timestamp, view[pos : pos + h.size]
-        for b in list(part.tail):
-            if b.end_offset > part.high_watermark:
-                break
-            for pos, h in iter_batches(b.data):
-                yield h.max_timestamp, memoryview(b.data)[pos : pos + h.size]
+        return await self.reader.read(self.partition(topic, partition), offset, max_bytes)
 
     async def offset_for_timestamp(
         self, topic: str, partition: int, timestamp: int
     ) -> tuple[int, int]:
-        """(timestamp, offset) of the first record at or after `timestamp`, or (-1, -1)."""
-        part = self.partition(topic, partition)
-        async for max_ts, batch in self._visible_batches(part):
-            if max_ts >= timestamp:
-                for rec in decode_batch(batch):
-                    if rec.timestamp >= timestamp:
-                        return rec.timestamp, rec.offset
-        return -1, -1
+        return await self.reader.offset_for_timestamp(self.partition(topic, partition), timestamp)
 
     async def max_timestamp_offset(self, topic: str, partition: int) -> tuple[int, int]:
-        """(timestamp, offset) of the record with the largest timestamp, or (-1, -1)."""
-        part = self.partition(topic, partition)
-        best: tuple[int, bytes | memoryview] | None = None
-        async for max_ts, batch in self._visible_batches(part):
-            if best is None or max_ts > best[0]:
-                best = (max_ts, bytes(batch))
-        if best is None:
-            return -1, -1
-        for rec in decode_batch(best[1]):
-            if rec.timestamp == best[0]:
-                return rec.timestamp, rec.offset
-        return -1, -1
+        return await self.reader.max_timestamp_offset(self.partition(topic, partition))
 
     def wake_readers(self) -> None:
         """Release every long-polling fetch (shutdown)."""
@@ -730,22 +615,3 @@ def _producer_summary(batches: list[Batch]) -> tuple[ProducerBatch, ...]:
         if b.producer is not None:
             per_pid.setdefault(b.producer.producer_id, []).append(b.producer)
     return tuple(p for rows in per_pid.values() for p in rows[-5:])
-
-
-def _slice_from(chunk: bytes, offset: int, max_bytes: int) -> memoryview:
-    """The chunk's bytes from the batch holding `offset`, whole batches up to max_bytes."""
-    view = memoryview(chunk)
-    start = None
-    end = 0
-    for pos, h in iter_batches(view):
-        batch_end = pos + h.size
-        if start is None:
-            if h.last_offset < offset:
-                continue
-            start = pos
-        elif batch_end - start > max_bytes:
-            break
-        end = batch_end
-    if start is None:
-        return view[0:0]
-    return view[start:end]

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from broker.handlers.base import Handler, build, response_module
 from protocol.errors import ErrorCode
 from protocol.headers import RequestHeader
-from storage.log_store import DEFAULT_TOPIC_CONFIGS, StoreError, validate_topic_name
+from storage.errors import StoreError
+from storage.log_store import DEFAULT_TOPIC_CONFIGS, validate_topic_name
 
 if TYPE_CHECKING:
     from broker.server import Broker

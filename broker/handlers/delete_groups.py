@@ -14,7 +14,7 @@ from broker.group_events import Delete, DeleteResponse
 from broker.handlers.base import Handler, build, response_module
 from protocol.errors import ErrorCode
 from protocol.headers import RequestHeader
-from storage.log_store import StoreError
+from storage.errors import StoreError
 
 if TYPE_CHECKING:
     from broker.server import Broker

@@ -15,7 +15,8 @@ from broker.handlers.base import Handler
 from protocol.errors import ErrorCode
 from protocol.fetch_response import FetchPartitionResult, encode_fetch_response
 from protocol.headers import RequestHeader
-from storage.log_store import ReadResult, StoreError
+from storage.errors import StoreError
+from storage.log_reader import ReadResult
 
 if TYPE_CHECKING:
     from broker.server import Broker

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from broker.handlers.base import Handler, build, response_module
 from protocol.errors import ErrorCode
 from protocol.headers import RequestHeader
-from storage.log_store import StoreError
+from storage.errors import StoreError
 
 if TYPE_CHECKING:
     from broker.server import Broker

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from broker.handlers.base import Handler, build, response_module
 from protocol.errors import ErrorCode
 from protocol.headers import RequestHeader
-from storage.log_store import StoreError, validate_topic_name
+from storage.errors import StoreError
+from storage.log_store import validate_topic_name
 
 if TYPE_CHECKING:
     from broker.server import Broker

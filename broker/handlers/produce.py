@@ -17,7 +17,8 @@ from protocol.batch import Compression
 from protocol.errors import ErrorCode
 from protocol.headers import RequestHeader
 from protocol.produce_request import ProduceRequestView, decode_produce_request
-from storage.log_store import AppendResult, PendingAppend, StoreError
+from storage.errors import StoreError
+from storage.log_store import AppendResult, PendingAppend
 
 if TYPE_CHECKING:
     from broker.server import Broker

@@ -9,7 +9,7 @@ from protocol.errors import ErrorCode
 from storage import paths
 from storage.cluster_state import ClusterState
 from storage.commit_format import CommitHeader
-from storage.log_store import StoreError
+from storage.errors import StoreError
 from storage.memory_store import MemoryObjectStore
 from tests.unit.test_log_store import batch, make, read_values, run
 

@@ -11,7 +11,8 @@ import pytest
 
 from protocol.errors import ErrorCode
 from protocol.records import Record, build_batch, decode_records
-from storage.log_store import LogStore, StoreConfig, StoreError
+from storage.errors import StoreError
+from storage.log_store import LogStore, StoreConfig
 from storage.memory_store import MemoryObjectStore
 
 T = TypeVar("T")
@@ -252,3 +253,29 @@ def test_committed_offsets_survive_replacement_and_snapshots(tmp_path: Path) -> 
 
     run(before)
     run(after)
+
+
+def test_a_corrupted_chunk_in_the_bucket_is_refused_not_served(tmp_path: Path) -> None:
+    mem = MemoryObjectStore()
+
+    async def main() -> None:
+        store = make(tmp_path, mem, tail_cache_bytes=0)  # reads must go to the bucket
+        await store.start()
+        await store.create_topic("t", 1)
+        await store.append("t", 0, batch([b"precious"]))
+        await store.flush_once()
+        (ref,) = store.partition("t", 0).state.chunks
+        assert await read_values(store, "t") == [b"precious"]
+        key = next(k for k in mem.objects if k.endswith(f"{ref.commit_seq:020d}.tlc"))
+        damaged = bytearray(mem.objects[key])
+        damaged[ref.position + ref.length - 1] ^= 0x01
+        mem.objects[key] = bytes(damaged)
+        fresh = make(tmp_path / "fresh", mem, tail_cache_bytes=0, node_id=2)
+        await store.stop()
+        await fresh.start()
+        with pytest.raises(StoreError) as err:
+            await fresh.read("t", 0, 0, 1 << 20)
+        assert err.value.code == ErrorCode.kafka_storage_error
+        await fresh.stop()
+
+    run(main)
