@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from tests.integration.broker_process import BrokerProcess
-from tests.integration.test_clients import FAST_GROUP, create_topic, topic_name
+from tests.integration.group_member import GroupMember, poll_until
+from tests.integration.test_clients import create_topic, topic_name
 
 pytestmark = pytest.mark.integration
 
@@ -48,58 +49,17 @@ def produce(broker: BrokerProcess, topic: str, tag: str) -> set[tuple[int, bytes
     return sent
 
 
-class Member:
-    """One librdkafka group member; keeps what it got since its latest assignment."""
-
-    def __init__(self, broker: BrokerProcess, group: str, topic: str, name: str) -> None:
-        self.name = name
-        self.assigned: set[int] = set()
-        self.records: list[tuple[int, int, bytes]] = []
-        self.consumer = Consumer(
-            {"bootstrap.servers": broker.bootstrap, "group.id": group, "client.id": name}
-            | FAST_GROUP
-        )
-        self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned = {tp.partition for tp in partitions}
-        self.records = []  # a new generation reads from the start again
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned = set()
-
-    def poll(self) -> None:
-        msg = self.consumer.poll(0.05)
-        if msg is None:
-            return
-        if msg.error():
-            raise KafkaException(msg.error())
-        value = msg.value()
-        assert value is not None
-        self.records.append((msg.partition(), msg.offset(), value))
-
-
-def poll_until(members: list[Member], done: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not done():
-        if time.monotonic() > deadline:
-            state = {m.name: (sorted(m.assigned), len(m.records)) for m in members}
-            raise AssertionError(f"timed out waiting for {what}: {state}")
-        for m in members:
-            m.poll()
-
-
-def partitioned(members: list[Member]) -> bool:
+def partitioned(members: list[GroupMember]) -> bool:
     """Every partition is assigned to exactly one member, and every member has some."""
     owned = [p for m in members for p in m.assigned]
     return all(m.assigned for m in members) and sorted(owned) == list(range(PARTITIONS))
 
 
-def consumed(members: list[Member], expected: set[tuple[int, bytes]]) -> bool:
+def consumed(members: list[GroupMember], expected: set[tuple[int, bytes]]) -> bool:
     return {(p, v) for m in members for p, _, v in m.records} >= expected
 
 
-def assert_exactly_once(members: list[Member], expected: set[tuple[int, bytes]]) -> None:
+def assert_exactly_once(members: list[GroupMember], expected: set[tuple[int, bytes]]) -> None:
     got = [(p, v) for m in members for p, _, v in m.records]
     assert sorted(got) == sorted(expected), "a record was consumed twice or not at all"
     for m in members:
@@ -110,7 +70,7 @@ def test_librdkafka_group_splits_partitions_and_survives_a_leave(broker: BrokerP
     topic = topic_name("group")
     create_topic(broker, topic, partitions=PARTITIONS)
     group = f"g-{uuid.uuid4().hex[:8]}"
-    members = [Member(broker, group, topic, f"member-{i}") for i in range(3)]
+    members = [GroupMember(broker.bootstrap, group, topic, f"member-{i}") for i in range(3)]
     try:
         poll_until(members, lambda: partitioned(members), "three members to share six partitions")
         assert sorted(len(m.assigned) for m in members) == [2, 2, 2]

@@ -25,6 +25,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess
+from tests.integration.group_member import GroupMember
 from tests.integration.test_clients import FAST_GROUP, create_topic, topic_name
 
 pytestmark = pytest.mark.integration
@@ -154,34 +155,6 @@ class VictimProcess:
         return out
 
 
-class Survivor:
-    """An in-process member that never commits; keeps what it read since its assignment."""
-
-    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
-        self.assigned: set[int] = set()
-        self.offsets: dict[int, list[int]] = {}
-        self.consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": group, "client.id": "survivor"}
-            | FAST_GROUP
-        )
-        self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned = {tp.partition for tp in partitions}
-        self.offsets = {p: [] for p in self.assigned}
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned = set()
-
-    def poll(self) -> None:
-        msg = self.consumer.poll(0.05)
-        if msg is None:
-            return
-        if msg.error():
-            raise KafkaException(msg.error())
-        self.offsets[msg.partition()].append(msg.offset())
-
-
 def test_a_sigkilled_members_partitions_resume_from_its_committed_offsets(
     broker: BrokerProcess,
 ) -> None:
@@ -189,7 +162,7 @@ def test_a_sigkilled_members_partitions_resume_from_its_committed_offsets(
     topic, group = topic_name("victim"), group_name("victim")
     create_topic(broker, topic, partitions=partitions)
     victim = VictimProcess(broker.bootstrap, group, topic, delay_s=0.05)
-    survivor = Survivor(broker.bootstrap, group, topic)
+    survivor = GroupMember(broker.bootstrap, group, topic, "survivor")
     try:
 
         def split() -> bool:
@@ -209,7 +182,7 @@ def test_a_sigkilled_members_partitions_resume_from_its_committed_offsets(
 
         def took_over() -> bool:
             return survivor.assigned == set(range(partitions)) and all(
-                survivor.offsets[p][-1:] == [per_partition - 1] for p in range(partitions)
+                survivor.offsets(p)[-1:] == [per_partition - 1] for p in range(partitions)
             )
 
         wait_for(took_over, "the survivor to take over and read to the end", survivor.poll)
@@ -219,11 +192,11 @@ def test_a_sigkilled_members_partitions_resume_from_its_committed_offsets(
             # A commit the victim sent just before SIGKILL may have landed unreported.
             assert left[p] in {acked.get(p, -1001), processed.get(p, -1001)}, (p, left, acked)
             start = max(left[p], 0)
-            assert survivor.offsets[p] == list(range(start, per_partition)), (
-                f"partition {p}: committed {left[p]}, survivor read {survivor.offsets[p]}"
+            assert survivor.offsets(p) == list(range(start, per_partition)), (
+                f"partition {p}: committed {left[p]}, survivor read {survivor.offsets(p)}"
             )
         for p in set(range(partitions)) - victims_partitions:
-            assert survivor.offsets[p] == list(range(per_partition))  # never committed
+            assert survivor.offsets(p) == list(range(per_partition))  # never committed
     finally:
         if victim.proc.poll() is None:
             victim.kill()

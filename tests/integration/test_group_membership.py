@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess
-from tests.integration.test_clients import FAST_GROUP, create_topic, topic_name
+from tests.integration.group_member import GroupMember, poll_until
+from tests.integration.test_clients import create_topic, topic_name
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
-DEADLINE_S = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -34,51 +33,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     assert proc.proc is not None and proc.proc.returncode == 0, proc.output()
 
 
-class Member:
-    """A librdkafka member that records every rebalance callback it gets."""
-
-    def __init__(
-        self, broker: BrokerProcess, group: str, topic: str, name: str, **config: str
-    ) -> None:
-        self.name = name
-        self.assigned: set[int] = set()
-        self.callbacks: list[tuple[str, list[int]]] = []
-        self.consumer = Consumer(
-            {"bootstrap.servers": broker.bootstrap, "group.id": group, "client.id": name}
-            | FAST_GROUP
-            | config
-        )
-        self.cooperative = config.get("partition.assignment.strategy") == "cooperative-sticky"
-        self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        got = sorted(tp.partition for tp in partitions)
-        self.callbacks.append(("assign", got))
-        # Eager: the full new assignment. Cooperative: only the partitions added.
-        self.assigned = (self.assigned if self.cooperative else set()) | set(got)
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        gone = sorted(tp.partition for tp in partitions)
-        self.callbacks.append(("revoke", gone))
-        self.assigned -= set(gone)
-
-    def poll(self) -> None:
-        msg = self.consumer.poll(0.05)
-        if msg is not None and msg.error():
-            raise KafkaException(msg.error())
-
-
-def poll_until(members: list[Member], done: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not done():
-        if time.monotonic() > deadline:
-            state = {m.name: (sorted(m.assigned), m.callbacks) for m in members}
-            raise AssertionError(f"timed out waiting for {what}: {state}")
-        for m in members:
-            m.poll()
-
-
-def split(members: list[Member]) -> bool:
+def split(members: list[GroupMember]) -> bool:
     owned = [p for m in members for p in m.assigned]
     return all(m.assigned for m in members) and sorted(owned) == list(range(PARTITIONS))
 
@@ -88,15 +43,19 @@ def test_a_static_member_that_comes_back_keeps_its_partitions_without_a_rebalanc
 ) -> None:
     topic, group = topic_name("static"), f"static-{uuid.uuid4().hex[:8]}"
     create_topic(broker, topic, partitions=PARTITIONS)
-    static = Member(broker, group, topic, "static", **{"group.instance.id": "static-1"})
-    other = Member(broker, group, topic, "other")
+    static = GroupMember(
+        broker.bootstrap, group, topic, "static", **{"group.instance.id": "static-1"}
+    )
+    other = GroupMember(broker.bootstrap, group, topic, "other")
     members = [static, other]
     try:
         poll_until(members, lambda: split(members), "two members to share the partitions")
         before, others = set(static.assigned), set(other.assigned)
         others_callbacks = list(other.callbacks)
         static.consumer.close()  # a static member sends no LeaveGroup on close
-        back = Member(broker, group, topic, "static-again", **{"group.instance.id": "static-1"})
+        back = GroupMember(
+            broker.bootstrap, group, topic, "static-again", **{"group.instance.id": "static-1"}
+        )
         members = [back, other]
         poll_until(members, lambda: bool(back.assigned), "the static member to come back")
         assert back.assigned == before
@@ -115,9 +74,9 @@ def test_cooperative_sticky_members_split_and_hand_back_only_what_moves(
     topic, group = topic_name("coop"), f"coop-{uuid.uuid4().hex[:8]}"
     create_topic(broker, topic, partitions=PARTITIONS)
     config = {"partition.assignment.strategy": "cooperative-sticky"}
-    first = Member(broker, group, topic, "first", **config)
+    first = GroupMember(broker.bootstrap, group, topic, "first", **config)
     poll_until([first], lambda: first.assigned == set(range(PARTITIONS)), "the first member")
-    second = Member(broker, group, topic, "second", **config)
+    second = GroupMember(broker.bootstrap, group, topic, "second", **config)
     members = [first, second]
     try:
         poll_until(members, lambda: split(members), "two cooperative members to split")
@@ -147,7 +106,7 @@ def test_initial_rebalance_delay_lets_members_that_start_together_share_one_gene
     with BrokerProcess(data, args=["--group-initial-rebalance-delay-ms", "2000"]) as delayed:
         topic, group = topic_name("delay"), f"delay-{uuid.uuid4().hex[:8]}"
         create_topic(delayed, topic, partitions=PARTITIONS)
-        first = Member(delayed, group, topic, "m0")
+        first = GroupMember(delayed.bootstrap, group, topic, "m0")
         members = [first]
         try:
             # Half a second of the first member alone: without the delay it would own
@@ -156,7 +115,7 @@ def test_initial_rebalance_delay_lets_members_that_start_together_share_one_gene
             while time.monotonic() < until:
                 first.poll()
             assert first.callbacks == [], "the first rebalance did not wait"
-            members.append(Member(delayed, group, topic, "m1"))
+            members.append(GroupMember(delayed.bootstrap, group, topic, "m1"))
             poll_until(members, lambda: split(members), "two members to share the partitions")
             for m in members:
                 assert [kind for kind, _ in m.callbacks] == ["assign"], m.callbacks
