@@ -176,6 +176,7 @@ class BrokerRun:
     bucket: Path
     mode: str
     log_path: Path
+    replaces: tuple[int, ...] = ()  # `--replace`: take these nodes over at once
     proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
@@ -196,6 +197,7 @@ class BrokerRun:
             self.mode,
             "--flush-interval-ms",
             "100",
+            *(["--replace", ",".join(map(str, self.replaces))] if self.replaces else []),
         ]
 
     def start(self) -> None:
@@ -401,7 +403,10 @@ def run_replace(opts: DrillOptions, say: Narrator, tmp: Path) -> dict[str, Any]:
     bucket = tmp / "bucket"
     a = BrokerRun(1, port, tmp / "a", bucket, opts.mode, tmp / "broker-1.log")
     b_data = tmp / "b"
-    b = BrokerRun(2, port, b_data, bucket, opts.mode, tmp / "broker-2.log")
+    # wal: B is handed A's WAL, which names A's stream, so B takes it over at once;
+    # object: nothing local says A is gone, so B is told (--replace 1).
+    replaces = (1,) if opts.mode == "object" else ()
+    b = BrokerRun(2, port, b_data, bucket, opts.mode, tmp / "broker-2.log", replaces)
     try:
         a.start()
         say.say(f"started broker node=1 ({opts.mode} mode) on 127.0.0.1:{port}")

@@ -54,7 +54,8 @@ def test_object_mode_replacement_serves_everything_from_the_bucket(
     create_topic(first, "ledger")
     produce_values(first.bootstrap, "ledger", range(300))
     first.kill()
-    with BrokerProcess(tmp_path / "b", node_id=2, args=args, env=s3.env()) as second:
+    replace = [*args, "--replace", "1"]
+    with BrokerProcess(tmp_path / "b", node_id=2, args=replace, env=s3.env()) as second:
         got = consume_all(second, "ledger", 0, 300)
         assert [int(g[2] or b"-1") for g in got] == list(range(300))
     client = s3.client()
@@ -62,7 +63,8 @@ def test_object_mode_replacement_serves_everything_from_the_bucket(
         keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
     finally:
         client.close()
-    assert any(k.startswith("cluster-a/log/") for k in keys)
+    assert any(k.startswith("cluster-a/log/") for k in keys)  # the metadata log
+    assert any(k.startswith("cluster-a/streams/") for k in keys)  # the brokers' streams
 
 
 def test_wal_mode_keeps_acking_through_an_outage_and_uploads_afterwards(
@@ -88,7 +90,8 @@ def test_wal_mode_keeps_acking_through_an_outage_and_uploads_afterwards(
         assert "uploads resumed" in broker.output()
         broker.kill()
         # The WAL is left behind: everything must have reached the bucket.
-        with BrokerProcess(tmp_path / "b", node_id=2, args=args, env=moto_s3.env()) as second:
+        replace = [*args, "--replace", "1"]  # waits out node 1's lease, then serves
+        with BrokerProcess(tmp_path / "b", node_id=2, args=replace, env=moto_s3.env()) as second:
             got = consume_all(second, "outage", 0, 200)
             assert [int(g[2] or b"-1") for g in got] == list(range(200))
     finally:
