@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.test_clients import create_topic
 from tests.integration.test_crash_recovery import AckedLoad, assert_nothing_acked_lost_or_duplicated
+from tests.integration.test_group_failover import committed, consume_in_group, produce
 
 pytestmark = pytest.mark.integration
 
@@ -240,3 +241,27 @@ def test_a_silent_wal_broker_is_waited_for_not_taken_over(
         lambda: 2 not in leaders(cleanup[0].bootstrap, "walwait")[1].values(),
     )
     assert "took over stream=" in cleanup[2].output()
+
+
+def test_group_offsets_move_with_the_coordinator(
+    tmp_path: Path, cleanup: list[BrokerProcess]
+) -> None:
+    cleanup += start_cluster(tmp_path, [1, 2, 3], extra=["--session-timeout-ms", "60000"])
+    boot = bootstrap(cleanup)
+    create_topic(cleanup[0], "ledger", partitions=6)
+    wait_until("spread", lambda: set(leaders(boot, "ledger")[1].values()) == {1, 2, 3})
+    produce(boot, "ledger", 6, 20, "before")
+    group = "projection"
+    got, consumer = consume_in_group(boot, group, "ledger", 6 * 20)
+    try:
+        assert len(set(got)) == 6 * 20
+        assert consumer.commit(asynchronous=False) is not None
+    finally:
+        consumer.close()
+    owner = coordinator(boot, group)
+    by_node = {b.node_id: b for b in cleanup}
+    assert by_node[owner].stop() == 0  # its group slot moves with the clean leave
+    rest = bootstrap([b for b in cleanup if b.node_id != owner])
+    new_owner = coordinator(rest, group)
+    assert new_owner != owner
+    assert committed(rest, group, "ledger", 6) == dict.fromkeys(range(6), 20)

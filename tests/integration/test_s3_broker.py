@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.s3servers import S3Server
 from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_clients import consume_all, create_topic
+from tests.integration.test_cluster import leaders, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +97,34 @@ def test_wal_mode_keeps_acking_through_an_outage_and_uploads_afterwards(
             assert [int(g[2] or b"-1") for g in got] == list(range(200))
     finally:
         proxy.close()
+
+
+def high_watermark(broker: BrokerProcess, partition: int) -> int:
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "hw"})
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition("shared", partition), 10)[1])
+    finally:
+        consumer.close()
+
+
+def test_two_brokers_on_one_s3_bucket_share_partitions_and_fail_over(
+    tmp_path: Path, s3: S3Server
+) -> None:
+    bucket = s3.create_bucket()
+    args = [*s3_args(s3, bucket), "--durability", "object", "--session-timeout-ms", "1500"]
+    one = BrokerProcess(tmp_path / "a", node_id=1, args=args, env=s3.env()).start()
+    two = BrokerProcess(tmp_path / "b", node_id=2, args=args, env=s3.env()).start()
+    try:
+        boot = f"{one.bootstrap},{two.bootstrap}"
+        create_topic(one, "shared", partitions=8)
+        wait_until("both to lead", lambda: set(leaders(boot, "shared")[1].values()) == {1, 2})
+        produce_values(boot, "shared", range(400))
+        two.kill()
+        wait_until(
+            "node 1 to lead all", lambda: set(leaders(one.bootstrap, "shared")[1].values()) == {1}
+        )
+        got = [g for p in range(8) for g in consume_all(one, "shared", p, high_watermark(one, p))]
+        assert sorted(int(g[2] or b"-1") for g in got) == list(range(400))
+    finally:
+        one.stop()
+        two.kill()
