@@ -121,7 +121,7 @@ class LogStore:
     def __init__(self, config: StoreConfig, store: ObjectStore, clock_ms: Callable[[], int]):
         self.config = config
         self.store = store
-        self._clock_ms = clock_ms
+        self.clock_ms = clock_ms
         self.meta: CommitLog[MetaState] = CommitLog(
             store,
             paths.META,
@@ -181,7 +181,7 @@ class LogStore:
         self.meta.epoch = epoch
         self.stream_id = paths.stream_id(self.config.node_id, epoch)
         self.stream = open_stream(
-            self.store, self.stream_id, node_id=self.config.node_id, clock_ms=self._clock_ms
+            self.store, self.stream_id, node_id=self.config.node_id, clock_ms=self.clock_ms
         )
         self.stream.epoch = epoch
         self.flusher = self._new_flusher()
@@ -393,7 +393,7 @@ class LogStore:
                 self.config.ops_timeout_s,
             )
         except Fenced:
-            self._step_down("no longer a member of the cluster")
+            self.step_down("no longer a member of the cluster")
             raise StoreError(ErrorCode.not_leader_or_follower, "this broker was fenced") from None
         except TimeoutError:
             raise StoreError(
@@ -442,7 +442,7 @@ class LogStore:
         bucket; returns once a commit holding them has landed (both durability modes)."""
         if offsets:
             rows = [list(o) for o in offsets]
-            op = {"op": "offsets", "group": group, "ts": self._clock_ms(), "offsets": rows}
+            op = {"op": "offsets", "group": group, "ts": self.clock_ms(), "offsets": rows}
             await self.stream_ops([op])
 
     def committed_offsets(self, group: str) -> dict[tuple[str, int], CommittedOffset]:
@@ -671,7 +671,7 @@ class LogStore:
         self._recount()
 
     def fenced_by_newer_owner(self) -> None:
-        self._step_down(f"our stream was sealed by stream={self.stream.state.sealed_by}")
+        self.step_down(f"our stream was sealed by stream={self.stream.state.sealed_by}")
 
     def lease_renewed(self, sent_at: float) -> None:
         self.lease_until = max(self.lease_until, sent_at + self.lease_s)
@@ -698,7 +698,7 @@ class LogStore:
         for part in self.partitions.values():
             part.evict_committed(keep)
 
-    def _step_down(self, reason: str) -> None:
+    def step_down(self, reason: str) -> None:
         if not self.fenced:
             log.error(
                 "fenced: refusing all writes from now on; restart to rejoin as a new "

@@ -149,7 +149,7 @@ class Membership:
             by=self.me,
             node_id=store.config.node_id,
             epoch=store.epoch,
-            clock_ms=store._clock_ms,
+            clock_ms=store.clock_ms,
             expect_seq=expect_seq,
         )
         self._remember_source(victim, sealed)
@@ -245,7 +245,7 @@ class Membership:
         source = self._sources.get(src.stream)
         if source is None:
             source = await read_stream(
-                store.store, src.stream, node_id=store.config.node_id, clock_ms=store._clock_ms
+                store.store, src.stream, node_id=store.config.node_id, clock_ms=store.clock_ms
             )
             self._remember_source(src.stream, source)
         elif source.state.seq < src.read_to and not source.state.sealed:
@@ -290,7 +290,7 @@ class Membership:
             try:
                 await self.tick()
             except Fenced:
-                self._store._step_down("no longer a member of the cluster")
+                self._store.step_down("no longer a member of the cluster")
             except ObjectStoreError as exc:
                 log.warning("cluster tick failed; retrying error=%s", exc)
             except Exception:
@@ -300,7 +300,7 @@ class Membership:
         store = self._store
         await store.meta.catch_up()
         if not self.is_member(store.meta.state):
-            store._step_down("fenced in the metadata log by another broker")
+            store.step_down("fenced in the metadata log by another broker")
             return
         for victim, seq in await self._silent_members():
             try:
