@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat bench bench-groups microbench clean
+.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-payments microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -55,6 +55,10 @@ bench: $(STAMP)
 ## make bench-groups: consumer-group latency (subscribe -> first record, rebalance) vs the peer
 bench-groups: $(STAMP)
 	$(BIN)/python bench/groups.py $(ARGS)
+
+## make bench-payments: the payments app under load (payments/s, latency p50/p99, rebuild)
+bench-payments: $(STAMP)
+	$(BIN)/python -m bench.payments $(ARGS)
 
 ## make microbench: pytest-benchmark micro benchmarks of the hot paths
 microbench: $(STAMP)
