@@ -11,6 +11,10 @@ confluent-kafka clients.
 from __future__ import annotations
 
 import re
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from payments.kafka_io import BrokerUnavailable, WatermarkReader
 from payments.outbox_relay import OutboxRelay
-from payments.projection_runner import AfterCommit, ProjectionRunner, lag, stored_offsets
+from payments.projection_runner import ProjectionRunner, lag, stored_offsets
 from payments.projections import all_projections
 from payments.sqlite_db import connect
 from payments.state_machine import CommandError, parse_command
@@ -168,6 +172,9 @@ def read_status(layout: Layout, watermarks: WatermarkReader | None) -> AppStatus
         try:
             stored = stored_offsets(read)
             applied = read.execute("SELECT COUNT(*) FROM applied_events").fetchone()[0]
+        except sqlite3.OperationalError:  # its runner has created the file, not the tables
+            out.append(ProjectionStatus(projection.name, None, 0))
+            continue
         finally:
             read.close()
         out.append(
@@ -179,47 +186,77 @@ def read_status(layout: Layout, watermarks: WatermarkReader | None) -> AppStatus
 
 
 class PaymentsApp:
-    """The relay and the projections, each in its own thread, against one broker."""
+    """The relay and the four projections against one broker.
+
+    Threads by default. With `processes=True` each projection runs as its own
+    `python -m payments.projection_runner` process (its log in the app dir): on a
+    multi-core machine that takes the projections off this process's GIL.
+    """
 
     def __init__(
-        self,
-        layout: Layout,
-        bootstrap: str,
-        after_commit: dict[str, AfterCommit] | None = None,
-        relay: bool = True,
+        self, layout: Layout, bootstrap: str, *, relay: bool = True, processes: bool = False
     ) -> None:
         self.layout = layout.create()
         self.bootstrap = bootstrap
+        self.processes = processes
         self.stop_event = threading.Event()
         self.relay = OutboxRelay(layout.write_db, bootstrap) if relay else None
-        hooks = after_commit or {}
-        self.runners = [
-            ProjectionRunner(p, layout.read_db(p.name), bootstrap, after_commit=hooks.get(p.name))
-            for p in all_projections()
-        ]
-        self.threads = []
+        self.threads: list[threading.Thread] = []
+        self.children: list[subprocess.Popen[bytes]] = []
         if self.relay is not None:
             self.threads.append(
                 threading.Thread(
                     target=self.relay.run, args=(self.stop_event,), name="relay", daemon=True
                 )
             )
-        self.threads += [
-            threading.Thread(
-                target=r.run,
-                args=(self.stop_event,),
-                name=f"projection-{r.projection.name}",
-                daemon=True,
+        if processes:
+            return
+        for p in all_projections():
+            runner = ProjectionRunner(p, layout.read_db(p.name), bootstrap)
+            self.threads.append(
+                threading.Thread(
+                    target=runner.run,
+                    args=(self.stop_event,),
+                    name=f"projection-{p.name}",
+                    daemon=True,
+                )
             )
-            for r in self.runners
-        ]
 
     def start(self) -> PaymentsApp:
         for thread in self.threads:
             thread.start()
+        if self.processes:
+            for p in all_projections():
+                self.children.append(self._spawn(p.name))
         return self
 
-    def stop(self) -> None:
+    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+        command = [
+            sys.executable,
+            "-m",
+            "payments.projection_runner",
+            "--projection",
+            name,
+            "--db",
+            str(self.layout.read_db(name)),
+            "--bootstrap",
+            self.bootstrap,
+        ]
+        with open(self.layout.root / f"projection-{name}.log", "ab") as log_file:
+            return subprocess.Popen(command, stdout=log_file, stderr=log_file)
+
+    def stop(self) -> list[int]:
+        """Stop everything; the exit codes of the projection processes (0: clean)."""
         self.stop_event.set()
+        for child in self.children:
+            child.send_signal(signal.SIGTERM)
         for thread in self.threads:
             thread.join(60)
+        codes = []
+        for child in self.children:
+            try:
+                codes.append(child.wait(60))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                codes.append(child.wait())
+        return codes

@@ -15,16 +15,22 @@ and dead-lettering. Guarantees:
   stored: the projection continues past it and nothing is dropped silently.
 - Replay mode (`until`): no group, starts at the stored offsets (0 for a fresh model)
   and stops when every partition reached `until` (used by rebuild).
+
+Runs as a thread (`PaymentsApp`) or alone: `python -m payments.projection_runner
+--projection NAME --db PATH --bootstrap HOST:PORT`.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
+import signal
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,8 @@ from payments.sqlite_db import connect, transaction
 
 log = logging.getLogger("payments.projection")
 BATCH_MESSAGES = 5_000
+# consume() waits for a full batch or this long: short, or every event waits for it
+POLL_TIMEOUT_S = 0.02
 
 BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS consumed_offsets (
@@ -52,8 +60,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     PRIMARY KEY (partition, offset)
 );
 """
-
-AfterCommit = Callable[[Sequence[ev.Event], float], None]
 
 
 def open_read_model(path: Path, projection: Projection) -> sqlite3.Connection:
@@ -84,7 +90,6 @@ class ProjectionRunner:
         bootstrap: str,
         *,
         until: dict[int, int] | None = None,
-        after_commit: AfterCommit | None = None,
         batch_messages: int = BATCH_MESSAGES,
     ) -> None:
         from confluent_kafka import Consumer
@@ -93,7 +98,6 @@ class ProjectionRunner:
         self.db = open_read_model(db_path, projection)
         self.bootstrap = bootstrap
         self.until = until
-        self.after_commit = after_commit
         self.batch_messages = batch_messages
         self.applied = 0
         self.duplicates = 0
@@ -150,7 +154,6 @@ class ProjectionRunner:
             db.executemany(
                 "INSERT INTO applied_events VALUES (?)", [(e.event_id,) for e in applied]
             )
-            self.projection.apply(db, applied)
             if self._dlq is not None and len(self._dlq) > 0:
                 self._flush_dlq()
             db.executemany(
@@ -158,9 +161,9 @@ class ProjectionRunner:
                 " DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)",
                 next_offsets.items(),
             )
+            # last statement before the commit, so now_ms is (nearly) when it becomes visible
+            self.projection.apply(db, applied, int(time.time() * 1000))
         self.applied += len(applied)
-        if self.after_commit is not None:
-            self.after_commit(applied, time.time())
         if self.until is None:
             self._commit_to_group(next_offsets)
         return len(batch)
@@ -232,7 +235,7 @@ class ProjectionRunner:
     def run(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set() and not self.done():
-                self.poll_once()
+                self.poll_once(POLL_TIMEOUT_S)
         finally:
             self.close()
 
@@ -241,3 +244,37 @@ class ProjectionRunner:
         if self._dlq is not None:
             self._dlq.flush(10)
         self.db.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """One projection as its own process (SIGTERM/SIGINT: finish the batch, exit 0)."""
+    from payments.projections import by_name
+
+    parser = argparse.ArgumentParser(prog="python -m payments.projection_runner")
+    parser.add_argument("--projection", required=True)
+    parser.add_argument("--db", type=Path, required=True, help="the read model's file")
+    parser.add_argument("--bootstrap", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    runner = ProjectionRunner(by_name(args.projection), args.db, args.bootstrap)
+    log.info("projection started name=%s db=%s", args.projection, args.db)
+    runner.run(stop)
+    log.info(
+        "projection stopped name=%s applied=%d duplicates=%d dead_lettered=%d",
+        args.projection,
+        runner.applied,
+        runner.duplicates,
+        runner.dead_lettered,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

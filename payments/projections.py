@@ -54,8 +54,9 @@ class Projection(Protocol):
     schema: str
     compared: tuple[Compared, ...]
 
-    def apply(self, db: sqlite3.Connection, events: Sequence[ev.Event]) -> None:
-        """Apply a batch of new (not yet applied) events, inside the caller's transaction."""
+    def apply(self, db: sqlite3.Connection, events: Sequence[ev.Event], now_ms: int) -> None:
+        """Apply a batch of new (not yet applied) events, inside the caller's transaction;
+        `now_ms` is the wall clock just before that transaction commits."""
         ...
 
 
@@ -87,7 +88,8 @@ class PaymentStatusProjection:
     CREATE TABLE IF NOT EXISTS payment_history (
         payment_id TEXT NOT NULL, version INTEGER NOT NULL, event_id TEXT NOT NULL,
         type TEXT NOT NULL, amount INTEGER NOT NULL, status TEXT NOT NULL,
-        occurred_at INTEGER NOT NULL, PRIMARY KEY (payment_id, version)
+        occurred_at INTEGER NOT NULL, visible_at INTEGER NOT NULL,
+        PRIMARY KEY (payment_id, version)
     );
     CREATE INDEX IF NOT EXISTS payment_status_recent ON payment_status(updated_at);
     """
@@ -116,12 +118,21 @@ class PaymentStatusProjection:
         ),
     )
 
-    def apply(self, db: sqlite3.Connection, events: Sequence[ev.Event]) -> None:
+    def apply(self, db: sqlite3.Connection, events: Sequence[ev.Event], now_ms: int) -> None:
         db.executemany(_STATUS_UPSERT, [_status_row(e) for e in events])
         db.executemany(
-            "INSERT OR REPLACE INTO payment_history VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO payment_history VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (e.payment_id, e.version, e.event_id, e.type, e.amount, e.status, e.occurred_at)
+                (
+                    e.payment_id,
+                    e.version,
+                    e.event_id,
+                    e.type,
+                    e.amount,
+                    e.status,
+                    e.occurred_at,
+                    now_ms,
+                )
                 for e in events
             ],
         )
@@ -197,7 +208,7 @@ class MerchantProjection:
         ),
     )
 
-    def apply(self, db: sqlite3.Connection, events: Sequence[ev.Event]) -> None:
+    def apply(self, db: sqlite3.Connection, events: Sequence[ev.Event], now_ms: int) -> None:
         balances: dict[Key, list[int]] = {}
         settlement: dict[Key, list[int]] = {}
         for e in events:
@@ -269,7 +280,7 @@ class LedgerProjection:
         ),
     )
 
-    def apply(self, db: sqlite3.Connection, events: Sequence[ev.Event]) -> None:
+    def apply(self, db: sqlite3.Connection, events: Sequence[ev.Event], now_ms: int) -> None:
         entries: list[tuple[object, ...]] = []
         balances: dict[Key, list[int]] = {}
         for e in events:
@@ -323,7 +334,7 @@ class RiskProjection:
         default=frozenset({ev.FRAUD_HOLD_PLACED, ev.FRAUD_HOLD_RELEASED, ev.CHARGEBACK_OPENED})
     )
 
-    def apply(self, db: sqlite3.Connection, events: Sequence[ev.Event]) -> None:
+    def apply(self, db: sqlite3.Connection, events: Sequence[ev.Event], now_ms: int) -> None:
         merchants: dict[Key, list[int]] = {}
         risky: list[tuple[object, ...]] = []
         for e in events:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def connect(
-    path: Path | str, *, durable: bool = False, readonly: bool = False
+    path: Path | str, *, durable: bool = False, readonly: bool = False, busy_ms: int = 30_000
 ) -> sqlite3.Connection:
     if readonly:
         db = sqlite3.connect(
@@ -28,10 +28,12 @@ def connect(
         )
         db.execute("PRAGMA busy_timeout=30000")
         return db
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    db = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_ms / 1000
+    )
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-    db.execute("PRAGMA busy_timeout=30000")
+    db.execute(f"PRAGMA busy_timeout={busy_ms}")
     return db
 
 

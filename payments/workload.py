@@ -22,7 +22,7 @@ SPREAD = 7  # a payment's k-th command is issued about k*SPREAD payments after i
 @dataclass(frozen=True)
 class PlannedCommand:
     slot: int  # issue when `slot` payments' worth of time has passed
-    payment_index: int
+    payment_index: int  # 0 for the workload's first payment
     body: dict[str, Any]
 
 
@@ -83,29 +83,31 @@ def _script(rng: random.Random, i: int, merchants: int) -> list[dict[str, Any]]:
     return out
 
 
-def make_workload(payments: int, merchants: int, seed: int) -> list[PlannedCommand]:
+def make_workload(payments: int, merchants: int, seed: int, first: int = 0) -> list[PlannedCommand]:
+    """Payments `pay-<first>` ... `pay-<first + payments - 1>`; slots count from 0."""
     rng = random.Random(seed)
     planned: list[PlannedCommand] = []
-    for i in range(payments):
+    for n in range(payments):
+        i = first + n
         for k, body in enumerate(_script(rng, i, merchants)):
             body["idempotency_key"] = f"{body['payment_id']}:{k}"
-            slot = i + k * SPREAD
-            planned.append(PlannedCommand(slot, i, body))
+            slot = n + k * SPREAD
+            planned.append(PlannedCommand(slot, n, body))
             if rng.random() < 0.03:  # a client retry: same key, same command
-                planned.append(PlannedCommand(slot + rng.randrange(1, 50), i, dict(body)))
+                planned.append(PlannedCommand(slot + rng.randrange(1, 50), n, dict(body)))
         if i % 500 == 499:
             planned.append(
                 PlannedCommand(
-                    i,
-                    i,
+                    n,
+                    n,
                     {"kind": "capture", "payment_id": f"unknown-{i}", "idempotency_key": f"u-{i}"},
                 )
             )
         if i % 1000 == 999:
             planned.append(
                 PlannedCommand(
-                    i,
-                    i,
+                    n,
+                    n,
                     {
                         "kind": "refund",
                         "payment_id": f"pay-{i:07d}",

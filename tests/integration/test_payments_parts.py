@@ -158,12 +158,13 @@ def relay_kill_scenario(tmp_path: Path, bootstrap: str, proxy: TcpProxy) -> None
     )
     assert set(published) == outbox_ids  # nothing lost, nothing invented
 
-    app = PaymentsApp(layout, bootstrap, relay=False).start()  # the outbox is published
+    # the outbox is published; the projections run as their own processes here
+    app = PaymentsApp(layout, bootstrap, relay=False, processes=True).start()
     watermarks = WatermarkReader(bootstrap)
     try:
         wait_for("projections", lambda: read_status(layout, watermarks).caught_up())
     finally:
-        app.stop()
+        assert app.stop() == [0, 0, 0, 0]
         high = watermarks.high()
         watermarks.close()
     reports = verify_all(layout.write_db, layout.read_dir, high)

@@ -37,7 +37,7 @@ def build(tmp_path: Path, payments: int = 300, skip: int = 0) -> Layout:
                 if db.execute(
                     "INSERT OR IGNORE INTO applied_events VALUES (?)", (event.event_id,)
                 ).rowcount:
-                    projection.apply(db, [event])
+                    projection.apply(db, [event], 0)
             db.execute("INSERT INTO consumed_offsets VALUES (0, ?)", (len(events),))
         db.close()
     return layout
@@ -106,7 +106,7 @@ def test_status_keeps_the_highest_version_whatever_the_order() -> None:
     later = event("e3", ev.PAYMENT_CAPTURED, 3, "captured", False)
     earlier = event("e2", ev.FRAUD_HOLD_PLACED, 2, "authorized", True)
     first = event("e1", ev.PAYMENT_AUTHORIZED, 1, "authorized", False)
-    projection.apply(db, [later])
-    projection.apply(db, [first, earlier])  # a batch, itself out of order
+    projection.apply(db, [later], 0)
+    projection.apply(db, [first, earlier], 0)  # a batch, itself out of order
     row = db.execute("SELECT status, on_hold, authorized, captured, version FROM payment_status")
     assert row.fetchone() == ("captured", 0, 100, 100, 3)
