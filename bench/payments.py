@@ -101,6 +101,7 @@ def warm_up(
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     layout = Layout(root).create()
     broker = BrokerProcess(layout.broker_dir, free_port()).start()
+    app: PaymentsApp | None = None
     try:
         create_topics(broker.bootstrap)
         accepted = Accepted()
@@ -133,7 +134,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                     f"lag={[p.lag for p in status.projections]}",
                     file=sys.stderr,
                 )
-        app.stop()
+        exit_codes = app.stop()
+        app = None
         write.close()
         high = watermarks.high()
         watermarks.close()
@@ -156,12 +158,14 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "latency_p50_ms": round(statistics.median(samples) * 1000, 1),
             "latency_p99_ms": round(percentile(samples, 0.99) * 1000, 1),
             "latency_max_ms": round(max(samples) * 1000, 1),
-            "verified": all(r.ok for r in reports),
+            "verified": all(r.ok for r in reports) and not any(exit_codes),
             "rebuild_events": rebuilt.events,
             "rebuild_seconds": round(rebuilt.seconds, 2),
             "rebuild_equal": rebuilt.ok,
         }
     finally:
+        if app is not None:  # an error on the way: stop the projection processes too
+            app.stop()
         broker.stop()
 
 

@@ -254,6 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--projection", required=True)
     parser.add_argument("--db", type=Path, required=True, help="the read model's file")
     parser.add_argument("--bootstrap", required=True)
+    parser.add_argument(
+        "--batch-messages",
+        type=int,
+        default=BATCH_MESSAGES,
+        help=f"most records per transaction (default {BATCH_MESSAGES})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -263,7 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    runner = ProjectionRunner(by_name(args.projection), args.db, args.bootstrap)
+    runner = ProjectionRunner(
+        by_name(args.projection), args.db, args.bootstrap, batch_messages=args.batch_messages
+    )
     log.info("projection started name=%s db=%s", args.projection, args.db)
     runner.run(stop)
     log.info(

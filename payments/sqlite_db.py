@@ -28,11 +28,10 @@ def connect(
         )
         db.execute("PRAGMA busy_timeout=30000")
         return db
-    db = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=busy_ms / 1000
-    )
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    # set last: opening (the journal-mode switch) may wait for a lock whatever busy_ms is
     db.execute(f"PRAGMA busy_timeout={busy_ms}")
     return db
 

@@ -31,10 +31,12 @@ from payments.kafka_io import (
     WatermarkReader,
     create_topics,
 )
+from payments.outbox_relay import OutboxRelay
 from payments.projection_runner import ProjectionRunner, stored_offsets
-from payments.projections import PaymentStatusProjection
+from payments.projections import LedgerProjection, PaymentStatusProjection
+from payments.sqlite_db import connect
 from payments.state_machine import Command
-from payments.verifier import verify_all
+from payments.verifier import verify_all, verify_projection
 from payments.workload import make_workload
 from payments.write_model import WriteModel, outbox_counts
 from tests.integration.broker_process import BrokerProcess, free_port
@@ -278,3 +280,76 @@ def test_http_api_answers_for_a_known_payment(tmp_path: Path, broker: BrokerProc
         server.server_close()
         api.close()
         app.stop()
+
+
+def test_projection_killed_mid_run_resumes_from_its_own_offsets(
+    tmp_path: Path, broker: BrokerProcess
+) -> None:
+    """SIGKILL a projection process between batches; the new one seeks to the offsets in
+    its read model, so it sees no event twice (duplicates=0), and the ledger verifies."""
+    layout = Layout(tmp_path / "app").create()
+    model = WriteModel(layout.write_db)
+    CommandIssuer(model, make_workload(3000, 20, seed=9), rate=0).run(threading.Event())
+    total, _ = outbox_counts(model.db)
+    model.close()
+    relay = OutboxRelay(layout.write_db, broker.bootstrap)
+    wait_for("the outbox published", lambda: relay.pump() >= 0 and unsent(layout) == 0)
+    relay.close()
+
+    db_path = layout.read_db("ledger")
+    log_path = tmp_path / "ledger.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "payments.projection_runner",
+                    "--projection",
+                    "ledger",
+                    "--db",
+                    str(db_path),
+                    "--bootstrap",
+                    broker.bootstrap,
+                    "--batch-messages",
+                    "100",
+                ],
+                stdout=log,
+                stderr=log,
+            )
+
+    def consumed() -> int:
+        if not db_path.exists():
+            return 0
+        read = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            return sum(stored_offsets(read).values())
+        except sqlite3.OperationalError:  # tables not created yet
+            return 0
+        finally:
+            read.close()
+
+    first = start()
+    wait_for("the first batches", lambda: consumed() > 0)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    at_kill = consumed()
+    assert 0 < at_kill < total, "the kill must land mid-run"
+
+    second = start()
+    try:
+        wait_for("the rest", lambda: consumed() == total)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0
+    assert f"applied={total - at_kill} duplicates=0" in log_path.read_text()
+
+    write = sqlite3.connect(layout.write_db)
+    read = connect(db_path, readonly=True)
+    try:
+        report = verify_projection(write, LedgerProjection(), read, {})
+    finally:
+        read.close()
+        write.close()
+    assert (report.mismatches, report.events_applied) == (0, total)
