@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster microbench clean
+.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-payments microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -59,6 +59,10 @@ bench-groups: $(STAMP)
 ## make bench-cluster: produce throughput of 3 brokers on one bucket vs 1, CPU s/GB per broker
 bench-cluster: $(STAMP)
 	$(BIN)/python bench/cluster.py $(ARGS)
+
+## make bench-payments: the payments app under load (payments/s, latency p50/p99, rebuild)
+bench-payments: $(STAMP)
+	$(BIN)/python -m bench.payments $(ARGS)
 
 ## make microbench: pytest-benchmark micro benchmarks of the hot paths
 microbench: $(STAMP)

@@ -1,5 +1,6 @@
 """The `tidelog` command line: `tidelog serve` starts a broker; `tidelog groups` reads groups;
-`tidelog inspect` shows what lives in the bucket; `tidelog drill` breaks a broker on purpose.
+`tidelog inspect` shows what lives in the bucket; `tidelog drill` breaks a broker on purpose;
+`tidelog payments` runs the payments reference app (which lives in `payments/`).
 
 Owns: argument parsing, logging set-up, signal handling and exit codes. A user
 mistake prints one line to stderr and exits 2; SIGTERM/SIGINT stop the broker
@@ -76,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         "dir, breaks one under load and verifies every acknowledged record.",
     )
     add_drill_arguments(drill, _Parser)
+    from payments.cli import add_payments_arguments  # the app, only when the CLI is built
+
+    payments = sub.add_parser(
+        "payments",
+        help="the payments CQRS reference application (demo, rebuild, api)",
+        description="A payments app over tidelog, through confluent-kafka only.",
+    )
+    add_payments_arguments(payments, _Parser)
     return parser
 
 
@@ -133,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_inspect(args)
     if args.command == "drill":
         return run_drill(args)
+    if args.command == "payments":
+        from payments.cli import run_payments
+
+        return run_payments(args)
     try:
         config = resolve_serve_config(args, environment())
     except ConfigError as exc:
