@@ -56,7 +56,7 @@ bench: $(STAMP)
 bench-groups: $(STAMP)
 	$(BIN)/python bench/groups.py $(ARGS)
 
-## make microbench: pytest-benchmark micro benchmarks of the hot paths
+## make microbench: pytest-benchmark micro benchmarks of the hot paths (bench/test_micro_*.py)
 microbench: $(STAMP)
 	$(BIN)/python -m pytest bench --benchmark-only -p no:cacheprovider $(PYTEST_ARGS)
 

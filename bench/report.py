@@ -204,6 +204,9 @@ def _jsonable(obj: object) -> object:
     raise TypeError(f"not JSON serialisable type={type(obj).__name__}")
 
 
+_COLORS = {"tidelog": "#4c72b0", "tansu": "#dd8452"}  # anything else (the S3 server): grey
+
+
 def charts(summ: Summaries, titles: dict[str, str], out: Path, stem: str) -> list[Path]:
     """One PNG per workload: a bar per broker for each metric, whiskers at min and max."""
     import matplotlib
@@ -231,7 +234,7 @@ def charts(summ: Summaries, titles: dict[str, str], out: Path, stem: str) -> lis
                 medians.append(f["median"])
                 low.append(f["median"] - f["min"])
                 high.append(f["max"] - f["median"])
-            colors = ["#4c72b0" if x.startswith("tidelog") else "#dd8452" for x in labels]
+            colors = [_COLORS.get(x.split("-")[0], "#8c8c8c") for x in labels]
             ax.bar(labels, medians, yerr=[low, high], capsize=4, color=colors)
             ax.set_title(f"{metric} [{setup}]", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -272,7 +275,8 @@ def profile_summary(raw: Path, top: int = 15) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_summary(doc: dict[str, Any], titles: dict[str, str]) -> str:
+def markdown_summary(doc: dict[str, Any], titles: dict[str, str], root: Path) -> str:
+    """The summary; `root` is what the paths in `doc` are relative to."""
     summ: Summaries = doc["figures"]
     meta = doc["meta"]
     out = [
@@ -295,8 +299,19 @@ def markdown_summary(doc: dict[str, Any], titles: dict[str, str]) -> str:
         verdict = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
         out.append(f"| {t['name']} | {t['goal']} | {t['value']} | {verdict} |")
     if doc["profiles"]:
-        out += ["", "Profiles of tidelog for missed targets (py-spy):", ""]
-        out += [f"- `{p}`" for p in doc["profiles"]]
+        out += [
+            "",
+            "## What limits the missed targets: profiles of tidelog (py-spy)",
+            "",
+            "Each workload behind a missed throughput or latency target, run once more on "
+            "tidelog with py-spy attached to the broker; the ten functions with the most own "
+            "time. Few samples mean the broker was mostly idle (waiting, not computing). "
+            "Reading: [docs/benchmarks.md](../../docs/benchmarks.md#reading-the-latest-run).",
+        ]
+        for profile in doc["profiles"]:
+            path = root / profile
+            head = path.read_text().split("total time")[0].strip().splitlines()[:13]
+            out += ["", f"`{profile}`", "", "```", *head, "```"]
     for wl, setups in summ.items():
         out += ["", f"## {titles[wl]}"]
         for setup in setups:

@@ -98,8 +98,7 @@ def run_bench(args: argparse.Namespace) -> int:
                 proxy.stop()
     doc: dict[str, Any] = {
         "meta": {
-            "command": "tidelog bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"]
-                                                   else sys.argv[1:]),
+            "command": _command_line(),
             "started": started.isoformat(timespec="seconds"),
             "elapsed_s": time.monotonic() - clock,
             "rounds": rounds,
@@ -123,13 +122,18 @@ def run_bench(args: argparse.Namespace) -> int:
     doc["charts"] = [str(_rel(p)) for p in charts(summ, titles, out, stem)]
     write_json(out / f"{stem}.json", doc)
     doc = _reloaded(out / f"{stem}.json")
-    (out / "SUMMARY.md").write_text(markdown_summary(doc, titles))
+    (out / "SUMMARY.md").write_text(markdown_summary(doc, titles, ROOT))
     print(f"\nwrote {_rel(out / f'{stem}.json')}, {len(doc['charts'])} charts, "
           f"{_rel(out / 'SUMMARY.md')}")  # fmt: skip
     if failures:
         print(f"{len(failures)} run(s) failed, first: {failures[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _command_line() -> str:
+    rest = sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]
+    return " ".join(["tidelog bench", *rest])
 
 
 def _reloaded(path: Path) -> dict[str, Any]:

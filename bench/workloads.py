@@ -69,7 +69,7 @@ class Params:
             latency_s=2.0,
             cost_s=2.0,
             memory_mb=4,
-            drill_records=2000,
+            drill_records=10_000,  # ~2 s of paced load, so the kill lands inside it
             group_timeout_s=20.0,
             s3_put_samples=30,
         )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from bench.options import WORKLOAD_NAMES
-from bench.report import Summaries, profile_summary, ratios, read_targets
+from bench.report import Summaries, markdown_summary, profile_summary, ratios, read_targets
 from bench.s3proxy import _kind
 from bench.workloads import WORKLOADS, _percentile, summarize
 
@@ -73,3 +74,28 @@ def test_proxy_names_the_kind_of_object() -> None:
     assert _kind("/bench/ab12/log/00000000000000000007.tlc") == "log"
     assert _kind("/bench/ab12/snapshots/00000000000000000256.json?x-id=PutObject") == "snapshots"
     assert _kind("/bench?list-type=2&prefix=ab12/log/") == "bucket"
+
+
+def test_summary_shows_each_target_and_the_head_of_each_profile(tmp_path: Path) -> None:
+    summ: Summaries = {"latency": {"local": {"tidelog-wal": {"produce_p99_ms": _fig(9.0)}}}}
+    (tmp_path / "p.txt").write_text("title\n10 samples\n\nown time:\n  90.0%  fdatasync\n")
+    doc = {
+        "meta": {
+            "command": "tidelog bench",
+            "started": "now",
+            "rounds": 1,
+            "elapsed_s": 1.0,
+            "cpus": 2,
+            "platform": "test",
+            "note": "shared",
+            "json": "r.json",
+        },
+        "figures": summ,
+        "targets": [asdict(t) for t in read_targets(summ)],
+        "profiles": ["p.txt"],
+        "charts": ["r-latency.png"],
+    }
+    text = markdown_summary(doc, {"latency": "3. latency"}, tmp_path)
+    assert "| produce p99, wal mode, 2,000 msg/s | <= 5 ms | 9.00 ms | **missed** |" in text
+    assert "90.0%  fdatasync" in text
+    assert "![r-latency](r-latency.png)" in text
