@@ -10,6 +10,7 @@ markdown summary. Guarantees: a figure that was not measured is `null` in the JS
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -275,8 +276,13 @@ def profile_summary(raw: Path, top: int = 15) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_summary(doc: dict[str, Any], titles: dict[str, str], root: Path) -> str:
-    """The summary; `root` is what the paths in `doc` are relative to."""
+def markdown_summary(
+    doc: dict[str, Any], titles: dict[str, str], root: Path, where: Path | None = None
+) -> str:
+    """The summary; `root` is what the paths in `doc` are relative to, `where` the
+    directory it is written to (default bench/results; links to docs/ are relative)."""
+    where = where or root / "bench" / "results"
+    docs = Path(os.path.relpath(root / "docs" / "benchmarks.md", where.resolve()))
     summ: Summaries = doc["figures"]
     meta = doc["meta"]
     out = [
@@ -287,7 +293,7 @@ def markdown_summary(doc: dict[str, Any], titles: dict[str, str], root: Path) ->
         f"{meta['note']}",
         "",
         "Figures are medians over rounds with (min-max); ratios are tidelog/peer of the "
-        "medians. Method and fairness: [docs/benchmarks.md](../../docs/benchmarks.md). "
+        f"medians. Method and fairness: [docs/benchmarks.md]({docs.as_posix()}). "
         f"Raw figures: `{meta['json']}`.",
         "",
         "## Targets",
@@ -306,7 +312,7 @@ def markdown_summary(doc: dict[str, Any], titles: dict[str, str], root: Path) ->
             "Each workload behind a missed throughput or latency target, run once more on "
             "tidelog with py-spy attached to the broker; the ten functions with the most own "
             "time. Few samples mean the broker was mostly idle (waiting, not computing). "
-            "Reading: [docs/benchmarks.md](../../docs/benchmarks.md#reading-the-latest-run).",
+            f"Reading: [docs/benchmarks.md]({docs.as_posix()}#reading-the-latest-run).",
         ]
         for profile in doc["profiles"]:
             path = root / profile

@@ -122,7 +122,7 @@ def run_bench(args: argparse.Namespace) -> int:
     doc["charts"] = [str(_rel(p)) for p in charts(summ, titles, out, stem)]
     write_json(out / f"{stem}.json", doc)
     doc = _reloaded(out / f"{stem}.json")
-    (out / "SUMMARY.md").write_text(markdown_summary(doc, titles, ROOT))
+    (out / "SUMMARY.md").write_text(markdown_summary(doc, titles, ROOT, out))
     print(f"\nwrote {_rel(out / f'{stem}.json')}, {len(doc['charts'])} charts, "
           f"{_rel(out / 'SUMMARY.md')}")  # fmt: skip
     if failures:
