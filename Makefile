@@ -64,7 +64,7 @@ bench-cluster: $(STAMP)
 bench-payments: $(STAMP)
 	$(BIN)/python -m bench.payments $(ARGS)
 
-## make microbench: pytest-benchmark micro benchmarks of the hot paths
+## make microbench: pytest-benchmark micro benchmarks of the hot paths (bench/test_micro_*.py)
 microbench: $(STAMP)
 	$(BIN)/python -m pytest bench --benchmark-only -p no:cacheprovider $(PYTEST_ARGS)
 
