@@ -9,6 +9,7 @@ closes this connection, logs one line, and affects nobody else.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 API_VERSIONS = 18
-# Stop reading from a client that has this many requests in flight (backpressure).
-MAX_IN_FLIGHT = 64
+# Stop reading from a client with this many requests, or request bytes, in flight
+# (backpressure); resume below half of both. The count is high because in object mode
+# every produce waits for the next upload: with linger 0 a client has hundreds of small
+# requests waiting at once, and a low cap would throttle it to cap/flush-interval.
+MAX_IN_FLIGHT = 4096
+MAX_IN_FLIGHT_BYTES = 64 << 20
 
 
 class _Slot:
@@ -47,6 +52,7 @@ class Connection(asyncio.BufferedProtocol):
         self.host = ""
         self._slots: deque[_Slot] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight_bytes = 0
         self._paused = False
         self._closed = False
 
@@ -115,8 +121,14 @@ class Connection(asyncio.BufferedProtocol):
         client_host.set(self.host)
         task = asyncio.get_running_loop().create_task(self._run(handler, header, request, slot))
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        if len(self._tasks) >= MAX_IN_FLIGHT and not self._paused and self.transport:
+        size = len(frame)
+        self._in_flight_bytes += size
+        task.add_done_callback(functools.partial(self._task_done, size))
+        if (
+            not self._paused
+            and self.transport
+            and (len(self._tasks) >= MAX_IN_FLIGHT or self._in_flight_bytes >= MAX_IN_FLIGHT_BYTES)
+        ):
             self._paused = True
             self.transport.pause_reading()
 
@@ -147,12 +159,18 @@ class Connection(asyncio.BufferedProtocol):
         if slot is not None and parts is not None:
             self._finish(slot, parts)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
+    def _task_done(self, size: int, task: asyncio.Task[None]) -> None:
         # Resume here, after the task left the set: checking inside the task itself
         # misses the case where every in-flight request completes in one loop turn
         # (one WAL sync acks them all) and reading would stay paused forever.
         self._tasks.discard(task)
-        if self._paused and len(self._tasks) < MAX_IN_FLIGHT // 2 and self.transport:
+        self._in_flight_bytes -= size
+        if (
+            self._paused
+            and len(self._tasks) < MAX_IN_FLIGHT // 2
+            and self._in_flight_bytes < MAX_IN_FLIGHT_BYTES // 2
+            and self.transport
+        ):
             self._paused = False
             self.transport.resume_reading()
 

@@ -1,8 +1,9 @@
 """Pipelined requests: answered in order, and never stalled by backpressure.
 
 A client may send many requests before reading a response (librdkafka does, up to
-its in-flight limit). The broker pauses reading past 64 requests in flight and must
-resume once they are answered, even when one WAL sync acknowledges them all at once.
+its in-flight limit). The broker pauses reading past its in-flight limits and must
+resume once they are answered, even when one WAL sync acknowledges them all at once
+(the limits themselves: tests/unit/test_connection_backpressure.py).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def test_hundreds_of_pipelined_produce_requests_are_all_answered_in_order(
     broker: BrokerProcess,
 ) -> None:
     with RawClient(broker.bootstrap, timeout=20) as client:
-        # Large frames, so they span many reads and reading really pauses in between.
-        client.send_raw(b"".join(produce_frame(i, b"%d" % i * 40_000) for i in range(REQUESTS)))
+        # Large frames (~100 MB in all, over MAX_IN_FLIGHT_BYTES), so they span many reads
+        # and reading really pauses in between.
+        client.send_raw(b"".join(produce_frame(i, b"%d" % i * 120_000) for i in range(REQUESTS)))
         offsets = []
         for expected in range(REQUESTS):
             correlation, response = decode_response(0, 9, client.read_frame())
