@@ -94,6 +94,7 @@ class Flusher:
         self._wakeup = asyncio.Event()
         self._last_landed: int | None = None
         self._backoff = 0.0
+        self._next_flush = 0.0  # time.monotonic() by which waiting data goes out
         self._task: asyncio.Task[None] | None = None
         self.stopped = False
         self.healthy = True
@@ -102,6 +103,7 @@ class Flusher:
     # -- API -------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._next_flush = time.monotonic() + self._interval
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -161,8 +163,10 @@ class Flusher:
     def _launch(self, force: bool) -> bool:
         if self._backoff or self.stopped:
             return False
+        now = time.monotonic()
         if not (
             force
+            or now >= self._next_flush
             or self._ops
             or self._drains
             or self._source.unflushed_bytes() >= self._flush_bytes
@@ -173,6 +177,8 @@ class Flusher:
             return False
         chunks, data = self._source.take_chunks()
         ops, self._ops = self._ops, []
+        # Whatever waited went out now (or nothing did): the next flush is an interval on.
+        self._next_flush = now + self._interval
         if not chunks and not ops:
             return False
         prev = self._uploads[-1].header.commit_id if self._uploads else self._log.state.head_id
@@ -187,8 +193,16 @@ class Flusher:
         return True
 
     async def _wait(self) -> bool:
-        """Sleep until something happens; True when the interval elapsed (time to flush)."""
-        timeout = self._backoff or self._interval
+        """Sleep until something happens; True when the interval elapsed (time to flush).
+
+        The flush deadline is an interval after the last launch, not after the last
+        wake-up: an upload landing must not push the next flush back."""
+        if self._backoff:
+            timeout = self._backoff
+        elif len(self._uploads) >= self._max_in_flight:
+            timeout = self._interval  # a landing upload wakes us first
+        else:
+            timeout = max(0.0, self._next_flush - time.monotonic())
         try:
             await asyncio.wait_for(self._wakeup.wait(), timeout)
         except TimeoutError:
