@@ -1,4 +1,7 @@
-"""Real S3-compatible servers for integration tests: moto's server and SeaweedFS.
+"""Real S3-compatible servers on loopback: moto's server and SeaweedFS.
+
+Used by the integration tests' fixtures, the benchmarks and `tidelog drill --store s3`
+when no --s3-endpoint is given (here, not under tests/, because the CLI needs it).
 
 Owns: starting each server as its own process on free loopback ports, waiting until it
 accepts a real write, and killing it and removing its files afterwards. Guarantees: a
