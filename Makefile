@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat bench bench-groups microbench clean
+.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-recovery microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -55,6 +55,10 @@ bench: $(STAMP)
 ## make bench-groups: consumer-group latency (subscribe -> first record, rebalance) vs the peer
 bench-groups: $(STAMP)
 	$(BIN)/python bench/groups.py $(ARGS)
+
+## make bench-recovery: replace drill repeated per mode; recovery time median and worst
+bench-recovery: $(STAMP)
+	$(BIN)/python bench/recovery.py $(ARGS)
 
 ## make microbench: pytest-benchmark micro benchmarks of the hot paths
 microbench: $(STAMP)
