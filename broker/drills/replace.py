@@ -90,7 +90,7 @@ def run(ctx: DrillContext) -> Report:
         recovery = None if first is None else first - killed_at
         say.say(
             f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors"
-            + f"; first ack from node=2 {seconds(recovery)} after the kill"
+            + f"; first ack from node=2 {seconds(rounded(recovery))} after the kill"
         )
         report, _ = verdict_fields(ctx, load, bootstrap, offsets_before)
         exit_code = b.stop()
@@ -105,6 +105,7 @@ def run(ctx: DrillContext) -> Report:
     return {
         **report,
         "recovery_s": rounded(recovery),
+        "replacement_ready_s": rounded(ready_at - killed_at),
         "commits_read_by_replacement": b.commits_read(),
         **read_fields(reads, at_takeover),
         "bucket_objects": objects,
@@ -122,6 +123,7 @@ def rows(report: Report) -> list[Row]:
     return [
         *common_rows(report),
         ("recovery (kill -> first ack on node=2)", seconds(report["recovery_s"])),
+        ("  of which kill -> node=2 ready", seconds(report["replacement_ready_s"])),
         ("bytes copied between brokers", f"0, by construction {copied_note}"),
         ("commits folded by the replacement", report["commits_read_by_replacement"]),
         read_row(report),

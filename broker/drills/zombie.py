@@ -156,6 +156,7 @@ def run(ctx: DrillContext) -> Report:
 
 def rows(report: Report) -> list[Row]:
     fenced = report["zombie_fenced_lines"]
+    kept = report["acks_after_takeover"] - report["lost_after_takeover"]
     return [
         *common_rows(report),
         (
@@ -166,12 +167,10 @@ def rows(report: Report) -> list[Row]:
             "acks after the takeover / after SIGCONT",
             f"{report['acks_after_takeover']} / {report['acks_after_resume']}",
         ),
-        ("acks after the takeover not read back", f"{report['lost_after_takeover']} (lost)"),
         (
-            "clients after the takeover",
-            "acked by a broker after the takeover"
-            if report["acks_after_takeover"]
-            else "nothing acked after the takeover: the producer stayed with the zombie",
+            "  of those: in node=2's log / lost",
+            f"{kept} / {report['lost_after_takeover']}"
+            + ("" if kept else " (no ack after the takeover is in the new owner's log)"),
         ),
         (
             "zombie (node=1) after SIGCONT",

@@ -51,10 +51,10 @@ def assert_replaced(report: dict[str, Any], records: int) -> None:
 
 @pytest.mark.parametrize("mode", ["wal", "object"])
 def test_replace_drill_loses_nothing_acknowledged(mode: str) -> None:
-    code, report = run_drill("replace", "--mode", mode, "--records", "6000")
+    code, report = run_drill("replace", "--mode", mode, "--records", "12000")
     assert_nothing_acked_went_wrong(code, report)
     assert (report["scenario"], report["mode"], report["store"]) == ("replace", mode, "file")
-    assert_replaced(report, 6000)
+    assert_replaced(report, 12000)
     assert report["recovery_read_measured"] is False
     assert report["bucket_objects_at_takeover"] > 0
 
@@ -64,12 +64,12 @@ def test_replace_drill_on_s3_measures_what_the_replacement_read(
     mode: str, moto_s3: S3Server
 ) -> None:
     code, report = run_drill(
-        "replace", "--mode", mode, "--records", "6000", "--store", "s3",
+        "replace", "--mode", mode, "--records", "12000", "--store", "s3",
         "--s3-endpoint", moto_s3.endpoint_url,
     )  # fmt: skip
     assert_nothing_acked_went_wrong(code, report)
     assert report["store"] == "s3"
-    assert_replaced(report, 6000)
+    assert_replaced(report, 12000)
     assert report["recovery_read_measured"] is True
     assert report["recovery_read_gets"] >= report["commits_read_by_replacement"]
     assert report["recovery_read_bytes"] > 0
@@ -77,12 +77,12 @@ def test_replace_drill_on_s3_measures_what_the_replacement_read(
 
 def test_replace_drill_starts_its_own_s3_server(s3_credentials: None) -> None:
     code, report = run_drill(
-        "replace", "--mode", "object", "--records", "6000", "--store", "s3",
+        "replace", "--mode", "object", "--records", "12000", "--store", "s3",
         "--s3-server", "moto",
     )  # fmt: skip
     assert_nothing_acked_went_wrong(code, report)
     assert report["store"] == "s3"
-    assert_replaced(report, 6000)
+    assert_replaced(report, 12000)
 
 
 ZOMBIE_WAL_GAP = (
@@ -96,7 +96,7 @@ ZOMBIE_WAL_GAP = (
     ["object", pytest.param("wal", marks=pytest.mark.xfail(strict=True, reason=ZOMBIE_WAL_GAP))],
 )
 def test_zombie_drill_loses_nothing_the_zombie_acknowledged(mode: str) -> None:
-    code, report = run_drill("zombie", "--mode", mode, "--records", "6000")
+    code, report = run_drill("zombie", "--mode", mode, "--records", "12000")
     assert report["zombie_fenced_lines"], report  # it did resume and was fenced
     assert report["replacement_exit_code"] == 0
     assert report["lost_after_takeover"] == 0, report
