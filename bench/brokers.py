@@ -89,7 +89,7 @@ def moto_server(workdir: Path) -> Iterator[S3Endpoint]:
 @contextlib.contextmanager
 def seaweedfs_server(workdir: Path) -> Iterator[S3Endpoint]:
     """SeaweedFS (Go) as the S3 server, started the way the test fixtures start it."""
-    from broker.drills.s3_servers import running_seaweedfs
+    from tests.integration.s3servers import running_seaweedfs
 
     home = workdir / "seaweedfs"
     home.mkdir()

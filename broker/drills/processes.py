@@ -25,6 +25,8 @@ from pathlib import Path
 READY_TIMEOUT_S = 60.0
 FLUSH_INTERVAL_MS = 100
 _COMMITS_READ = re.compile(r"tidelog ready .*?commits_read=(\d+)")
+_CLAIM = re.compile(r"claimed ownership (.*)")
+_FIELD = re.compile(r"(\w+)=(-?\d+)")
 
 
 class DrillError(Exception):
@@ -108,6 +110,12 @@ class BrokerRun:
     def commits_read(self) -> int | None:
         found = _COMMITS_READ.search(self.output())
         return int(found.group(1)) if found else None
+
+    def claim(self) -> dict[str, int]:
+        """The integer fields of its last "claimed ownership" line (epoch, commits_read,
+        snapshot_seq, wal_batches_replayed today); empty if it logged none."""
+        found = _CLAIM.findall(self.output())
+        return {k: int(v) for k, v in _FIELD.findall(found[-1])} if found else {}
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

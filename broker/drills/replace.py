@@ -10,6 +10,7 @@ B stopped cleanly.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from broker.drills.harness import (
     DrillContext,
@@ -25,6 +26,7 @@ from broker.drills.harness import (
     seconds,
     verdict_fields,
 )
+from broker.drills.inspection import inspect_line
 from broker.drills.load import (
     LOAD_TIMEOUT_S,
     PARTITIONS,
@@ -60,6 +62,8 @@ def run(ctx: DrillContext) -> Report:
             load.wait_for_fraction(COMMIT_AT)
             offsets_before = commit_offsets(bootstrap)
             say.say(f"committed group offsets (the high watermarks): {offsets_before}")
+            view = inspect_line(ctx.store.for_inspect(), wal_dir(ctx, a.data_dir))
+            say.say(f"before the kill, {view}")
             load.wait_for_fraction(FAIL_AT)
             load.check_running()
             a.kill()
@@ -79,10 +83,14 @@ def run(ctx: DrillContext) -> Report:
             b.start()
             ready_at = time.monotonic()
             reads_after = ctx.store.read_counter(2)
+            claim = b.claim()
             say.say(
                 f"node=2 took over on the same port in {ready_at - killed_at:.1f}s: "
-                f"folded commits_read={b.commits_read()} from the bucket"
-                + (", replayed the WAL it was handed" if opts.mode == "wal" else "")
+                f"claimed the log at epoch={claim.get('epoch')} after folding "
+                f"{claim.get('commits_read')} commits from the bucket "
+                f"(snapshot seq {claim.get('snapshot_seq')}) and replaying "
+                f"{claim.get('wal_batches_replayed')} WAL batches"
+                + (" from the volume it was handed" if opts.mode == "wal" else "")
             )
             if not load.join(LOAD_TIMEOUT_S + 5):
                 raise DrillError("producer did not finish")
@@ -95,6 +103,8 @@ def run(ctx: DrillContext) -> Report:
         report, _ = verdict_fields(ctx, load, bootstrap, offsets_before)
         exit_code = b.stop()
         say.say(f"stopped broker node=2 (SIGTERM) exit={exit_code}")
+        view = inspect_line(ctx.store.for_inspect(), wal_dir(ctx, b.data_dir))
+        say.say(f"after the drill, {view}")
     finally:
         a.kill()
         b.kill()
@@ -107,11 +117,18 @@ def run(ctx: DrillContext) -> Report:
         "recovery_s": rounded(recovery),
         "replacement_ready_s": rounded(ready_at - killed_at),
         "commits_read_by_replacement": b.commits_read(),
+        "replacement_epoch": claim.get("epoch"),
+        "wal_batches_replayed": claim.get("wal_batches_replayed"),
         **read_fields(reads, at_takeover),
         "bucket_objects": objects,
         "bucket_bytes": size,
         "replacement_exit_code": exit_code,
     }
+
+
+def wal_dir(ctx: DrillContext, data_dir: Path) -> Path | None:
+    """The data dir to show inspect in wal mode (what is only in the WAL), else None."""
+    return data_dir if ctx.opts.mode == "wal" else None
 
 
 def rows(report: Report) -> list[Row]:
@@ -126,6 +143,7 @@ def rows(report: Report) -> list[Row]:
         ("  of which kill -> node=2 ready", seconds(report["replacement_ready_s"])),
         ("bytes copied between brokers", f"0, by construction {copied_note}"),
         ("commits folded by the replacement", report["commits_read_by_replacement"]),
+        ("WAL batches replayed by the replacement", report["wal_batches_replayed"]),
         read_row(report),
         offsets_row(report),
         (

@@ -42,6 +42,10 @@ class DrillStore(Protocol):
 
     def for_broker(self, node_id: int) -> StoreArgs: ...
 
+    def for_inspect(self) -> StoreArgs:
+        """The store itself, without fault switch or proxy (reads do not count)."""
+        ...
+
     def usage(self) -> tuple[int, int]:
         """(objects, bytes) in the bucket now."""
         ...
@@ -70,6 +74,9 @@ class FileStore:
 
     def for_broker(self, node_id: int) -> StoreArgs:
         return StoreArgs(f"fault+file://{self.bucket}?switch={self.switch}")
+
+    def for_inspect(self) -> StoreArgs:
+        return StoreArgs(f"file://{self.bucket}")
 
     def usage(self) -> tuple[int, int]:
         files = [p for p in self.bucket.rglob("*") if p.is_file() and not _is_temp(p)]
@@ -118,6 +125,9 @@ class S3Store:
         if proxy is None:
             proxy = self.proxies[node_id] = TcpProxy(self._host, self._port)
         return StoreArgs(f"s3://{self.bucket}/drill", proxy.url, self.server.env())
+
+    def for_inspect(self) -> StoreArgs:
+        return StoreArgs(f"s3://{self.bucket}/drill", self.server.endpoint_url, self.server.env())
 
     def usage(self) -> tuple[int, int]:
         objects = size = 0

@@ -31,6 +31,7 @@ from broker.drills.harness import (
     seconds,
     verdict_fields,
 )
+from broker.drills.inspection import inspect_line
 from broker.drills.load import (
     LOAD_TIMEOUT_S,
     PARTITIONS,
@@ -101,7 +102,8 @@ def run(ctx: DrillContext) -> Report:
                 f"({takeover_at - paused_at:.1f}s after the freeze, "
                 f"commits_read={b.commits_read()})"
             )
-            time.sleep(FROZEN_AFTER_TAKEOVER_S)
+            say.say(f"while node=1 is frozen, {inspect_line(ctx.store.for_inspect())}")
+            time.sleep(max(0.0, takeover_at + FROZEN_AFTER_TAKEOVER_S - time.monotonic()))
             with LogWatch(a, {"fenced": r"fenced"}) as watch:
                 a.resume()
                 resumed_at = time.monotonic()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker.drills.s3_servers import (
+from tests.integration.s3servers import (
     ACCESS_KEY,
     REGION,
     SECRET_KEY,

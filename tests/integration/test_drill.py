@@ -46,6 +46,8 @@ def assert_replaced(report: dict[str, Any], records: int) -> None:
     assert report["acked_read_back"] == report["acknowledged"]
     assert report["recovery_s"] > 0
     assert report["commits_read_by_replacement"] > 0
+    assert report["replacement_epoch"] > 0
+    assert report["wal_batches_replayed"] is not None
     assert report["replacement_exit_code"] == 0
 
 

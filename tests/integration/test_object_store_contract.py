@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from broker.drills.s3_servers import S3Server, free_ports
 from storage.local_store import LocalObjectStore
 from storage.object_store import (
     ObjectInfo,
@@ -29,6 +28,7 @@ from storage.object_store import (
     PreconditionFailed,
 )
 from storage.s3_store import ConditionalWritesIgnored, S3ObjectStore
+from tests.integration.s3servers import S3Server, free_ports
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from broker.drills.s3_servers import S3Server
-from broker.drills.tcp_proxy import TcpProxy
 from tests.integration.broker_process import BrokerProcess
+from tests.integration.s3servers import S3Server
+from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_clients import consume_all, create_topic
 
 pytestmark = pytest.mark.integration
