@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-recovery microbench clean
+.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-recovery microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -55,6 +55,10 @@ bench: $(STAMP)
 ## make bench-groups: consumer-group latency (subscribe -> first record, rebalance) vs the peer
 bench-groups: $(STAMP)
 	$(BIN)/python bench/groups.py $(ARGS)
+
+## make bench-cluster: produce throughput of 3 brokers on one bucket vs 1, CPU s/GB per broker
+bench-cluster: $(STAMP)
+	$(BIN)/python bench/cluster.py $(ARGS)
 
 ## make bench-recovery: replace drill repeated per mode; recovery time median and worst
 bench-recovery: $(STAMP)

@@ -42,8 +42,14 @@ VALUE_SIZE = 1024
 MB = 1_000_000
 
 
-def produce(bootstrap: str, topic: str, total_bytes: int) -> float:
-    """Seconds to produce and have acknowledged `total_bytes` of 1 KiB values."""
+def produce(
+    bootstrap: str,
+    topic: str,
+    total_bytes: int,
+    value_size: int = VALUE_SIZE,
+    partitions: int = PARTITIONS,
+) -> float:
+    """Seconds to produce and have acknowledged `total_bytes` of `value_size`-byte values."""
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -52,10 +58,11 @@ def produce(bootstrap: str, topic: str, total_bytes: int) -> float:
             "batch.size": 1 << 20,
             "queue.buffering.max.kbytes": 1 << 20,
             "enable.idempotence": False,
+            "log.connection.close": False,
         }
     )
-    value = os.urandom(VALUE_SIZE // 2).hex().encode()
-    count = total_bytes // VALUE_SIZE
+    value = os.urandom(value_size // 2).hex().encode()
+    count = total_bytes // value_size
     failures: list[str] = []
 
     def on_delivery(err: object, _msg: object) -> None:
@@ -67,7 +74,7 @@ def produce(bootstrap: str, topic: str, total_bytes: int) -> float:
         while True:
             try:
                 producer.produce(
-                    topic, value=value, partition=i % PARTITIONS, on_delivery=on_delivery
+                    topic, value=value, partition=i % partitions, on_delivery=on_delivery
                 )
                 break
             except BufferError:
@@ -82,7 +89,7 @@ def produce(bootstrap: str, topic: str, total_bytes: int) -> float:
     return elapsed
 
 
-def consume(bootstrap: str, topic: str, count: int) -> float:
+def consume(bootstrap: str, topic: str, count: int, partitions: int = PARTITIONS) -> float:
     """Seconds to read `count` records back from offset 0 of every partition."""
     consumer = Consumer(
         {
@@ -91,15 +98,17 @@ def consume(bootstrap: str, topic: str, count: int) -> float:
             "enable.auto.commit": False,
             "fetch.max.bytes": 50 << 20,
             "max.partition.fetch.bytes": 8 << 20,
+            "log.connection.close": False,
         }
     )
     try:
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         seen = 0
         start = time.perf_counter()
         deadline = time.monotonic() + 180
         while seen < count and time.monotonic() < deadline:
-            for msg in consumer.consume(10000, 0.5):
+            # never ask for more than is left: consume() waits out its timeout otherwise
+            for msg in consumer.consume(min(10000, count - seen), 0.5):
                 if msg.error():
                     raise KafkaException(msg.error())
                 seen += 1

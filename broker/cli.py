@@ -27,7 +27,9 @@ from broker.drills.cli import add_drill_arguments, run_drill
 from broker.groups_cli import add_groups_arguments, run_groups
 from broker.inspect_cli import add_inspect_arguments, run_inspect
 from broker.memory import tune_malloc
+from storage.commit_format import CorruptCommit
 from storage.object_store import ObjectStoreError
+from storage.stream_state import StateError
 
 log = logging.getLogger("tidelog")
 
@@ -96,7 +98,17 @@ async def run_broker(config: ServeConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
-    await stop.wait()
+    stopped = asyncio.ensure_future(stop.wait())
+    fenced = asyncio.ensure_future(broker.fenced.wait())
+    await asyncio.wait((stopped, fenced), return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (stopped, fenced):
+        waiter.cancel()
+    if broker.fenced.is_set():
+        # Another broker sealed our stream and owns our partitions: nothing we accept
+        # could be acknowledged any more. Close every connection so clients move on.
+        log.error("fenced by another broker; closing connections and exiting with 3")
+        await broker.stop()
+        return 3
     log.info("shutdown requested; finishing in-flight requests and flushing")
     await broker.stop()
     return 0
@@ -134,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # e.g. a malformed --object-store URL
         print(f"tidelog serve: error: {exc}", file=sys.stderr)
         return 2
-    except (OSError, ObjectStoreError) as exc:
+    except (OSError, ObjectStoreError, StateError, CorruptCommit) as exc:
         print(f"tidelog serve: error: {exc}", file=sys.stderr)
         return 1
 

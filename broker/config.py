@@ -45,6 +45,9 @@ class ServeConfig:
     default_partitions: int
     max_request_bytes: int
     group_initial_rebalance_delay_ms: int
+    session_timeout_ms: int
+    replace: tuple[int, ...]
+    wal_failover: str
     log_level: str
 
     @property
@@ -88,6 +91,11 @@ def _choice(options: Sequence[str]) -> Callable[[str], str]:
         return text.lower()
 
     return parse
+
+
+def _node_list(text: str) -> tuple[int, ...]:
+    parse = _int_in(0, 2**31 - 1)
+    return tuple(parse(part.strip()) for part in text.split(",") if part.strip())
 
 
 def _bool(text: str) -> bool:
@@ -165,6 +173,31 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         "0",
         "how long a new group waits for more members before its first rebalance",
         "MS",
+    ),
+    _Option(
+        "session-timeout-ms",
+        _int_in(500, 600_000),
+        "6000",
+        "a broker whose stream is silent this long is fenced and its partitions move; "
+        "also how long a wal-mode ack may trust the last upload",
+        "MS",
+    ),
+    _Option(
+        "replace",
+        _node_list,
+        "",
+        "node ids of dead brokers whose partitions this broker takes over at once "
+        "(comma-separated), instead of after the session timeout",
+        "N[,N...]",
+    ),
+    _Option(
+        "wal-failover",
+        _choice(("wait", "takeover")),
+        "wait",
+        "when a wal-mode broker goes silent: wait for its WAL volume to be handed over "
+        "(nothing acked is lost), or take its partitions over after the session timeout "
+        "(what only its WAL held is lost); object-mode brokers are always taken over",
+        "wait|takeover",
     ),
     _Option("log-level", _choice(LOG_LEVELS), "info", "logging verbosity", "LEVEL"),
 )

@@ -19,13 +19,19 @@ from collections.abc import Callable
 
 from broker.group_events import Effect, Event, Tick, Unload, Wakeup
 from broker.group_model import DEAD, Group, GroupConfig
-from broker.group_queries import answer_missing_group, creates_group
+from broker.group_queries import answer_missing_group, answer_not_coordinator, creates_group
 from broker.group_state import handle
 
 
 class GroupCoordinator:
-    def __init__(self, config: GroupConfig, clock_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        config: GroupConfig,
+        clock_ms: Callable[[], int],
+        coordinates: Callable[[str], bool] = lambda _: True,
+    ) -> None:
         self.config = config
+        self._coordinates = coordinates
         self._clock_ms = clock_ms
         self.groups: dict[str, Group] = {}
         self._waiting: dict[int, asyncio.Future[Effect]] = {}
@@ -48,6 +54,13 @@ class GroupCoordinator:
         return None if group is None or group.state is DEAD else group
 
     def _dispatch(self, group_id: str, event: Event) -> None:
+        if not isinstance(event, Unload | Tick) and not self._coordinates(group_id):
+            # The group's slot moved to another broker: let go of it, send clients there.
+            if group_id in self.groups:
+                self._dispatch(group_id, Unload())
+                self.groups.pop(group_id, None)
+            self._deliver(group_id, answer_not_coordinator(event))
+            return
         group = self.group(group_id)
         if group is None:
             if not creates_group(event):

@@ -142,3 +142,20 @@ def answer_missing_group(event: Event) -> list[Effect]:
         case Delete():
             return [DeleteResponse(event.token, ErrorCode.group_id_not_found)]
     return []
+
+
+def answer_not_coordinator(event: Event) -> list[Effect]:
+    """The answers of a broker that does not coordinate the group (any more)."""
+    code = ErrorCode.not_coordinator
+    match event:
+        case Join():
+            return [JoinResponse(event.token, code, event.member_id, NO_GENERATION)]
+        case Sync():
+            return [SyncResponse(event.token, code)]
+        case Heartbeat():
+            return [HeartbeatResponse(event.token, code)]
+        case Leave():
+            return [LeaveResponse(event.token, code, ())]
+        case Delete():
+            return [DeleteResponse(event.token, code)]
+    return []

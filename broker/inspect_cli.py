@@ -31,11 +31,13 @@ from typing import Any
 from protocol.batch import iter_batches
 from protocol.errors import RecordBatchError
 from storage import paths, wal
-from storage.cluster_state import ClusterState
 from storage.commit_format import CommitHeader, CorruptCommit
 from storage.commit_log import CommitLog
+from storage.meta_state import GROUP_TOPIC, MetaState, Owner
 from storage.object_store import ObjectInfo, ObjectStore, ObjectStoreError
+from storage.ownership import group_slot, read_stream
 from storage.store_url import file_url_path, open_object_store
+from storage.stream_state import GroupOffsets, PartitionState, StreamState
 
 OBJECT_STORE_ENV = "TIDELOG_OBJECT_STORE"
 S3_ENDPOINT_ENV = "TIDELOG_S3_ENDPOINT"
@@ -62,6 +64,7 @@ class ChunkView:
 
 @dataclass(frozen=True)
 class CommitView:
+    log: str  # "meta" or the stream id
     seq: int
     key: str
     size: int
@@ -77,7 +80,9 @@ class CommitView:
 class BrokerView:
     node: int
     epoch: int
-    status: str  # "owner" or "fenced"
+    stream: str
+    status: str  # "member" (in the cluster), "left" or "fenced"
+    partitions: int  # partitions it owns now
     last_commit_seq: int
     last_commit_ms: int
     last_commit_age_ms: int
@@ -88,6 +93,8 @@ class PartitionView:
     topic: str
     topic_id: str
     partition: int
+    owner_node: int  # -1: between owners
+    stream: str  # the stream holding its index
     log_start: int
     end_offset: int
     chunks: int
@@ -126,11 +133,11 @@ class WalView:
 @dataclass(frozen=True)
 class Head:
     store: str
-    seq: int
+    seq: int  # of the metadata log
     head_id: str
-    owner_node: int
-    owner_epoch: int
-    orphans: int
+    members: int
+    streams: int
+    orphans: int  # in the metadata log and every stream
     next_producer_id: int
     snapshot_seq: int
     commit_objects: int
@@ -156,137 +163,200 @@ class Report:
 async def collect_bucket(
     store: ObjectStore, *, commits: int, now_ms: int, data_dir: Path | None = None
 ) -> Report:
-    """Everything the bucket says, with the last `commits` commit objects in detail,
-    and, given `data_dir`, its WAL judged against the bucket."""
-    infos = [i for i in await store.list(paths.LOG_PREFIX) if _is_commit_key(i.key)]
-    if not infos:
+    """Everything the bucket says, with the last `commits` commit objects of each log in
+    detail, and, given `data_dir`, its WAL judged against the bucket."""
+    meta_log: CommitLog[MetaState] = CommitLog(
+        store, paths.META, MetaState, node_id=-1, clock_ms=lambda: now_ms
+    )
+    stats = await meta_log.load()
+    meta = meta_log.state
+    if meta.seq < 0:
         raise InspectError(f"no tidelog commits in the object store url={store.url}")
-    log = CommitLog(store, node_id=-1, clock_ms=lambda: now_ms)
-    stats = await log.load()
-    state = log.state
-    window = infos[-commits:] if commits > 0 else []
-    headers = await asyncio.gather(*(_read_header(log, i.key) for i in window))
-    views = _commit_views(state, list(zip(window, headers, strict=True)))
+    names = set(meta.members) | set(meta.ended) | {o.stream for o in meta.owners.values()}
+    streams = {
+        name: await read_stream(store, name, node_id=-1, clock_ms=lambda: now_ms)
+        for name in sorted(names)
+    }
+    views: list[CommitView] = []
+    infos_all: list[ObjectInfo] = []
+    logs: list[tuple[str, CommitLog[Any]]] = [("meta", meta_log), *streams.items()]
+    for name, log in logs:
+        infos = [i for i in await store.list(log.layout.log_prefix) if _is_commit(log, i.key)]
+        infos_all += infos
+        window = infos[-commits:] if commits > 0 else []
+        headers = await asyncio.gather(*(_read_header(log, i.key) for i in window))
+        views += _commit_views(name, log, list(zip(window, headers, strict=True)))
+    parts = _partitions(meta, {n: s.state for n, s in streams.items()})
     head = Head(
         store.url,
-        state.seq,
-        state.head_id,
-        state.owner_node,
-        state.owner_epoch,
-        state.orphans,
-        state.next_producer_id,
+        meta.seq,
+        meta.head_id,
+        len(meta.members),
+        len(streams),
+        meta.orphans + sum(s.state.orphans for s in streams.values()),
+        meta.next_producer_id,
         stats.snapshot_seq,
-        len(infos),
-        sum(i.size for i in infos),
+        len(infos_all),
+        sum(i.size for i in infos_all),
     )
     return Report(
         head,
-        _broker_views(state, views, now_ms),
-        _partition_views(state),
+        _broker_views(meta, streams, views, now_ms),
+        [view for view, _ in parts.values()],
         views,
-        _group_offset_views(state),
-        None if data_dir is None else wal_view(data_dir / "wal", state),
+        _group_offset_views(meta, {n: s.state for n, s in streams.items()}),
+        None
+        if data_dir is None
+        else wal_view(data_dir / "wal", {k: state for k, (_, state) in parts.items()}),
     )
 
 
-def _is_commit_key(key: str) -> bool:
+def _is_commit(log: CommitLog[Any], key: str) -> bool:
     try:
-        paths.parse_commit_key(key)
+        log.layout.parse_commit_key(key)
     except ValueError:
         return False
     return True
 
 
-async def _read_header(log: CommitLog, key: str) -> CommitHeader:
+async def _read_header(log: CommitLog[Any], key: str) -> CommitHeader:
     header, _ = await log._read_header(key)
     return header
 
 
 def _commit_views(
-    state: ClusterState, commits: Sequence[tuple[ObjectInfo, CommitHeader]]
+    name: str, log: CommitLog[Any], commits: Sequence[tuple[ObjectInfo, CommitHeader]]
 ) -> list[CommitView]:
     """Walk back from the head through `prev`: commits on that chain took effect."""
     statuses: dict[int, str] = {}
-    chain_id = state.head_id
+    chain_id = log.state.head_id
     for info, header in reversed(commits):
-        seq = paths.parse_commit_key(info.key)
-        if seq > state.seq:
+        seq = log.layout.parse_commit_key(info.key)
+        if seq > log.state.seq:
             statuses[seq] = "pending"
         elif header.commit_id == chain_id:
             statuses[seq] = "effective"
             chain_id = header.prev_id
         else:
             statuses[seq] = "orphan"
-    return [_commit_view(info, header, statuses) for info, header in commits]
-
-
-def _commit_view(info: ObjectInfo, header: CommitHeader, statuses: dict[int, str]) -> CommitView:
-    seq = paths.parse_commit_key(info.key)
-    chunks = [
-        ChunkView(c.topic, c.partition, c.base_offset, c.end_offset, c.length)
-        for c in header.chunks
-    ]
-    return CommitView(
-        seq,
-        info.key,
-        info.size,
-        header.node_id,
-        header.epoch,
-        header.timestamp_ms,
-        statuses[seq],
-        list(header.ops),
-        chunks,
-    )
+    out = []
+    for info, header in commits:
+        seq = log.layout.parse_commit_key(info.key)
+        chunks = [
+            ChunkView(c.topic, c.partition, c.base_offset, c.end_offset, c.length)
+            for c in header.chunks
+        ]
+        out.append(
+            CommitView(
+                name,
+                seq,
+                info.key,
+                info.size,
+                header.node_id,
+                header.epoch,
+                header.timestamp_ms,
+                statuses[seq],
+                list(header.ops),
+                chunks,
+            )
+        )
+    return out
 
 
 def _broker_views(
-    state: ClusterState, commits: Sequence[CommitView], now_ms: int
+    meta: MetaState,
+    streams: Mapping[str, CommitLog[StreamState]],
+    commits: Sequence[CommitView],
+    now_ms: int,
 ) -> list[BrokerView]:
-    latest: dict[int, CommitView] = {}
+    latest: dict[str, CommitView] = {}
     for c in commits:
-        if c.node not in latest or (c.epoch, c.seq) > (latest[c.node].epoch, latest[c.node].seq):
-            latest[c.node] = c
-    views = [
-        BrokerView(
-            node,
-            c.epoch,
-            _broker_status(state, node, c.epoch),
-            c.seq,
-            c.timestamp_ms,
-            now_ms - c.timestamp_ms,
+        if c.log != "meta" and (c.log not in latest or c.seq > latest[c.log].seq):
+            latest[c.log] = c
+    owned: dict[str, int] = {}
+    for key, owner in meta.owners.items():
+        if key[0] != GROUP_TOPIC:
+            owned[owner.stream] = owned.get(owner.stream, 0) + 1
+    views = []
+    for name in streams:
+        node, epoch = paths.parse_stream_id(name)
+        if name in meta.members:
+            status = "member"
+        else:
+            sealed_by = streams[name].state.sealed_by
+            status = "left" if sealed_by in ("", name) else "fenced"
+        last = latest.get(name)
+        views.append(
+            BrokerView(
+                node,
+                epoch,
+                name,
+                status,
+                owned.get(name, 0),
+                last.seq if last else -1,
+                last.timestamp_ms if last else -1,
+                now_ms - last.timestamp_ms if last else -1,
+            )
         )
-        for node, c in latest.items()
-    ]
-    if state.owner_node >= 0 and state.owner_node not in latest:
-        # the owner wrote nothing inside the window: its last write is older
-        views.append(BrokerView(state.owner_node, state.owner_epoch, "owner", -1, -1, -1))
-    return sorted(views, key=lambda b: b.node)
+    return sorted(views, key=lambda b: (b.status != "member", b.node, b.epoch))
 
 
-def _broker_status(state: ClusterState, node: int, epoch: int) -> str:
-    owner = node == state.owner_node and epoch == state.owner_epoch
-    return "owner" if owner else "fenced"
+def _partitions(
+    meta: MetaState, streams: Mapping[str, StreamState]
+) -> dict[tuple[str, int], tuple[PartitionView, PartitionState | None]]:
+    """Each partition with the index its owner has (or, before adoption, its source's)."""
+    out: dict[tuple[str, int], tuple[PartitionView, PartitionState | None]] = {}
+    for topic in sorted(meta.topics.values(), key=lambda t: t.name):
+        for p in range(topic.partitions):
+            key = (topic.name, p)
+            owner = meta.owners.get(key)
+            member = meta.owner_of(key)
+            found: tuple[str, PartitionState] | None = None
+            for name, tenure in _tenures(owner):
+                state = streams.get(name)
+                part = state.partitions.get(key) if state else None
+                if state is not None and state.tenures.get(key) == tenure and part is not None:
+                    if part.topic_id == topic.topic_id:
+                        found = (name, part)
+                    break
+            stream, part = found if found else ("-", None)
+            view = PartitionView(
+                topic.name,
+                topic.topic_id,
+                p,
+                member.node if member else -1,
+                stream,
+                part.log_start if part else 0,
+                part.committed_end if part else 0,
+                len(part.chunks) if part else 0,
+                sum(c.length for c in part.chunks) if part else 0,
+            )
+            out[key] = (view, part)
+    return out
 
 
-def _partition_views(state: ClusterState) -> list[PartitionView]:
-    return [
-        PartitionView(
-            p.topic,
-            p.topic_id,
-            p.partition,
-            p.log_start,
-            p.committed_end,
-            len(p.chunks),
-            sum(c.length for c in p.chunks),
-        )
-        for _, p in sorted(state.partitions.items())
-    ]
+def _tenures(owner: Owner | None) -> list[tuple[str, int]]:
+    """Where a key's state is, newest first: the owner (if it adopted it), then sources."""
+    if owner is None:
+        return []
+    return [(owner.stream, owner.seq), *((s.stream, s.tenure) for s in owner.sources)]
 
 
-def _group_offset_views(state: ClusterState) -> list[GroupOffsetView]:
+def _group_offset_views(
+    meta: MetaState, streams: Mapping[str, StreamState]
+) -> list[GroupOffsetView]:
+    rows: dict[str, GroupOffsets] = {}
+    for (topic, slot), owner in meta.owners.items():
+        if topic != GROUP_TOPIC:
+            continue
+        for name, tenure in _tenures(owner):
+            state = streams.get(name)
+            if state is not None and state.tenures.get((topic, slot)) == tenure:
+                rows.update({g: o for g, o in state.group_offsets.items() if group_slot(g) == slot})
+                break
     return [
         GroupOffsetView(group, topic, partition, o.offset, o.metadata, o.commit_timestamp)
-        for group, offsets in sorted(state.group_offsets.items())
+        for group, offsets in sorted(rows.items())
         for (topic, partition), o in sorted(offsets.items())
     ]
 
@@ -312,7 +382,7 @@ def read_wal_read_only(directory: Path) -> tuple[list[wal.WalEntry], list[str], 
     return entries, names, torn
 
 
-def wal_view(directory: Path, state: ClusterState) -> WalView:
+def wal_view(directory: Path, state: Mapping[tuple[str, int], PartitionState | None]) -> WalView:
     """Per partition: offsets in the WAL, and how many the bucket does not hold yet."""
     if not directory.is_dir():
         raise InspectError(f"no wal directory path={directory}")
@@ -345,10 +415,14 @@ def _wal_ranges(entries: Sequence[wal.WalEntry]) -> dict[_WalKey, tuple[int, int
 
 
 def _wal_partition(
-    key: tuple[str, int], topic_id: str, base: int, end: int, state: ClusterState
+    key: tuple[str, int],
+    topic_id: str,
+    base: int,
+    end: int,
+    state: Mapping[tuple[str, int], PartitionState | None],
 ) -> WalPartitionView:
     topic, partition = key
-    part = state.partitions.get(key)
+    part = state.get(key)
     if part is None or part.topic_id != topic_id:
         return WalPartitionView(topic, partition, base, end, -1, 0, "topic-gone")
     only = max(0, end - max(base, part.committed_end))
@@ -376,10 +450,11 @@ def render_report(report: Report) -> str:
 def _render_head(h: Head) -> str:
     lines = [
         f"store          {h.store}",
-        f"head           seq={h.seq} id={h.head_id or '-'} orphans={h.orphans}",
-        f"owner          node={h.owner_node} epoch={h.owner_epoch}",
+        f"metadata head  seq={h.seq} id={h.head_id or '-'} orphans={h.orphans}",
+        f"brokers        {h.members} in the cluster, {h.streams} streams in the bucket",
         f"snapshot       {'seq=' + str(h.snapshot_seq) if h.snapshot_seq >= 0 else 'none'}",
-        f"commit objects {h.commit_objects} ({_size(h.commit_bytes)})",
+        f"commit objects {h.commit_objects} ({_size(h.commit_bytes)}) in the metadata log "
+        "and the streams",
         f"next pid       {h.next_producer_id}",
     ]
     return "\n".join(lines)
@@ -400,23 +475,31 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def _broker_rows(brokers: Sequence[BrokerView]) -> list[list[str]]:
-    rows = [["NODE", "EPOCH", "STATUS", "LAST COMMIT", "LAST WRITE"]]
+    rows = [["NODE", "EPOCH", "STATUS", "PARTITIONS", "LAST COMMIT", "LAST WRITE"]]
     for b in brokers:
         seen = b.last_commit_seq >= 0
-        ago = f"{b.last_commit_age_ms / 1000:.1f}s ago" if seen else "before window"
+        ago = f"{b.last_commit_age_ms / 1000:.1f}s ago" if seen else "-"
         rows.append(
-            [str(b.node), str(b.epoch), b.status, str(b.last_commit_seq) if seen else "-", ago]
+            [
+                str(b.node),
+                str(b.epoch),
+                b.status,
+                str(b.partitions),
+                str(b.last_commit_seq) if seen else "-",
+                ago,
+            ]
         )
     return rows
 
 
 def _partition_rows(partitions: Sequence[PartitionView]) -> list[list[str]]:
-    rows = [["TOPIC", "PARTITION", "START", "END", "CHUNKS", "BYTES"]]
+    rows = [["TOPIC", "PARTITION", "OWNER", "START", "END", "CHUNKS", "BYTES"]]
     for p in partitions:
         rows.append(
             [
                 p.topic,
                 str(p.partition),
+                str(p.owner_node) if p.owner_node >= 0 else "-",
                 str(p.log_start),
                 str(p.end_offset),
                 str(p.chunks),
@@ -427,14 +510,14 @@ def _partition_rows(partitions: Sequence[PartitionView]) -> list[list[str]]:
 
 
 def _commit_rows(commits: Sequence[CommitView]) -> list[list[str]]:
-    rows = [["SEQ", "NODE", "EPOCH", "STATUS", "SIZE", "CONTENT"]]
+    rows = [["LOG", "SEQ", "NODE", "STATUS", "SIZE", "CONTENT"]]
     for c in commits:
         content = [_op_text(op) for op in c.ops] + [
             f"{ch.topic}-{ch.partition} [{ch.base_offset}, {ch.end_offset}) {_size(ch.bytes)}"
             for ch in c.chunks
         ]
         first, *rest = content or ["(empty)"]
-        rows.append([str(c.seq), str(c.node), str(c.epoch), c.status, _size(c.size), first])
+        rows.append([c.log, str(c.seq), str(c.node), c.status, _size(c.size), first])
         rows.extend(["", "", "", "", "", line] for line in rest)
     return rows
 
@@ -443,6 +526,12 @@ def _op_text(op: dict[str, Any]) -> str:
     kind = str(op.get("op"))
     if kind == "offsets":
         return f"offsets group={op.get('group')} partitions={len(op.get('offsets', []))}"
+    if kind == "adopt":
+        return f"adopt {op.get('topic')}-{op.get('partition')} end={op.get('end')}"
+    if kind == "adopt_groups":
+        return f"adopt_groups slot={op.get('slot')} groups={len(op.get('groups', {}))}"
+    if kind == "assign":
+        return f"assign keys={len(op.get('owners', []))}"
     details = " ".join(f"{k}={v}" for k, v in op.items() if k not in ("op", "id", "configs"))
     return f"{kind} {details}".rstrip()
 

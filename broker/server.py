@@ -19,9 +19,9 @@ from broker.group_coordinator import GroupCoordinator
 from broker.group_model import GroupConfig
 from broker.handlers import HANDLERS
 from broker.handlers.base import Handler
-from storage.cluster_state import TopicState
 from storage.errors import StoreError
 from storage.log_store import LogStore, StoreConfig
+from storage.meta_state import Member, TopicState
 from storage.s3_store import S3ObjectStore
 from storage.store_url import open_object_store
 
@@ -50,6 +50,11 @@ class Broker:
                 node_id=config.node_id,
                 durability="object" if config.durability == "object" else "wal",
                 flush_interval_ms=config.flush_interval_ms,
+                host=config.advertised.host,
+                port=config.advertised.port,
+                session_timeout_ms=config.session_timeout_ms,
+                replace_nodes=config.replace,
+                wal_failover="takeover" if config.wal_failover == "takeover" else "wait",
             ),
             self.object_store,
             clock_ms,
@@ -58,10 +63,13 @@ class Broker:
         self.groups = GroupCoordinator(
             GroupConfig(initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms),
             clock_ms,
+            self.store.coordinates,
         )
         self._server: asyncio.Server | None = None
         self.stopping = False
         self._stopped = asyncio.Event()
+        self.fenced = asyncio.Event()  # set when another broker took our partitions
+        self.store.on_fenced = self.fenced.set
 
     def api_ranges(self) -> list[tuple[int, int, int]]:
         return sorted(
@@ -86,15 +94,19 @@ class Broker:
         bound = self._server.sockets[0].getsockname()
         log.info(
             "tidelog ready listen=%s:%d advertised=%s node_id=%d durability=%s "
-            "object_store=%s topics=%d commits_read=%d startup_ms=%d",
+            "object_store=%s stream=%s topics=%d partitions_led=%d commits_read=%d "
+            "bytes_read=%d startup_ms=%d",
             bound[0],
             bound[1],
             self.config.advertised,
             self.node_id,
             self.config.durability,
             self.object_store.url,
+            self.store.stream_id,
             len(self.store.topics()),
+            len(self.store.partitions),
             stats.commits_read,
+            stats.bytes_read,
             (time.monotonic() - started) * 1000,
         )
 
@@ -113,6 +125,18 @@ class Broker:
         await self.object_store.close()
         self._stopped.set()
         log.info("tidelog stopped node_id=%d", self.node_id)
+
+    def live_brokers(self) -> list[Member]:
+        """Brokers in the cluster now, one per node id (its newest incarnation)."""
+        newest: dict[int, Member] = {}
+        for m in self.store.meta.state.members.values():
+            if m.node not in newest or m.epoch > newest[m.node].epoch:
+                newest[m.node] = m
+        return [newest[n] for n in sorted(newest)]
+
+    def controller_id(self) -> int:
+        brokers = self.live_brokers()
+        return brokers[0].node if brokers else self.node_id
 
     async def ensure_topic(self, name: str) -> TopicState | None:
         """The topic, auto-created if allowed; None if it does not exist."""

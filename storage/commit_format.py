@@ -26,7 +26,7 @@ import crc32c
 MAGIC = b"TLC1"
 _PREFIX = struct.Struct(">4sII")
 PREFIX_SIZE = _PREFIX.size
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: metadata log + per-broker streams (docs/bucket-layout.md)
 
 
 class CorruptCommit(Exception):
@@ -115,7 +115,7 @@ class CommitHeader:
     ops: tuple[dict[str, Any], ...] = ()
     chunks: tuple[Chunk, ...] = field(default=())
     commit_id: str = ""  # unique per upload attempt
-    prev_id: str = ""  # the commit this one must follow (see cluster_state: chaining)
+    prev_id: str = ""  # the commit this one must follow (chaining: docs/commit-format.md)
 
     @property
     def data_length(self) -> int:

@@ -1,13 +1,14 @@
-"""The commit log in the bucket: the only way any broker changes shared state.
+"""A commit log in the bucket: the metadata log, or one broker's stream.
 
-Owns: appending commit objects at `log/<seq>` with create-if-absent, folding other
-brokers' commits, snapshots, and fencing.
+Owns: appending commit objects at `<root>log/<seq>` with create-if-absent, folding
+commits (ours and others'), snapshots, and the append-side of fencing. What the ops
+mean belongs to the state class folded (storage/meta_state.py, storage/stream_state.py).
 
 Guarantees:
 - commit `seq` is written at most once (put-if-absent), so two writers can never both
   believe they appended the same position; the loser folds the winner's commit first;
-- a broker whose `guard` no longer holds after catching up (it was replaced: a newer
-  claim exists) gets `Fenced` and writes nothing;
+- a writer whose `guard` no longer holds after catching up (it was fenced) gets
+  `Fenced` and writes nothing;
 - `load` rebuilds the same state any other broker folded: latest snapshot + later commits.
 """
 
@@ -20,10 +21,8 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, Self, TypeVar
 
-from storage import paths
-from storage.cluster_state import ClusterState
 from storage.commit_format import (
     Chunk,
     CommitHeader,
@@ -33,6 +32,7 @@ from storage.commit_format import (
     header_span,
 )
 from storage.object_store import Buffer, ObjectStore, ObjectStoreError, PreconditionFailed
+from storage.paths import LogLayout
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,22 @@ _REMEMBERED_IDS = 1024
 
 
 class Fenced(Exception):
-    """This broker was replaced: a newer claim is in the log. It must stop writing."""
+    """This broker was fenced (its stream sealed, or it is no longer a member)."""
+
+
+class FoldedState(Protocol):
+    seq: int
+    head_id: str
+
+    def apply(self, seq: int, header: CommitHeader, data_start: int) -> bool: ...
+
+    def to_snapshot(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_snapshot(cls, raw: dict[str, Any]) -> Self: ...
+
+
+S = TypeVar("S", bound=FoldedState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +74,20 @@ class LoadStats:
     bytes_read: int
 
 
-class CommitLog:
+class CommitLog(Generic[S]):
     def __init__(
         self,
         store: ObjectStore,
+        layout: LogLayout,
+        new_state: Callable[[], S],
         *,
         node_id: int,
         clock_ms: Callable[[], int],
         snapshot_every: int = 256,
     ) -> None:
         self.store = store
-        self.state = ClusterState()
+        self.layout = layout
+        self.state: S = new_state()
         self.node_id = node_id
         self.epoch = -1
         self._clock_ms = clock_ms
@@ -86,13 +104,13 @@ class CommitLog:
     async def load(self) -> LoadStats:
         """Fold the newest snapshot and every commit after it."""
         snap_seq = -1
-        snapshots = await self.store.list(paths.SNAPSHOT_PREFIX)
+        snapshots = await self.store.list(self.layout.snapshot_prefix)
         for info in reversed(snapshots):
             try:
-                seq = paths.parse_snapshot_key(info.key)
+                seq = self.layout.parse_snapshot_key(info.key)
                 raw = await self.store.get(info.key)
                 self.bytes_read += len(raw)
-                self.state = ClusterState.from_snapshot(json.loads(raw))
+                self.state = type(self.state).from_snapshot(json.loads(raw))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("skipping unreadable snapshot key=%s error=%s", info.key, exc)
                 continue
@@ -107,18 +125,19 @@ class CommitLog:
         Stops at a gap (a position not written, or not yet visible): a commit after a
         gap cannot be judged until the gap is filled.
         """
-        start_after = paths.commit_key(self.state.seq) if self.state.seq >= 0 else None
-        infos = await self.store.list(paths.LOG_PREFIX, start_after=start_after)
+        layout = self.layout
+        start_after = layout.commit_key(self.state.seq) if self.state.seq >= 0 else None
+        infos = await self.store.list(layout.log_prefix, start_after=start_after)
         keys: list[str] = []
         for info in infos:
-            if paths.parse_commit_key(info.key) != self.state.seq + 1 + len(keys):
+            if layout.parse_commit_key(info.key) != self.state.seq + 1 + len(keys):
                 break
             keys.append(info.key)
         for i in range(0, len(keys), _PARALLEL_READS):
             batch = keys[i : i + _PARALLEL_READS]
             headers = await asyncio.gather(*(self._read_header(k) for k in batch))
             for key, (header, data_start) in zip(batch, headers, strict=True):
-                self._fold(paths.parse_commit_key(key), header, data_start)
+                self._fold(layout.parse_commit_key(key), header, data_start)
         return len(keys)
 
     def _fold(self, seq: int, header: CommitHeader, data_start: int) -> bool:
@@ -160,7 +179,7 @@ class CommitLog:
 
     async def put(self, seq: int, parts: list[Buffer]) -> None:
         """Upload a commit at `seq`, create-if-absent. Raises PreconditionFailed if taken."""
-        await self.store.put_if_absent(paths.commit_key(seq), parts)
+        await self.store.put_if_absent(self.layout.commit_key(seq), parts)
 
     def apply_own(self, seq: int, header: CommitHeader, data_start: int) -> bool:
         """Fold a commit this broker uploaded and saw land."""
@@ -169,43 +188,36 @@ class CommitLog:
     async def append(
         self,
         *,
-        ops: Sequence[dict[str, Any]] = (),
-        guard: Callable[[ClusterState], bool] | None = None,
+        ops: Sequence[dict[str, Any]] | Callable[[S], Sequence[dict[str, Any]]] = (),
+        guard: Callable[[S], bool] | None = None,
     ) -> int:
-        """Append one commit of metadata ops, alone; returns its seq.
+        """Append one commit of ops, alone; returns its seq once it took effect.
 
-        Used before the upload pipeline runs (the start-up claim) and by tools.
-        Retries at the next position after folding whoever took this one; raises
-        Fenced when `guard` no longer holds.
+        Retries at the next position after folding whoever took this one (`ops` may be
+        a function of the state, rebuilt on each try); raises Fenced when `guard` no
+        longer holds, or when the commit landed but did not take effect.
         """
-        content = CommitContent(tuple(ops))
         async with self._lock:
             while True:
                 if guard is not None and not guard(self.state):
-                    raise Fenced(
-                        f"fenced by a newer claim owner_node={self.state.owner_node} "
-                        f"owner_epoch={self.state.owner_epoch} my_epoch={self.epoch}"
-                    )
-                header, parts, data_start = self.encode(content, self.state.head_id)
+                    raise Fenced(f"fenced node={self.node_id} epoch={self.epoch}")
+                rows = ops(self.state) if callable(ops) else ops
+                header, parts, data_start = self.encode(
+                    CommitContent(tuple(rows)), self.state.head_id
+                )
                 seq = self.state.seq + 1
                 try:
                     await self.put(seq, parts)
                 except PreconditionFailed:
-                    log.info("commit position taken, catching up seq=%d", seq)
+                    log.debug(
+                        "commit position taken, catching up key=%s", self.layout.commit_key(seq)
+                    )
                     await self.catch_up()
                     continue
-                self._fold(seq, header, data_start)
+                if not self._fold(seq, header, data_start):
+                    raise Fenced(f"commit did not take effect node={self.node_id} seq={seq}")
                 self.maybe_snapshot()
                 return seq
-
-    async def claim(self) -> int:
-        """Take ownership: every older owner is fenced from the seq this returns."""
-        seq = await self.append(ops=[{"op": "claim", "node": self.node_id}])
-        self.epoch = seq
-        return seq
-
-    def owns(self, state: ClusterState) -> bool:
-        return state.owner_epoch == self.epoch and state.owner_node == self.node_id
 
     def maybe_snapshot(self) -> None:
         """Every `snapshot_every` commits, write the folded state in the background."""
@@ -221,9 +233,9 @@ class CommitLog:
 
     async def _write_snapshot(self, seq: int, doc: bytes) -> None:
         try:
-            await self.store.put(paths.snapshot_key(seq), doc)
-            log.info("snapshot written seq=%d bytes=%d", seq, len(doc))
-            older = await self.store.list(paths.SNAPSHOT_PREFIX)
+            await self.store.put(self.layout.snapshot_key(seq), doc)
+            log.info("snapshot written key=%s bytes=%d", self.layout.snapshot_key(seq), len(doc))
+            older = await self.store.list(self.layout.snapshot_prefix)
             for info in older[:-2]:
                 await self.store.delete(info.key)
         except ObjectStoreError as exc:

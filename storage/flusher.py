@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 from storage.commit_format import Chunk, CommitHeader
 from storage.commit_log import CommitContent, CommitLog, Fenced
 from storage.object_store import Buffer, ObjectStoreError, PreconditionFailed
+from storage.stream_state import StreamState
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,10 @@ class FlushSource(Protocol):
 
     def fenced_by_newer_owner(self) -> None: ...
 
+    def lease_renewed(self, sent_at: float) -> None:
+        """A commit sent at `sent_at` (time.monotonic) landed and took effect."""
+        ...
+
 
 @dataclass
 class _Upload:
@@ -63,13 +69,14 @@ class _Upload:
     header: CommitHeader
     data_start: int
     task: asyncio.Task[None]
+    sent_at: float
     ops: list[tuple[list[dict[str, Any]], asyncio.Future[int]]] = field(default_factory=list)
 
 
 class Flusher:
     def __init__(
         self,
-        commit_log: CommitLog,
+        commit_log: CommitLog[StreamState],
         source: FlushSource,
         *,
         interval_s: float,
@@ -161,7 +168,7 @@ class Flusher:
             or self._source.unflushed_bytes() >= self._flush_bytes
         ):
             return False
-        if not self._log.owns(self._log.state):
+        if self._log.state.sealed:
             self._step_down()
             return False
         chunks, data = self._source.take_chunks()
@@ -176,7 +183,7 @@ class Flusher:
         header, parts, data_start = self._log.encode(content, prev)
         task = asyncio.get_running_loop().create_task(self._log.put(seq, parts))
         task.add_done_callback(lambda _: self._wakeup.set())
-        self._uploads.append(_Upload(seq, header, data_start, task, ops))
+        self._uploads.append(_Upload(seq, header, data_start, task, time.monotonic(), ops))
         return True
 
     async def _wait(self) -> bool:
@@ -215,6 +222,7 @@ class Flusher:
         if not self.healthy:
             log.info("object store reachable again; uploads resumed")
         self.healthy = True
+        self._source.lease_renewed(upload.sent_at)
         self._source.landed()
         self._log.maybe_snapshot()
 
@@ -240,7 +248,7 @@ class Flusher:
         self._ops = requeue + self._ops
         self._source.rewind()
         self._source.landed()
-        if not self._log.owns(self._log.state):
+        if self._log.state.sealed:
             self._step_down()
             return
         if isinstance(error, PreconditionFailed):
@@ -257,9 +265,12 @@ class Flusher:
         self._finish_drains(None)
 
     def _step_down(self) -> None:
+        """Our stream is sealed: by us when leaving (stop quietly), else we are fenced."""
         self.stopped = True
-        self._fail_all(Fenced("this broker was replaced"))
-        self._source.fenced_by_newer_owner()
+        state = self._log.state
+        self._fail_all(Fenced(f"stream sealed by={state.sealed_by}"))
+        if state.sealed_by != state.stream:
+            self._source.fenced_by_newer_owner()
 
     def _fail_all(self, error: BaseException) -> None:
         for _, fut in self._ops:

@@ -21,11 +21,11 @@ import crc32c
 from protocol.batch import iter_batches
 from protocol.errors import ErrorCode
 from protocol.records import decode_batch
-from storage.cluster_state import ChunkRef
 from storage.errors import StoreError
 from storage.object_store import ObjectStore, ObjectStoreError
 from storage.partition_log import PartitionLog
-from storage.paths import commit_key
+from storage.paths import stream_commit_key
+from storage.stream_state import ChunkRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ class ReadResult:
 class LogReader:
     def __init__(self, store: ObjectStore, *, chunk_cache_bytes: int) -> None:
         self._store = store
-        self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = chunk_cache_bytes
 
@@ -106,13 +106,15 @@ class LogReader:
                 yield h.max_timestamp, memoryview(b.data)[pos : pos + h.size]
 
     async def _chunk(self, ref: ChunkRef) -> bytes:
-        key = (ref.commit_seq, ref.position)
+        key = (ref.stream, ref.commit_seq, ref.position)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
         try:
-            raw = await self._store.get_range(commit_key(ref.commit_seq), ref.position, ref.length)
+            raw = await self._store.get_range(
+                stream_commit_key(ref.stream, ref.commit_seq), ref.position, ref.length
+            )
         except ObjectStoreError as exc:
             raise StoreError(
                 ErrorCode.kafka_storage_error, f"object store read failed error={exc}"
@@ -120,7 +122,8 @@ class LogReader:
         if len(raw) != ref.length or crc32c.crc32c(raw) != ref.crc:
             raise StoreError(
                 ErrorCode.kafka_storage_error,
-                f"chunk does not match its index seq={ref.commit_seq} position={ref.position}",
+                f"chunk does not match its index stream={ref.stream} seq={ref.commit_seq} "
+                f"position={ref.position}",
             )
         self._cache[key] = raw
         self._cache_bytes += len(raw)

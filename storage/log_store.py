@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -35,15 +37,20 @@ from protocol.batch import (
     validate_produce_records,
 )
 from protocol.errors import ErrorCode, RecordBatchError
-from storage.cluster_state import CommittedOffset, TopicState
+from storage import paths
 from storage.commit_format import Chunk, ProducerBatch
 from storage.commit_log import CommitLog, Fenced, LoadStats
+from storage.data_dir import lock_data_dir, read_wal_owner, write_wal_owner
 from storage.errors import StoreError
 from storage.flusher import Flusher
 from storage.log_reader import LogReader, ReadResult
-from storage.object_store import Buffer, ObjectStore
+from storage.membership import Membership
+from storage.meta_state import GROUP_TOPIC, Member, MetaState, TopicState
+from storage.object_store import Buffer, ObjectStore, ObjectStoreError
+from storage.ownership import group_slot, open_stream
 from storage.partition_log import Batch, PartitionLog
 from storage.producer_state import Verdict
+from storage.stream_state import CommittedOffset, StreamState
 from storage.wal import KIND_BATCH, WalError, WalWriter, encode_payload, read_wal
 
 log = logging.getLogger(__name__)
@@ -78,6 +85,13 @@ class StoreConfig:
     snapshot_every: int = 256
     max_in_flight_uploads: int = 4
     ops_timeout_s: float = 15.0
+    host: str = "127.0.0.1"  # what other brokers and clients are told to connect to
+    port: int = 9092
+    session_timeout_ms: int = 6000  # a silent broker is fenced after this; also the lease
+    replace_nodes: tuple[int, ...] = ()  # take these nodes' keys over at start, at once
+    # A silent wal-mode broker: "wait" for its WAL to be handed over (its last acks may
+    # be only there), or "takeover" after the session timeout, giving those up.
+    wal_failover: Literal["wait", "takeover"] = "wait"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,81 +121,168 @@ class LogStore:
     def __init__(self, config: StoreConfig, store: ObjectStore, clock_ms: Callable[[], int]):
         self.config = config
         self.store = store
-        self._clock_ms = clock_ms
-        self.commit_log = CommitLog(
-            store, node_id=config.node_id, clock_ms=clock_ms, snapshot_every=config.snapshot_every
+        self.clock_ms = clock_ms
+        self.meta: CommitLog[MetaState] = CommitLog(
+            store,
+            paths.META,
+            MetaState,
+            node_id=config.node_id,
+            clock_ms=clock_ms,
+            snapshot_every=config.snapshot_every,
+        )
+        # Our own stream exists once we joined (start); until then a placeholder.
+        self.stream_id = ""
+        self.stream: CommitLog[StreamState] = CommitLog(
+            store, paths.META, StreamState, node_id=config.node_id, clock_ms=clock_ms
         )
         self._wal_dir = config.data_dir / "wal"
         self.wal: WalWriter | None = None
         self.partitions: dict[PartitionKey, PartitionLog] = {}
+        self.moving: set[PartitionKey] = set()  # being handed to another broker
         self._uncommitted_bytes = 0  # appended, not yet in a landed commit (the backlog)
         self._unlaunched_bytes = 0  # appended, not yet in any upload
-        self.flusher = Flusher(
-            self.commit_log,
-            self,
-            interval_s=config.flush_interval_ms / 1000,
-            flush_bytes=config.flush_bytes,
-            max_in_flight=config.max_in_flight_uploads,
-        )
-        self._background: set[asyncio.Task[int]] = set()
+        self.flusher = self._new_flusher()  # replaced at start, once our stream exists
+        self._background: set[asyncio.Task[Any]] = set()
         self.reader = LogReader(store, chunk_cache_bytes=config.chunk_cache_bytes)
         self._pid_lock = asyncio.Lock()
         self._pid_next = 0
         self._pid_end = 0
+        self._lock_fd = -1
+        self._started = False
         self.fenced = False
+        self.lease_until = 0.0  # wal mode acks only before this (time.monotonic)
+        self._lease_renewed = asyncio.Event()
+        self.on_fenced: Callable[[], None] | None = None  # the server closes its listener
+        self.membership = Membership(self)
+        self.load_stats = LoadStats(-1, 0, 0)
+
+    @property
+    def epoch(self) -> int:
+        return self.meta.epoch
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> LoadStats:
-        stats = await self.commit_log.load()
-        self._sync_partitions()
+        """Join the cluster, take over what is ours, replay the WAL, start uploading."""
+        self._lock_fd = lock_data_dir(self.config.data_dir)
+        stats = await self.meta.load()
+        epoch = await self.meta.append(
+            ops=[
+                {
+                    "op": "join",
+                    "node": self.config.node_id,
+                    "host": self.config.host,
+                    "port": self.config.port,
+                    "durability": self.config.durability,
+                    "session_timeout_ms": self.config.session_timeout_ms,
+                }
+            ]
+        )
+        self.meta.epoch = epoch
+        self.stream_id = paths.stream_id(self.config.node_id, epoch)
+        self.stream = open_stream(
+            self.store, self.stream_id, node_id=self.config.node_id, clock_ms=self.clock_ms
+        )
+        self.stream.epoch = epoch
+        self.flusher = self._new_flusher()
+        self._started = True
+        wal_owner = read_wal_owner(self._wal_dir)
+        read_before = self.meta.bytes_read
+        taken = await self.membership.start(wal_owner)
         replayed, marks = self._replay_wal()
-        await self.commit_log.claim()
+        self.load_stats = LoadStats(
+            stats.snapshot_seq,
+            stats.commits_read + self.membership.commits_read,
+            stats.bytes_read + self.meta.bytes_read - read_before + self.membership.bytes_read,
+        )
         log.info(
-            "claimed ownership node=%d epoch=%d commits_read=%d snapshot_seq=%d "
+            "joined node=%d stream=%s took_over=%s partitions=%d commits_read=%d "
             "wal_batches_replayed=%d",
             self.config.node_id,
-            self.commit_log.epoch,
-            stats.commits_read,
-            stats.snapshot_seq,
+            self.stream_id,
+            ",".join(taken) or "-",
+            len([k for k in self.partitions if k[0] != GROUP_TOPIC]),
+            self.load_stats.commits_read,
             replayed,
         )
         if self.config.durability == "wal":
             self.wal = WalWriter(self._wal_dir, fsync=self.config.wal_fsync)
             await self.wal.open(marks)
+            write_wal_owner(self._wal_dir, self.stream_id)
+        self.lease_until = time.monotonic() + self.lease_s
         self.flusher.start()
+        self.membership.run()
         if self._uncommitted_bytes and await self.flush_once() is None:
             log.warning("replayed wal data not uploaded yet; it stays in the wal until it is")
-        return stats
+        return self.load_stats
+
+    def _new_flusher(self) -> Flusher:
+        return Flusher(
+            self.stream,
+            self,
+            interval_s=self.config.flush_interval_ms / 1000,
+            flush_bytes=self.config.flush_bytes,
+            max_in_flight=self.config.max_in_flight_uploads,
+        )
+
+    @property
+    def lease_s(self) -> float:
+        return self.config.session_timeout_ms / 1000
 
     async def stop(self) -> None:
-        """Upload everything (unless fenced), then stop the pipeline and close the WAL."""
+        """Upload everything (unless fenced), hand our keys over, stop, close the WAL."""
+        await self.membership.stop()
+        if not self._started:
+            self.release_data_dir()
+            return
         if not self.fenced and await self.flush_once() is None and self._uncommitted_bytes:
             log.error("final upload failed; data stays in the wal (wal mode) until restart")
+        elif not self.fenced:
+            await self.membership.leave()
         await self.flusher.stop()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await self.commit_log.close()
+        await self.stream.close()
+        await self.meta.close()
         if self.wal is not None:
             await self.wal.close()
         for part in self.partitions.values():
             part.wake_all()
+        self.release_data_dir()
+
+    def release_data_dir(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     async def refresh(self) -> int:
-        """Fold commits other brokers appended; returns how many."""
-        read = await self.commit_log.catch_up()
-        self._sync_partitions()
-        return read
+        """Fold metadata commits other brokers appended; returns how many."""
+        return await self.meta.catch_up()
 
-    def _sync_partitions(self) -> None:
-        """Make live partitions match the folded state (topics created or deleted)."""
-        state = self.commit_log.state
+    def serves(self, key: PartitionKey) -> bool:
+        """Ours in the metadata, and adopted into our stream for that very assignment."""
+        owner = self.meta.state.owners.get(key)
+        return (
+            owner is not None
+            and owner.stream == self.stream_id
+            and self.stream.state.tenures.get(key) == owner.seq
+        )
+
+    def sync_partitions(self) -> None:
+        """Serve exactly the keys the metadata gives us and our stream has adopted."""
+        meta, mine = self.meta.state, self.stream.state
         for key in list(self.partitions):
-            cur = state.partitions.get(key)
-            if cur is None or cur is not self.partitions[key].state:
+            cur = mine.partitions.get(key)
+            if not self.serves(key) or cur is not self.partitions[key].state:
                 self.partitions.pop(key).wake_all()
-        for key, pstate in state.partitions.items():
-            if key not in self.partitions:
+        for key, pstate in mine.partitions.items():
+            topic = meta.topics.get(key[0])
+            if (
+                key not in self.partitions
+                and self.serves(key)
+                and topic is not None
+                and topic.topic_id == pstate.topic_id
+            ):
                 self.partitions[key] = PartitionLog(pstate)
 
     def _replay_wal(self) -> tuple[int, dict[int, dict[PartitionKey, int]]]:
@@ -223,10 +324,14 @@ class LogStore:
     # -- topics ------------------------------------------------------------------------
 
     def topic(self, name: str) -> TopicState | None:
-        return self.commit_log.state.topics.get(name)
+        return self.meta.state.topics.get(name)
 
     def topics(self) -> dict[str, TopicState]:
-        return self.commit_log.state.topics
+        return self.meta.state.topics
+
+    def partition_exists(self, key: PartitionKey) -> bool:
+        topic = self.topic(key[0])
+        return topic is not None and 0 <= key[1] < topic.partitions
 
     async def create_topic(
         self, name: str, partitions: int, configs: dict[str, str] | None = None
@@ -244,18 +349,22 @@ class LogStore:
             raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
         topic_id = str(uuid.uuid4())
         op = {"op": "create_topic", "name": name, "id": topic_id, "partitions": partitions}
-        await self._commit_ops([{**op, "configs": merged}])
+        keys = [(name, p) for p in range(partitions)]
+        await self._meta_ops(
+            lambda s: [{**op, "configs": merged}, self.membership.assign_new(s, keys)]
+        )
         created = self.topic(name)
         if created is None or created.topic_id != topic_id:
             raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
         log.info("topic created topic=%s partitions=%d id=%s", name, partitions, topic_id)
+        await self.membership.adopt_assigned()
         return created
 
     async def delete_topic(self, name: str) -> None:
         topic = self.topic(name)
         if topic is None:
             raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
-        await self._commit_ops([{"op": "delete_topic", "name": name, "id": topic.topic_id}])
+        await self._meta_ops([{"op": "delete_topic", "name": name, "id": topic.topic_id}])
         log.info("topic deleted topic=%s id=%s", name, topic.topic_id)
 
     async def create_partitions(self, name: str, count: int) -> None:
@@ -269,16 +378,42 @@ class LogStore:
                 f"requested={count}",
             )
         op = {"op": "create_partitions", "name": name, "id": topic.topic_id, "count": count}
-        await self._commit_ops([op])
+        keys = [(name, p) for p in range(topic.partitions, count)]
+        await self._meta_ops(lambda s: [op, self.membership.assign_new(s, keys)])
+        await self.membership.adopt_assigned()
 
-    async def _commit_ops(self, ops: Sequence[dict[str, Any]]) -> int:
-        """Commit metadata ops with the next upload; their effect is visible on return."""
+    async def _meta_ops(
+        self, ops: Sequence[dict[str, Any]] | Callable[[MetaState], Sequence[dict[str, Any]]]
+    ) -> int:
+        """Append to the metadata log; its effect is visible on return."""
+        self._check_writable()
+        try:
+            return await asyncio.wait_for(
+                self.meta.append(ops=ops, guard=self.membership.is_member),
+                self.config.ops_timeout_s,
+            )
+        except Fenced:
+            self.step_down("no longer a member of the cluster")
+            raise StoreError(ErrorCode.not_leader_or_follower, "this broker was fenced") from None
+        except TimeoutError:
+            raise StoreError(
+                ErrorCode.request_timed_out,
+                "object store did not take the change in time "
+                f"timeout_s={self.config.ops_timeout_s}",
+            ) from None
+        except ObjectStoreError as exc:
+            raise StoreError(ErrorCode.kafka_storage_error, f"object store error={exc}") from None
+        finally:
+            self.sync_partitions()
+
+    async def stream_ops(self, ops: Sequence[dict[str, Any]]) -> int:
+        """Commit ops to our stream with the next upload; visible on return."""
         self._check_writable()
         pending = asyncio.ensure_future(self.flusher.commit_ops(list(ops)))
         try:
             seq = await asyncio.wait_for(asyncio.shield(pending), self.config.ops_timeout_s)
         except Fenced:
-            raise StoreError(ErrorCode.not_leader_or_follower, "this broker was replaced") from None
+            raise StoreError(ErrorCode.not_leader_or_follower, "this broker was fenced") from None
         except TimeoutError:
             # Still queued: it may land later, as a Kafka request that timed out may.
             raise StoreError(
@@ -287,10 +422,18 @@ class LogStore:
                 f"timeout_s={self.config.ops_timeout_s}",
             ) from None
         finally:
-            self._sync_partitions()
+            self.sync_partitions()
         return seq
 
-    # -- committed group offsets -------------------------------------------------------
+    # -- committed group offsets (kept in the stream of the group's coordinator) ---------
+
+    def coordinates(self, group: str) -> bool:
+        """Whether this broker is the group's coordinator now."""
+        key = (GROUP_TOPIC, group_slot(group))
+        return not self.fenced and self.serves(key) and key not in self.moving
+
+    def coordinator_of(self, group: str) -> Member | None:
+        return self.meta.state.owner_of((GROUP_TOPIC, group_slot(group)))
 
     async def commit_offsets(
         self, group: str, offsets: Sequence[tuple[str, int, int, int, str | None]]
@@ -299,29 +442,29 @@ class LogStore:
         bucket; returns once a commit holding them has landed (both durability modes)."""
         if offsets:
             rows = [list(o) for o in offsets]
-            op = {"op": "offsets", "group": group, "ts": self._clock_ms(), "offsets": rows}
-            await self._commit_ops([op])
+            op = {"op": "offsets", "group": group, "ts": self.clock_ms(), "offsets": rows}
+            await self.stream_ops([op])
 
     def committed_offsets(self, group: str) -> dict[tuple[str, int], CommittedOffset]:
-        return self.commit_log.state.group_offsets.get(group, {})
+        return self.stream.state.group_offsets.get(group, {})
 
     def groups_with_offsets(self) -> list[str]:
-        return sorted(self.commit_log.state.group_offsets)
+        return sorted(g for g in self.stream.state.group_offsets if self.coordinates(g))
 
     async def delete_offsets(self, group: str, partitions: Sequence[tuple[str, int]]) -> None:
         op = {"op": "delete_offsets", "group": group, "partitions": [list(p) for p in partitions]}
-        await self._commit_ops([op])
+        await self.stream_ops([op])
 
     async def delete_group(self, group: str) -> None:
-        await self._commit_ops([{"op": "delete_group", "group": group}])
+        await self.stream_ops([{"op": "delete_group", "group": group}])
 
     async def allocate_producer_id(self) -> int:
         async with self._pid_lock:
             if self._pid_next >= self._pid_end:
-                await self._commit_ops(
+                await self._meta_ops(
                     [{"op": "alloc_pids", "node": self.config.node_id, "count": 1000}]
                 )
-                start, count = self.commit_log.state.pid_blocks[self.config.node_id]
+                start, count = self.meta.state.pid_blocks[self.config.node_id]
                 self._pid_next, self._pid_end = start, start + count
             pid = self._pid_next
             self._pid_next += 1
@@ -330,17 +473,23 @@ class LogStore:
     # -- produce -----------------------------------------------------------------------
 
     def partition(self, topic: str, partition: int) -> PartitionLog:
+        """The partition if this broker leads it; NOT_LEADER_OR_FOLLOWER if another does."""
         part = self.partitions.get((topic, partition))
-        if part is None:
+        if part is not None and not self.fenced:
+            return part
+        if not self.partition_exists((topic, partition)):
             raise StoreError(
                 ErrorCode.unknown_topic_or_partition,
                 f"unknown topic or partition topic={topic} partition={partition}",
             )
-        return part
+        raise StoreError(
+            ErrorCode.not_leader_or_follower,
+            f"not the leader of topic={topic} partition={partition}",
+        )
 
     def _check_writable(self) -> None:
         if self.fenced:
-            raise StoreError(ErrorCode.not_leader_or_follower, "this broker was replaced")
+            raise StoreError(ErrorCode.not_leader_or_follower, "this broker was fenced")
 
     def append_nowait(
         self, topic: str, partition: int, records: bytes | bytearray | memoryview
@@ -349,6 +498,11 @@ class LogStore:
         assigned before this returns); await `durable` before acknowledging it."""
         self._check_writable()
         part = self.partition(topic, partition)
+        if part.key in self.moving:
+            raise StoreError(
+                ErrorCode.not_leader_or_follower,
+                f"partition moving to another broker topic={topic} partition={partition}",
+            )
         max_bytes = int(self.topic_config(topic, "max.message.bytes"))
         try:
             headers = validate_produce_records(records)
@@ -429,13 +583,21 @@ class LogStore:
             await synced
         except WalError as exc:
             raise StoreError(ErrorCode.kafka_storage_error, str(exc)) from None
+        # The lease: ack only while a commit of ours landed within the session timeout,
+        # so a broker fenced behind our back (its stream sealed) stops acking before its
+        # successor serves (docs/durability.md, "Leases").
+        while time.monotonic() >= self.lease_until:
+            if self.fenced:
+                raise StoreError(ErrorCode.not_leader_or_follower, "this broker was fenced")
+            self._lease_renewed.clear()
+            await self._lease_renewed.wait()
         part.advance_high_watermark(end)
 
     async def _wait_visible(self, part: PartitionLog, end: int) -> None:
         while part.high_watermark < end:
             if self.fenced:
-                raise StoreError(ErrorCode.not_leader_or_follower, "this broker was replaced")
-            if self.partitions.get(part.key) is not part:
+                raise StoreError(ErrorCode.not_leader_or_follower, "this broker was fenced")
+            if self.partitions.get(part.key) is not part and part.high_watermark < end:
                 raise StoreError(ErrorCode.unknown_topic_or_partition, "topic deleted")
             await part.waiter()
 
@@ -449,7 +611,7 @@ class LogStore:
 
     async def flush_once(self) -> int | None:
         """Upload everything appended so far; the last landed seq, None if nothing landed."""
-        if self.fenced:
+        if self.fenced or not self._started:
             return None
         return await self.flusher.drain()
 
@@ -492,7 +654,7 @@ class LogStore:
         return chunks, data
 
     def landed(self) -> None:
-        self._sync_partitions()
+        self.sync_partitions()
         for part in self.partitions.values():
             if self.wal is None:
                 part.advance_high_watermark(part.committed_end)
@@ -509,7 +671,11 @@ class LogStore:
         self._recount()
 
     def fenced_by_newer_owner(self) -> None:
-        self._step_down()
+        self.step_down(f"our stream was sealed by stream={self.stream.state.sealed_by}")
+
+    def lease_renewed(self, sent_at: float) -> None:
+        self.lease_until = max(self.lease_until, sent_at + self.lease_s)
+        self._lease_renewed.set()
 
     def _recount(self) -> None:
         uncommitted = 0
@@ -532,23 +698,26 @@ class LogStore:
         for part in self.partitions.values():
             part.evict_committed(keep)
 
-    def _step_down(self) -> None:
+    def step_down(self, reason: str) -> None:
         if not self.fenced:
             log.error(
-                "fenced: a newer broker claimed the log; refusing all writes "
-                "node=%d epoch=%d owner_node=%d owner_epoch=%d",
+                "fenced: refusing all writes from now on; restart to rejoin as a new "
+                "incarnation node=%d stream=%s reason=%s",
                 self.config.node_id,
-                self.commit_log.epoch,
-                self.commit_log.state.owner_node,
-                self.commit_log.state.owner_epoch,
+                self.stream_id,
+                reason,
             )
         self.fenced = True
+        self._lease_renewed.set()
         for part in self.partitions.values():
             part.wake_all()
+        if self.on_fenced is not None:
+            self.on_fenced()
 
     # -- read (storage/log_reader.py does the work) --------------------------------------
 
     async def read(self, topic: str, partition: int, offset: int, max_bytes: int) -> ReadResult:
+        # A moving partition is still served until its new owner has it.
         return await self.reader.read(self.partition(topic, partition), offset, max_bytes)
 
     async def offset_for_timestamp(

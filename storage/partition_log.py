@@ -16,8 +16,8 @@ from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass
 
-from storage.cluster_state import PartitionState
 from storage.commit_format import ProducerBatch
+from storage.stream_state import PartitionState
 
 
 @dataclass(frozen=True, slots=True)

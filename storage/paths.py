@@ -6,11 +6,19 @@ module builds is parsed back to the same value by its `parse_*` twin.
 
 Layout under the store root (see docs/bucket-layout.md):
 
-    log/<seq:020d>.tlc          commit objects: metadata ops + data chunks, created once
-    snapshots/<seq:020d>.json   the folded state as of commit <seq>, written by any broker
+    log/<seq:020d>.tlc                        the metadata log: topics, members, owners
+    snapshots/<seq:020d>.json                 its folded state as of commit <seq>
+    streams/<stream>/log/<seq:020d>.tlc       one broker incarnation's commits: data + ops
+    streams/<stream>/snapshots/<seq:020d>.json
+
+A stream id is `<epoch:020d>-n<node>`: the epoch is the metadata-log seq of the
+broker's `join`, so ids are unique and list in join order.
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 LOG_PREFIX = "log/"
 SNAPSHOT_PREFIX = "snapshots/"
@@ -49,3 +57,58 @@ def snapshot_key(seq: int) -> str:
 
 def parse_snapshot_key(key: str) -> int:
     return _parse(key, SNAPSHOT_PREFIX, _SNAPSHOT_SUFFIX)
+
+
+STREAMS_PREFIX = "streams/"
+_STREAM_ID = re.compile(r"^(\d{20})-n(\d+)$")
+
+
+def stream_id(node: int, epoch: int) -> str:
+    return f"{_padded(epoch)}-n{node}"
+
+
+def parse_stream_id(stream: str) -> tuple[int, int]:
+    """(node, epoch) of a stream id."""
+    m = _STREAM_ID.match(stream)
+    if m is None:
+        raise ValueError(f"malformed stream id stream={stream!r}")
+    return int(m.group(2)), int(m.group(1))
+
+
+@dataclass(frozen=True, slots=True)
+class LogLayout:
+    """Where one commit log and its snapshots live: the metadata log or a stream."""
+
+    root: str = ""
+
+    @property
+    def log_prefix(self) -> str:
+        return f"{self.root}{LOG_PREFIX}"
+
+    @property
+    def snapshot_prefix(self) -> str:
+        return f"{self.root}{SNAPSHOT_PREFIX}"
+
+    def commit_key(self, seq: int) -> str:
+        return f"{self.log_prefix}{_padded(seq)}{_COMMIT_SUFFIX}"
+
+    def parse_commit_key(self, key: str) -> int:
+        return _parse(key, self.log_prefix, _COMMIT_SUFFIX)
+
+    def snapshot_key(self, seq: int) -> str:
+        return f"{self.snapshot_prefix}{_padded(seq)}{_SNAPSHOT_SUFFIX}"
+
+    def parse_snapshot_key(self, key: str) -> int:
+        return _parse(key, self.snapshot_prefix, _SNAPSHOT_SUFFIX)
+
+
+META = LogLayout()
+
+
+def stream_layout(stream: str) -> LogLayout:
+    parse_stream_id(stream)
+    return LogLayout(f"{STREAMS_PREFIX}{stream}/")
+
+
+def stream_commit_key(stream: str, seq: int) -> str:
+    return f"{STREAMS_PREFIX}{stream}/{LOG_PREFIX}{_padded(seq)}{_COMMIT_SUFFIX}"

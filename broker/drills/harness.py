@@ -49,7 +49,9 @@ class DrillContext:
     tmp: Path
     store: DrillStore
 
-    def broker(self, node_id: int, port: int, data_dir: Path) -> BrokerRun:
+    def broker(
+        self, node_id: int, port: int, data_dir: Path, replaces: tuple[int, ...] = ()
+    ) -> BrokerRun:
         return BrokerRun(
             node_id,
             port,
@@ -57,6 +59,7 @@ class DrillContext:
             self.store.for_broker(node_id),
             self.opts.mode,
             self.tmp / f"broker-{node_id}.log",
+            replaces,
         )
 
     def load_size(self) -> str:

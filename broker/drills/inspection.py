@@ -1,10 +1,7 @@
 """The drill's view of the bucket, through `tidelog inspect --json` run as a subprocess.
 
-Owns: one line of narration per look (the metadata head: seq, owner and epoch, commit
-objects and bytes; with a data dir, how many records are still only in the WAL). The
-per-broker status is left out: inspect derives it from the commits in its window, and
-when the owner's newest commit there is its claim (written with epoch -1) it shows the
-owner as "fenced". It
+Owns: one line of narration per look (the metadata head's fields, as inspect names
+them; with a data dir, how many records are still only in the WAL). It
 reads the CLI's JSON defensively: `tidelog inspect` is not the drill's to define, so
 when a field is missing or the command fails, the line says so instead of failing the
 drill. Inspect gets the store directly (not the brokers' fault wrapper or proxies), so
@@ -23,6 +20,7 @@ from typing import Any
 from broker.drills.processes import StoreArgs
 
 INSPECT_TIMEOUT_S = 30.0
+_NOT_SHOWN = ("store", "head_id")  # long, and the same in every look
 
 
 def inspect_line(store: StoreArgs, data_dir: Path | None = None) -> str:
@@ -52,11 +50,8 @@ def summarize(view: Any) -> str:
     head = view.get("head")
     parts = []
     if isinstance(head, dict):
-        parts.append(
-            f"head seq={head.get('seq')} owner node={head.get('owner_node')} "
-            f"epoch={head.get('owner_epoch')}, {head.get('commit_objects')} commit objects "
-            f"({head.get('commit_bytes')} bytes)"
-        )
+        fields = [f"{k}={v}" for k, v in head.items() if k not in _NOT_SHOWN]
+        parts.append("head " + " ".join(fields))
     wal = view.get("wal")
     if isinstance(wal, dict) and isinstance(wal.get("partitions"), list):
         only = sum(int(p.get("only_in_wal", 0)) for p in wal["partitions"] if isinstance(p, dict))

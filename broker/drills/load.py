@@ -128,8 +128,11 @@ class Load:
                 self.sent += 1
         except Exception as exc:  # a fatal producer error: the report must say so
             self.errors.append(f"producer failed error={exc}")
-        finally:
+        try:
             self.unflushed = producer.flush(LOAD_TIMEOUT_S)
+        except Exception as exc:  # flush raises once the producer is in a fatal state
+            self.errors.append(f"producer flush failed error={exc}")
+            self.unflushed = len(producer)
 
     def _produce(self, producer: Any, payment: Payment) -> None:
         def on_delivery(err: Any, msg: Any) -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 READY_TIMEOUT_S = 60.0
 FLUSH_INTERVAL_MS = 100
 _COMMITS_READ = re.compile(r"tidelog ready .*?commits_read=(\d+)")
-_CLAIM = re.compile(r"claimed ownership (.*)")
-_FIELD = re.compile(r"(\w+)=(-?\d+)")
+_FIELD = re.compile(r"(\w+)=(\S+)")
+_MESSAGE = re.compile(r"^\S+ \S+ \w+ [\w.]+: ")  # "date time LEVEL logger: "
 
 
 class DrillError(Exception):
@@ -57,6 +57,7 @@ class BrokerRun:
     store: StoreArgs
     mode: str
     log_path: Path
+    replaces: tuple[int, ...] = ()  # `--replace`: take these nodes' keys at start
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
 
@@ -80,6 +81,7 @@ class BrokerRun:
             self.mode,
             "--flush-interval-ms",
             str(FLUSH_INTERVAL_MS),
+            *(["--replace", ",".join(map(str, self.replaces))] if self.replaces else []),
         ]
 
     def start(self) -> None:
@@ -111,11 +113,22 @@ class BrokerRun:
         found = _COMMITS_READ.search(self.output())
         return int(found.group(1)) if found else None
 
-    def claim(self) -> dict[str, int]:
-        """The integer fields of its last "claimed ownership" line (epoch, commits_read,
-        snapshot_seq, wal_batches_replayed today); empty if it logged none."""
-        found = _CLAIM.findall(self.output())
-        return {k: int(v) for k, v in _FIELD.findall(found[-1])} if found else {}
+    def takeover_fields(self) -> dict[str, str]:
+        """The key=value fields of its last line reporting the WAL replay at start-up
+        (today "joined node=.. stream=.. took_over=.. commits_read=.. wal_batches_replayed=..");
+        empty if it logged none."""
+        lines = self.lines_with("wal_batches_replayed=")
+        return dict(_FIELD.findall(lines[-1])) if lines else {}
+
+    def takeover_lines(self) -> list[str]:
+        """What it logged about taking the log over (sealing, taking over, adopting,
+        joining, claiming), without the timestamp and logger."""
+        words = ("sealed", "took over", "adopted", "joined", "claimed ownership")
+        return [
+            _MESSAGE.sub("", line)
+            for line in self.output().splitlines()
+            if any(w in line for w in words)
+        ]
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

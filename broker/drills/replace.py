@@ -49,7 +49,9 @@ def run(ctx: DrillContext) -> Report:
     bootstrap = f"127.0.0.1:{port}"
     a = ctx.broker(1, port, ctx.tmp / "a")
     b_data = ctx.tmp / "b"
-    b = ctx.broker(2, port, b_data)
+    # wal: B is handed A's WAL, which names A's stream, so B takes it over at once;
+    # object: nothing local says A is gone, so B is told (--replace 1).
+    b = ctx.broker(2, port, b_data, replaces=(1,) if opts.mode == "object" else ())
     try:
         a.start()
         say.say(f"started broker node=1 ({opts.mode} mode) on {bootstrap}")
@@ -78,20 +80,18 @@ def run(ctx: DrillContext) -> Report:
                 (ctx.tmp / "a").rename(b_data)
                 say.say(f"handed node=1's data dir (the WAL volume) to node=2: {b_data}")
             else:
-                say.say("node=2 starts with an empty data dir: everything comes from the bucket")
+                say.say(
+                    "node=2 starts with an empty data dir and --replace 1: "
+                    "everything comes from the bucket"
+                )
             reads_before = ctx.store.read_counter(2)
             b.start()
             ready_at = time.monotonic()
             reads_after = ctx.store.read_counter(2)
-            claim = b.claim()
-            say.say(
-                f"node=2 took over on the same port in {ready_at - killed_at:.1f}s: "
-                f"claimed the log at epoch={claim.get('epoch')} after folding "
-                f"{claim.get('commits_read')} commits from the bucket "
-                f"(snapshot seq {claim.get('snapshot_seq')}) and replaying "
-                f"{claim.get('wal_batches_replayed')} WAL batches"
-                + (" from the volume it was handed" if opts.mode == "wal" else "")
-            )
+            took = b.takeover_fields()
+            say.say(f"node=2 took over on the same port in {ready_at - killed_at:.1f}s; it logged:")
+            for line in b.takeover_lines():
+                say.say(f"  node=2: {line}")
             if not load.join(LOAD_TIMEOUT_S + 5):
                 raise DrillError("producer did not finish")
         first = first_ack_after(load.acks, ready_at)
@@ -117,13 +117,16 @@ def run(ctx: DrillContext) -> Report:
         "recovery_s": rounded(recovery),
         "replacement_ready_s": rounded(ready_at - killed_at),
         "commits_read_by_replacement": b.commits_read(),
-        "replacement_epoch": claim.get("epoch"),
-        "wal_batches_replayed": claim.get("wal_batches_replayed"),
+        "wal_batches_replayed": _int_or_none(took.get("wal_batches_replayed")),
         **read_fields(reads, at_takeover),
         "bucket_objects": objects,
         "bucket_bytes": size,
         "replacement_exit_code": exit_code,
     }
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text is not None and text.lstrip("-").isdigit() else None
 
 
 def wal_dir(ctx: DrillContext, data_dir: Path) -> Path | None:

@@ -61,7 +61,9 @@ def run(ctx: DrillContext) -> Report:
     port_a, port_b = free_port(), free_port()
     boot_a, boot_b = f"127.0.0.1:{port_a}", f"127.0.0.1:{port_b}"
     a = ctx.broker(1, port_a, ctx.tmp / "a")
-    b = ctx.broker(2, port_b, ctx.tmp / "a" if opts.mode == "wal" else ctx.tmp / "b")
+    # A lives, so its data dir (LOCK) cannot be handed over: B starts empty and takes
+    # A's keys with --replace 1 (wal mode: giving up what only A's WAL holds).
+    b = ctx.broker(2, port_b, ctx.tmp / "b", replaces=(1,))
     try:
         a.start()
         say.say(f"started broker node=1 ({opts.mode} mode) on {boot_a}")
@@ -91,17 +93,22 @@ def run(ctx: DrillContext) -> Report:
             at_takeover = ctx.store.usage()
             reads_before = ctx.store.read_counter(2)
             if opts.mode == "wal":
-                say.say(f"node=2 is handed node=1's data dir {a.data_dir} while node=1 lives")
+                say.say(
+                    "node=1's data dir cannot be handed over while node=1 lives (it holds "
+                    "its LOCK): node=2 starts empty with --replace 1, giving up what only "
+                    "node=1's WAL holds, and waits out node=1's ack lease"
+                )
             else:
-                say.say("node=2 starts with an empty data dir")
+                say.say("node=2 starts with an empty data dir and --replace 1")
             b.start()
             takeover_at = time.monotonic()
             reads_after = ctx.store.read_counter(2)
             say.say(
-                f"node=2 claimed the log and serves on {boot_b} "
-                f"({takeover_at - paused_at:.1f}s after the freeze, "
-                f"commits_read={b.commits_read()})"
+                f"node=2 serves on {boot_b}, {takeover_at - paused_at:.1f}s after the "
+                "freeze; it logged:"
             )
+            for line in b.takeover_lines():
+                say.say(f"  node=2: {line}")
             say.say(f"while node=1 is frozen, {inspect_line(ctx.store.for_inspect())}")
             time.sleep(max(0.0, takeover_at + FROZEN_AFTER_TAKEOVER_S - time.monotonic()))
             with LogWatch(a, {"fenced": r"fenced"}) as watch:
@@ -129,13 +136,17 @@ def run(ctx: DrillContext) -> Report:
         report, records = verdict_fields(ctx, load, boot_b, offsets_before)
         a_stop = None if zombie_exited else a.stop()
         b_code = b.stop()
-        say.say(f"stopped node=1 (SIGTERM) exit={a_stop}, node=2 exit={b_code}")
+        say.say(
+            ("node=1 had exited" if zombie_exited else f"stopped node=1 (SIGTERM) exit={a_stop}")
+            + f"; stopped node=2 (SIGTERM) exit={b_code}"
+        )
     finally:
         a.kill()
         b.kill()
     after_takeover = acks_between(load.acks, takeover_at, _FOREVER)
     after_resume = acks_between(load.acks, resumed_at, _FOREVER)
     lost_after_takeover = lost_acks(after_takeover, records)
+    lost_before_freeze = lost_acks(acks_between(load.acks, 0.0, paused_at), records)
     first = first_ack_after(load.acks, takeover_at)
     reads = None if reads_before is None or reads_after is None else reads_after.since(reads_before)
     return {
@@ -144,6 +155,7 @@ def run(ctx: DrillContext) -> Report:
         "acks_after_takeover": len(after_takeover),
         "acks_after_resume": len(after_resume),
         "lost_after_takeover": len(lost_after_takeover),
+        "lost_acked_before_freeze": len(lost_before_freeze),
         "zombie_fenced_lines": fenced_lines[:5],
         "zombie_fenced_after_resume_s": rounded(
             None if fenced_at is None else fenced_at - resumed_at
@@ -173,6 +185,10 @@ def rows(report: Report) -> list[Row]:
             "  of those: in node=2's log / lost",
             f"{kept} / {report['lost_after_takeover']}"
             + ("" if kept else " (no ack after the takeover is in the new owner's log)"),
+        ),
+        (
+            "lost that node=1 acked before the freeze",
+            report["lost_acked_before_freeze"],
         ),
         (
             "zombie (node=1) after SIGCONT",

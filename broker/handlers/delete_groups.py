@@ -38,6 +38,8 @@ class DeleteGroupsHandler(Handler):
 
 
 async def delete_group(broker: Broker, group_id: str) -> ErrorCode:
+    if not broker.store.coordinates(group_id):
+        return ErrorCode.not_coordinator
     live = broker.groups.group(group_id) is not None
     has_offsets = bool(broker.store.committed_offsets(group_id))
     if not live and not has_offsets:

@@ -20,7 +20,6 @@ class DescribeClusterHandler(Handler):
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
-        adv = broker.config.advertised
         return build(
             mod,
             "DescribeClusterResponse",
@@ -29,16 +28,17 @@ class DescribeClusterHandler(Handler):
             error_message=None,
             endpoint_type=getattr(request, "endpoint_type", 1),
             cluster_id=broker.cluster_id,
-            controller_id=broker.node_id,
-            brokers=(
+            controller_id=broker.controller_id(),
+            brokers=tuple(
                 build(
                     mod,
                     "DescribeClusterBroker",
-                    broker_id=broker.node_id,
-                    host=adv.host,
-                    port=adv.port,
+                    broker_id=m.node,
+                    host=m.host,
+                    port=m.port,
                     rack=None,
-                ),
+                )
+                for m in broker.live_brokers()
             ),
             cluster_authorized_operations=_ALL_OPERATIONS,
         )

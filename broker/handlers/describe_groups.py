@@ -26,7 +26,22 @@ class DescribeGroupsHandler(Handler):
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
-        groups = tuple(_described(mod, _description(broker, gid)) for gid in request.groups)
+        groups = tuple(
+            _described(mod, _description(broker, gid))
+            if broker.store.coordinates(gid)
+            else build(
+                mod,
+                "DescribedGroup",
+                error_code=ErrorCode.not_coordinator,
+                group_id=gid,
+                group_state="",
+                protocol_type="",
+                protocol_data="",
+                members=(),
+                authorized_operations=-2147483648,
+            )
+            for gid in request.groups
+        )
         return build(
             mod, "DescribeGroupsResponse", throttle_time=datetime.timedelta(0), groups=groups
         )

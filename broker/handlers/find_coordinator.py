@@ -1,4 +1,8 @@
-"""FindCoordinator (10) v0-4, batched keys in v4: this broker coordinates every group.
+"""FindCoordinator (10) v0-4, batched keys in v4: the owner of the group's slot.
+
+Groups are spread over the brokers by slot (storage/meta_state.py GROUP_SLOTS), and a
+slot is owned like a partition; the answer is the live owner, or COORDINATOR_NOT_AVAILABLE
+while the slot is between owners (clients retry).
 
 Advertising FindCoordinator matters even before consumer groups do: librdkafka only
 compresses with lz4 (and enables other features) when the broker offers it.
@@ -26,18 +30,21 @@ class FindCoordinatorHandler(Handler):
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         key_type = getattr(request, "key_type", GROUP)
-        adv = broker.config.advertised
-        if key_type == GROUP:
-            code, message, node, host, port = (
-                ErrorCode.none,
-                None,
-                broker.node_id,
-                adv.host,
-                adv.port,
-            )
-        else:
-            code, message = ErrorCode.coordinator_not_available, "transactions are not supported"
-            node, host, port = -1, "", -1
+
+        def answer(key: str) -> tuple[ErrorCode, str | None, int, str, int]:
+            if key_type != GROUP:
+                return (
+                    ErrorCode.coordinator_not_available,
+                    "transactions are not supported",
+                    -1,
+                    "",
+                    -1,
+                )
+            owner = broker.store.coordinator_of(key)
+            if owner is None:
+                return ErrorCode.coordinator_not_available, "group slot moving", -1, "", -1
+            return ErrorCode.none, None, owner.node, owner.host, owner.port
+
         if header.api_version >= 4:
             return build(
                 mod,
@@ -55,8 +62,10 @@ class FindCoordinatorHandler(Handler):
                         error_message=message,
                     )
                     for key in request.coordinator_keys
+                    for code, message, node, host, port in [answer(key)]
                 ),
             )
+        code, message, node, host, port = answer(request.key)
         return build(
             mod,
             "FindCoordinatorResponse",

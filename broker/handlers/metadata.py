@@ -1,8 +1,10 @@
 """Metadata (3) v0-12: brokers, topics and partitions; auto-creates topics if allowed.
 
-tidelog is one broker over shared storage: it leads every partition, and the replica
-and ISR lists name only itself, whatever replication factor the topic was created with
-(the object store does the replicating).
+Brokers are the live members of the cluster (from the metadata log). Each partition's
+leader is the broker that owns it; the replica and ISR lists name only that broker,
+whatever replication factor the topic was created with (the object store does the
+replicating). A partition between owners has leader -1 and LEADER_NOT_AVAILABLE, which
+clients retry.
 """
 
 from __future__ import annotations
@@ -54,16 +56,11 @@ class MetadataHandler(Handler):
         topics = [
             await self._topic(broker, mod, name, allow_create and not wanted_all) for name in names
         ]
-        adv = broker.config.advertised
-        brokers = (
+        brokers = tuple(
             build(
-                mod,
-                "MetadataResponseBroker",
-                node_id=broker.node_id,
-                host=adv.host,
-                port=adv.port,
-                rack=None,
-            ),
+                mod, "MetadataResponseBroker", node_id=m.node, host=m.host, port=m.port, rack=None
+            )
+            for m in broker.live_brokers()
         )
         return build(
             mod,
@@ -71,7 +68,7 @@ class MetadataHandler(Handler):
             throttle_time=datetime.timedelta(0),
             brokers=brokers,
             cluster_id=broker.cluster_id,
-            controller_id=broker.node_id,
+            controller_id=broker.controller_id(),
             topics=tuple(topics),
             cluster_authorized_operations=_ALL_OPERATIONS,
         )
@@ -87,21 +84,28 @@ class MetadataHandler(Handler):
             state, error = None, exc.code
         partitions = ()
         if state is not None:
-            me = broker.node_id
-            partitions = tuple(
-                build(
-                    mod,
-                    "MetadataResponsePartition",
-                    error_code=ErrorCode.none,
-                    partition_index=p,
-                    leader_id=me,
-                    leader_epoch=0,
-                    replica_nodes=(me,),
-                    isr_nodes=(me,),
-                    offline_replicas=(),
+            meta = broker.store.meta.state
+            rows = []
+            for p in range(state.partitions):
+                owner = meta.owner_of((name, p))
+                leader = owner.node if owner is not None else -1
+                tenure = meta.owners[(name, p)].seq if owner is not None else -1
+                rows.append(
+                    build(
+                        mod,
+                        "MetadataResponsePartition",
+                        error_code=ErrorCode.none
+                        if owner is not None
+                        else ErrorCode.leader_not_available,
+                        partition_index=p,
+                        leader_id=leader,
+                        leader_epoch=tenure,
+                        replica_nodes=(leader,) if owner is not None else (),
+                        isr_nodes=(leader,) if owner is not None else (),
+                        offline_replicas=(),
+                    )
                 )
-                for p in range(state.partitions)
-            )
+            partitions = tuple(rows)
         return build(
             mod,
             "MetadataResponseTopic",

@@ -37,7 +37,7 @@ class OffsetCommitHandler(Handler):
                 metadata = p.committed_metadata or ""
                 if common is not ErrorCode.none:
                     errors[key] = common
-                elif key not in broker.store.partitions:
+                elif not broker.store.partition_exists(key):
                     errors[key] = ErrorCode.unknown_topic_or_partition
                 elif len(metadata) > MAX_METADATA_CHARS:
                     errors[key] = ErrorCode.offset_metadata_too_large
@@ -58,6 +58,8 @@ class OffsetCommitHandler(Handler):
     def _check_group(broker: Broker, request: Any) -> ErrorCode:
         if not request.group_id:
             return ErrorCode.invalid_group_id
+        if not broker.store.coordinates(request.group_id):
+            return ErrorCode.not_coordinator
         return validate_commit(
             broker.groups.group(request.group_id),
             request.member_id,

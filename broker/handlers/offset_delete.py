@@ -30,7 +30,9 @@ class OffsetDeleteHandler(Handler):
         top = ErrorCode.none
         errors: dict[tuple[str, int], ErrorCode] = {}
         doomed: list[tuple[str, int]] = []
-        if group is None and not committed:
+        if not broker.store.coordinates(request.group_id):
+            top = ErrorCode.not_coordinator
+        elif group is None and not committed:
             top = ErrorCode.group_id_not_found
         requested = () if top is not ErrorCode.none else request.topics
         for topic in requested:
@@ -38,7 +40,7 @@ class OffsetDeleteHandler(Handler):
                 key = (topic.name, p.partition_index)
                 if group is not None and group.members:
                     errors[key] = ErrorCode.group_subscribed_to_topic
-                elif key not in broker.store.partitions:
+                elif not broker.store.partition_exists(key):
                     errors[key] = ErrorCode.unknown_topic_or_partition
                 else:
                     errors[key] = ErrorCode.none

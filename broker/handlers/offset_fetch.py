@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from broker.server import Broker
-    from storage.cluster_state import CommittedOffset
+    from storage.stream_state import CommittedOffset
 
 V8_NAMES = ("OffsetFetchResponseTopics", "OffsetFetchResponsePartitions")
 OLD_NAMES = ("OffsetFetchResponseTopic", "OffsetFetchResponsePartition")
@@ -40,15 +40,23 @@ class OffsetFetchHandler(Handler):
                     "OffsetFetchResponseGroup",
                     group_id=g.group_id,
                     topics=_topics(mod, V8_NAMES, broker, g.group_id, g.topics),
-                    error_code=ErrorCode.none,
+                    error_code=_group_error(broker, g.group_id),
                 )
                 for g in request.groups
             )
             return build(mod, "OffsetFetchResponse", throttle_time=zero, groups=groups)
         topics = _topics(mod, OLD_NAMES, broker, request.group_id, request.topics)
         return build(
-            mod, "OffsetFetchResponse", throttle_time=zero, topics=topics, error_code=ErrorCode.none
+            mod,
+            "OffsetFetchResponse",
+            throttle_time=zero,
+            topics=topics,
+            error_code=_group_error(broker, request.group_id),
         )
+
+
+def _group_error(broker: Broker, group_id: str) -> ErrorCode:
+    return ErrorCode.none if broker.store.coordinates(group_id) else ErrorCode.not_coordinator
 
 
 def _wanted(

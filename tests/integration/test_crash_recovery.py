@@ -26,9 +26,10 @@ PARTITIONS = 3
 class AckedLoad:
     """Produces unique values until stopped; remembers which were acknowledged."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int = PARTITIONS) -> None:
         self.topic = topic
-        self.acked: dict[int, list[int]] = {p: [] for p in range(PARTITIONS)}
+        self.partitions = partitions
+        self.acked: dict[int, list[int]] = {p: [] for p in range(partitions)}
         self._stop = threading.Event()
         self._producer = Producer(
             {
@@ -53,7 +54,7 @@ class AckedLoad:
                 self._producer.produce(
                     self.topic,
                     value=str(i).encode(),
-                    partition=i % PARTITIONS,
+                    partition=i % self.partitions,
                     on_delivery=self._on_delivery,
                 )
                 i += 1
@@ -80,7 +81,7 @@ def read_partition(bootstrap: str, topic: str, partition: int) -> list[int]:
     )
     try:
         tp = TopicPartition(topic, partition, 0)
-        _, high = consumer.get_watermark_offsets(tp, timeout=10)
+        high = _high_watermark(consumer, tp)
         consumer.assign([tp])
         values: list[int] = []
         deadline = time.monotonic() + 60
@@ -101,8 +102,22 @@ def read_partition(bootstrap: str, topic: str, partition: int) -> list[int]:
         consumer.close()
 
 
+def _high_watermark(consumer: Consumer, tp: TopicPartition) -> int:
+    """The high watermark, retried while the partition is between leaders (a cluster
+    moving it answers NOT_LEADER_OR_FOLLOWER until the new owner has it)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return int(high)
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def assert_nothing_acked_lost_or_duplicated(load: AckedLoad, bootstrap: str) -> None:
-    for p in range(PARTITIONS):
+    for p in range(load.partitions):
         stored = read_partition(bootstrap, load.topic, p)
         assert len(stored) == len(set(stored)), f"duplicates in partition {p}"
         assert stored == sorted(stored), f"order broken in partition {p}"
@@ -147,5 +162,5 @@ def test_kill_9_in_object_mode_then_replace_with_an_empty_data_dir(tmp_path: Pat
     args = ["--durability", "object", "--object-store", store]
     first = BrokerProcess(tmp_path / "a", args=args).start()
     load = _kill_under_load(first, "crash-object", 0.2)
-    with BrokerProcess(tmp_path / "fresh", node_id=7, args=args) as second:
+    with BrokerProcess(tmp_path / "fresh", node_id=7, args=[*args, "--replace", "1"]) as second:
         assert_nothing_acked_lost_or_duplicated(load, second.bootstrap)

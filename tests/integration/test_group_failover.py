@@ -251,7 +251,7 @@ def test_committed_group_offsets_survive_kill_9_and_replacement(
         first.kill()
     # object: anywhere, empty data dir; wal: the WAL volume handed to the replacement.
     data_dir = tmp_path / ("fresh" if durability == "object" else "a")
-    with BrokerProcess(data_dir, node_id=7, args=args) as second:
+    with BrokerProcess(data_dir, node_id=7, args=[*args, "--replace", "1"]) as second:
         assert committed(second.bootstrap, group, topic, partitions) == dict.fromkeys(
             range(partitions), before
         )

@@ -95,8 +95,9 @@ def test_inspect_shows_owner_partitions_chunks_and_group_offsets(tmp_path: Path)
     report = inspect_json("--object-store", bucket)
 
     head = report["head"]
-    assert (head["owner_node"], head["owner_epoch"]) == (1, 0)  # claimed at seq 0
-    assert [(b["node"], b["epoch"], b["status"]) for b in report["brokers"]] == [(1, 0, "owner")]
+    assert (head["members"], head["streams"]) == (0, 1)  # it left the cluster on SIGTERM
+    brokers = [(b["node"], b["epoch"], b["status"], b["partitions"]) for b in report["brokers"]]
+    assert brokers == [(1, 0, "left", PARTITIONS)]  # joined at seq 0; still owns its keys
     ends = {(p["topic"], p["partition"]): p["end_offset"] for p in report["partitions"]}
     assert ends == {(TOPIC, 0): 8, (TOPIC, 1): 8}
     for partition in range(PARTITIONS):
@@ -158,12 +159,16 @@ def test_inspect_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
 
 def test_render_report_shows_each_section_as_a_table() -> None:
     report = Report(
-        Head("file:///b", 3, "abc", 1, 0, 1, 1000, -1, 4, 2048),
-        [BrokerView(1, 0, "owner", 3, 1_000, 2_500), BrokerView(2, -1, "fenced", 2, 900, 2_600)],
-        [PartitionView(TOPIC, "tid", 0, 0, 8, 1, 200)],
+        Head("file:///b", 3, "abc", 1, 2, 1, 1000, -1, 4, 2048),
         [
-            CommitView(2, "log/2", 300, 2, -1, 900, "orphan", [], []),
+            BrokerView(1, 0, "s1", "member", 1, 3, 1_000, 2_500),
+            BrokerView(2, 1, "s2", "fenced", 0, 2, 900, 2_600),
+        ],
+        [PartitionView(TOPIC, "tid", 0, 1, "s1", 0, 8, 1, 200)],
+        [
+            CommitView("s2", 2, "log/2", 300, 2, -1, 900, "orphan", [], []),
             CommitView(
+                "s1",
                 3,
                 "log/3",
                 700,
@@ -181,9 +186,10 @@ def test_render_report_shows_each_section_as_a_table() -> None:
 
     text = render_report(report)
 
-    assert "owner          node=1 epoch=0" in text
-    assert "  2     -1     fenced  2            2.6s ago" in text
-    assert "  3    1     0      effective  700 B  offsets group=g partitions=1" in text
-    assert "\n" + " " * 38 + "orders-0 [0, 8) 200 B" in text
+    assert "brokers        1 in the cluster, 2 streams in the bucket" in text
+    assert "  2     1      fenced  0           2            2.6s ago" in text
+    assert "  orders  0          1      0      8    1       200 B" in text
+    assert "  s1   3    1     effective  700 B  offsets group=g partitions=1" in text
+    assert "\n" + " " * 36 + "orders-0 [0, 8) 200 B" in text
     assert "  orders  0          [5, 8)       5           3            only-in-wal" in text
     assert "WAL /d/wal (1 files)" in text

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from storage import paths
+from storage.commit_log import CommitContent
 from storage.local_store import LocalObjectStore
 from storage.object_store import (
     ObjectInfo,
@@ -27,6 +29,7 @@ from storage.object_store import (
     ObjectStoreUnavailable,
     PreconditionFailed,
 )
+from storage.ownership import open_stream, read_stream, seal_stream
 from storage.s3_store import ConditionalWritesIgnored, S3ObjectStore
 from tests.integration.s3servers import S3Server, free_ports
 
@@ -301,6 +304,34 @@ def test_concurrent_put_if_absent_has_exactly_one_winner(store: ObjectStore) -> 
     winners, stored = run(check)
     assert len(winners) == 1
     assert stored == f"writer-{winners[0]}".encode()
+
+
+def test_a_fenced_writers_commits_are_refused_or_ignored(store: ObjectStore) -> None:
+    """Fencing on every backend: once a broker's stream is sealed, its writes at the
+    sealed position are refused by the store, and any it lands later take no effect."""
+
+    async def check() -> None:
+        stream = paths.stream_id(1, 0)
+        writer = open_stream(store, stream, node_id=1, clock_ms=lambda: 0)
+        header, parts, start = writer.encode(CommitContent(({"op": "offsets", "group": "g",
+                                             "ts": 0, "offsets": [["t", 0, 5, -1, None]]},)),
+                                             writer.state.head_id)  # fmt: skip
+        await writer.put(0, parts)
+        assert writer.apply_own(0, header, start)
+        # Another broker takes the stream over: it seals position 1.
+        sealed = await seal_stream(store, stream, by="x", node_id=2, epoch=7, clock_ms=lambda: 0)
+        assert sealed.state.sealed_by == "x" and sealed.state.sealed_seq == 1
+        # The old writer, unaware (it still holds epoch 0), writes on.
+        _, late_parts, _ = writer.encode(CommitContent(), writer.state.head_id)
+        with pytest.raises(PreconditionFailed):
+            await writer.put(1, late_parts)  # the sealed position: refused by the store
+        await writer.put(2, late_parts)  # a later position lands ...
+        reread = await read_stream(store, stream, node_id=3, clock_ms=lambda: 0)
+        assert reread.state.seq == 2 and reread.state.orphans == 1  # ... and counts for nothing
+        assert reread.state.group_offsets["g"][("t", 0)].offset == 5
+        assert reread.state.head_id == sealed.state.head_id
+
+    run(check)
 
 
 def test_concurrent_put_if_match_loses_no_update(store: ObjectStore) -> None:

@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.s3servers import S3Server
 from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_clients import consume_all, create_topic
+from tests.integration.test_cluster import leaders, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,8 @@ def test_object_mode_replacement_serves_everything_from_the_bucket(
     create_topic(first, "ledger")
     produce_values(first.bootstrap, "ledger", range(300))
     first.kill()
-    with BrokerProcess(tmp_path / "b", node_id=2, args=args, env=s3.env()) as second:
+    replace = [*args, "--replace", "1"]
+    with BrokerProcess(tmp_path / "b", node_id=2, args=replace, env=s3.env()) as second:
         got = consume_all(second, "ledger", 0, 300)
         assert [int(g[2] or b"-1") for g in got] == list(range(300))
     client = s3.client()
@@ -62,7 +64,8 @@ def test_object_mode_replacement_serves_everything_from_the_bucket(
         keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
     finally:
         client.close()
-    assert any(k.startswith("cluster-a/log/") for k in keys)
+    assert any(k.startswith("cluster-a/log/") for k in keys)  # the metadata log
+    assert any(k.startswith("cluster-a/streams/") for k in keys)  # the brokers' streams
 
 
 def test_wal_mode_keeps_acking_through_an_outage_and_uploads_afterwards(
@@ -88,8 +91,40 @@ def test_wal_mode_keeps_acking_through_an_outage_and_uploads_afterwards(
         assert "uploads resumed" in broker.output()
         broker.kill()
         # The WAL is left behind: everything must have reached the bucket.
-        with BrokerProcess(tmp_path / "b", node_id=2, args=args, env=moto_s3.env()) as second:
+        replace = [*args, "--replace", "1"]  # waits out node 1's lease, then serves
+        with BrokerProcess(tmp_path / "b", node_id=2, args=replace, env=moto_s3.env()) as second:
             got = consume_all(second, "outage", 0, 200)
             assert [int(g[2] or b"-1") for g in got] == list(range(200))
     finally:
         proxy.close()
+
+
+def high_watermark(broker: BrokerProcess, partition: int) -> int:
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "hw"})
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition("shared", partition), 10)[1])
+    finally:
+        consumer.close()
+
+
+def test_two_brokers_on_one_s3_bucket_share_partitions_and_fail_over(
+    tmp_path: Path, s3: S3Server
+) -> None:
+    bucket = s3.create_bucket()
+    args = [*s3_args(s3, bucket), "--durability", "object", "--session-timeout-ms", "1500"]
+    one = BrokerProcess(tmp_path / "a", node_id=1, args=args, env=s3.env()).start()
+    two = BrokerProcess(tmp_path / "b", node_id=2, args=args, env=s3.env()).start()
+    try:
+        boot = f"{one.bootstrap},{two.bootstrap}"
+        create_topic(one, "shared", partitions=8)
+        wait_until("both to lead", lambda: set(leaders(boot, "shared")[1].values()) == {1, 2})
+        produce_values(boot, "shared", range(400))
+        two.kill()
+        wait_until(
+            "node 1 to lead all", lambda: set(leaders(one.bootstrap, "shared")[1].values()) == {1}
+        )
+        got = [g for p in range(8) for g in consume_all(one, "shared", p, high_watermark(one, p))]
+        assert sorted(int(g[2] or b"-1") for g in got) == list(range(400))
+    finally:
+        one.stop()
+        two.kill()

@@ -6,25 +6,40 @@ import asyncio
 from pathlib import Path
 
 from protocol.errors import ErrorCode
-from storage import paths
-from storage.cluster_state import ClusterState
 from storage.commit_format import CommitHeader
 from storage.errors import StoreError
 from storage.memory_store import MemoryObjectStore
+from storage.meta_state import MetaState
+from storage.ownership import read_stream
 from tests.unit.test_log_store import batch, make, read_values, run
 
 
 def test_a_commit_that_does_not_name_the_head_is_an_orphan() -> None:
-    state = ClusterState()
+    state = MetaState()
     create = {"op": "create_topic", "name": "t", "id": "00000000-0000-0000-0000-000000000001",
               "partitions": 1}  # fmt: skip
-    first = CommitHeader(1, 0, 0, ops=({"op": "claim", "node": 1},), commit_id="a", prev_id="")
+    join = {"op": "join", "node": 1, "host": "h", "port": 1, "durability": "wal",
+            "session_timeout_ms": 6000}  # fmt: skip
+    first = CommitHeader(1, -1, 0, ops=(join,), commit_id="a", prev_id="")
     assert state.apply(0, first, 0)
-    stale = CommitHeader(2, 0, 0, ops=(create,), commit_id="b", prev_id="not-a")
+    stale = CommitHeader(1, 0, 0, ops=(create,), commit_id="b", prev_id="not-a")
     assert not state.apply(1, stale, 0)
     assert (state.seq, state.head_id, state.topics, state.orphans) == (1, "a", {}, 1)
     good = CommitHeader(1, 0, 0, ops=(create,), commit_id="c", prev_id="a")
     assert state.apply(2, good, 0)
+    assert list(state.topics) == ["t"]
+
+
+def test_a_commit_by_a_broker_that_is_not_a_member_takes_no_effect() -> None:
+    state = MetaState()
+    join = {"op": "join", "node": 1, "host": "h", "port": 1, "durability": "wal",
+            "session_timeout_ms": 6000}  # fmt: skip
+    assert state.apply(0, CommitHeader(1, -1, 0, ops=(join,), commit_id="a"), 0)
+    create = {"op": "create_topic", "name": "t", "id": "x", "partitions": 1}
+    # node 2 never joined (or was fenced): its write chains but changes nothing
+    assert not state.apply(1, CommitHeader(2, 7, 0, ops=(create,), commit_id="b", prev_id="a"), 0)
+    assert state.topics == {} and state.rejected == 1
+    assert state.apply(2, CommitHeader(1, 0, 0, ops=(create,), commit_id="c", prev_id="b"), 0)
     assert list(state.topics) == ["t"]
 
 
@@ -61,9 +76,9 @@ def test_failed_upload_with_a_later_one_landed_commits_everything_exactly_once(
         store = make(tmp_path, mem, durability="object", flush_bytes=1)
         await store.start()
         await store.create_topic("t", 1)
-        head = store.commit_log.state.seq
+        head = store.stream.state.seq
         mem.gate = asyncio.Event()
-        mem.drop_keys.add(paths.commit_key(head + 1))  # the first upload never lands
+        mem.drop_keys.add(store.stream.layout.commit_key(head + 1))  # never lands
         acks = []
         for i in range(3):  # one commit each: the 2nd and 3rd land after a gap
             acks.append(asyncio.ensure_future(store.append("t", 0, batch([b"%d" % i]))))
@@ -76,13 +91,17 @@ def test_failed_upload_with_a_later_one_landed_commits_everything_exactly_once(
         part = store.partition("t", 0)
         assert [(c.base_offset, c.end_offset) for c in part.state.chunks][-1][1] == 3
         assert sum(c.end_offset - c.base_offset for c in part.state.chunks) == 3
+        streams.append(store.stream_id)
         await store.stop()
 
+    streams: list[str] = []
+
     async def replay() -> None:
-        fresh = make(tmp_path / "fresh", mem, durability="object", node_id=2)
+        fresh = make(tmp_path / "fresh", mem, durability="object", node_id=2, replace_nodes=(1,))
         await fresh.start()
         assert await read_values(fresh, "t") == [b"0", b"1", b"2"]
-        assert fresh.commit_log.state.orphans == 2  # the uploads after the gap count for nothing
+        old = await read_stream(mem, streams[0], node_id=9, clock_ms=lambda: 0)
+        assert old.state.orphans == 2  # the uploads after the gap count for nothing
         await fresh.stop()
 
     run(main)
@@ -106,17 +125,20 @@ def test_a_replaced_brokers_in_flight_uploads_are_refused_or_orphaned(tmp_path: 
         assert len(old.flusher.in_flight()) == 2
         # The replacement loads and claims position S while the old uploads are held.
         mem.gate = None
-        new = make(tmp_path / "new", mem, durability="object", node_id=2, flush_bytes=1)
+        new = make(
+            tmp_path / "new", mem, durability="object", node_id=2, flush_bytes=1, replace_nodes=(1,)
+        )
         await new.start()
-        held.set()  # S is refused (taken by the claim); S+1 lands, chained to S: orphan
+        held.set()  # S is refused (taken by the seal); S+1 lands, chained to S: orphan
         outcomes = await asyncio.gather(*zombie, return_exceptions=True)
         assert all(isinstance(o, StoreError) for o in outcomes), outcomes
         assert {o.code for o in outcomes if isinstance(o, StoreError)} == {
             ErrorCode.not_leader_or_follower
         }
         assert old.fenced
-        await new.refresh()
-        assert new.commit_log.state.orphans == 1
+        sealed = await read_stream(mem, old.stream_id, node_id=9, clock_ms=lambda: 0)
+        assert sealed.state.sealed_by == new.stream_id
+        assert sealed.state.orphans == 1
         assert new.partition("t", 0).committed_end == 0  # nothing of the zombie's counts
         assert (await new.append("t", 0, batch([b"new"]))).base_offset == 0
         await old.stop()

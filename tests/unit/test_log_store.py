@@ -11,6 +11,7 @@ import pytest
 
 from protocol.errors import ErrorCode
 from protocol.records import Record, build_batch, decode_records
+from storage import paths
 from storage.errors import StoreError
 from storage.log_store import LogStore, StoreConfig
 from storage.memory_store import MemoryObjectStore
@@ -76,6 +77,8 @@ def test_wal_records_survive_a_crash_before_upload(tmp_path: Path) -> None:
         assert store.wal is not None
         await store.wal.close()
         await store.flusher.stop()
+        await store.membership.stop()
+        store.release_data_dir()  # as the kernel does when the process dies
 
     async def recover() -> None:
         store = make(tmp_path, mem, node_id=2)
@@ -119,18 +122,21 @@ def test_a_replaced_broker_is_fenced_and_stops_acking(tmp_path: Path) -> None:
     mem = MemoryObjectStore()
 
     async def main() -> None:
-        old = make(tmp_path / "old", mem)
+        old = make(tmp_path / "old", mem, session_timeout_ms=600)
         await old.start()
         await old.create_topic("t", 1)
-        new = make(tmp_path / "new", mem, node_id=2)
+        # The replacement seals old's stream, then waits out its lease before serving.
+        new = make(tmp_path / "new", mem, node_id=2, replace_nodes=(1,), session_timeout_ms=600)
         await new.start()
-        await old.append("t", 0, batch([b"zombie"]))  # acked from the WAL...
-        await old.flush_once()  # ...but its upload is refused by the log
+        # In the WAL, but never acknowledged: old's lease ran out and cannot be renewed
+        # (its uploads are refused), so it finds out it was fenced instead.
+        with pytest.raises(StoreError) as err:
+            await old.append("t", 0, batch([b"zombie"]))
+        assert err.value.code == ErrorCode.not_leader_or_follower
         assert old.fenced
         with pytest.raises(StoreError) as err:
             await old.append("t", 0, batch([b"later"]))
         assert err.value.code == ErrorCode.not_leader_or_follower
-        await new.refresh()
         assert new.partition("t", 0).committed_end == 0
         await old.stop()
         await new.stop()
@@ -266,7 +272,7 @@ def test_a_corrupted_chunk_in_the_bucket_is_refused_not_served(tmp_path: Path) -
         await store.flush_once()
         (ref,) = store.partition("t", 0).state.chunks
         assert await read_values(store, "t") == [b"precious"]
-        key = next(k for k in mem.objects if k.endswith(f"{ref.commit_seq:020d}.tlc"))
+        key = paths.stream_commit_key(ref.stream, ref.commit_seq)
         damaged = bytearray(mem.objects[key])
         damaged[ref.position + ref.length - 1] ^= 0x01
         mem.objects[key] = bytes(damaged)

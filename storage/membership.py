@@ -1,0 +1,427 @@
+"""This broker's part in the cluster: join, take over, adopt, hand off, watch, leave.
+
+Owns: the start-up takeovers (the stream whose WAL we were handed, older incarnations
+of our node id, `--replace` nodes), the background tick (fold the metadata log, probe
+other brokers' streams for liveness, fence silent ones, claim ownerless keys, adopt
+what was assigned to us, hand keys to the broker they belong to), heartbeats when idle,
+and the clean leave. Everything goes through the bucket: no other channel exists.
+
+Guarantees (docs/cluster.md):
+- a key is served by at most one broker: it is assigned by compare-and-set in the
+  metadata log, and adopted (its index copied into our stream) before we serve it;
+- a broker is fenced only after its stream is sealed, so nothing it uploads later can
+  take effect; a silent broker is fenced only if its stream did not move for the
+  session timeout (a moving stream aborts the seal);
+- before handing a key over we stop accepting writes for it and upload everything we
+  accepted, so the new owner's copy of the index is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from storage import paths
+from storage.commit_log import CommitLog, Fenced
+from storage.meta_state import GROUP_TOPIC, Member, MetaState, Owner, Source
+from storage.object_store import ObjectStoreError
+from storage.ownership import (
+    WriterAlive,
+    group_slot,
+    preferred_owner,
+    read_stream,
+    seal_stream,
+)
+from storage.stream_state import PartitionKey, PartitionState, StreamState, group_rows
+
+if TYPE_CHECKING:
+    from storage.log_store import LogStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Seen:
+    last_key: str | None
+    last_seq: int
+    at: float  # time.monotonic() when the stream last moved (or we started watching)
+
+
+class Membership:
+    def __init__(self, store: LogStore) -> None:
+        self._store = store
+        self._sources: dict[str, CommitLog[StreamState]] = {}
+        self._seen: dict[str, _Seen] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[Any] | None = None
+        self._warned: set[str] = set()
+        self.commits_read = 0
+        self.bytes_read = 0
+        self.leaving = False
+
+    # -- helpers -----------------------------------------------------------------------
+
+    @property
+    def me(self) -> str:
+        return self._store.stream_id
+
+    @property
+    def _tick_s(self) -> float:
+        return min(1.0, self._store.lease_s / 6)
+
+    def is_member(self, state: MetaState) -> bool:
+        return self.me in state.members
+
+    def alive(self) -> list[Member]:
+        """Members we believe alive: ourselves, and those whose stream moved lately."""
+        now = time.monotonic()
+        timeout = self._store.lease_s
+        return [
+            m
+            for m in self._store.meta.state.members.values()
+            if m.stream == self.me
+            or (m.stream in self._seen and now - self._seen[m.stream].at <= timeout)
+        ]
+
+    def assign_new(self, state: MetaState, keys: list[PartitionKey]) -> dict[str, Any]:
+        """An `assign` op placing brand-new keys on their preferred live brokers."""
+        live = self.alive() or list(state.members.values())
+        rows = []
+        for key in keys:
+            owner = preferred_owner(key, live)
+            if owner is not None:
+                rows.append([key[0], key[1], owner.stream, "", -1])
+        return {"op": "assign", "owners": rows}
+
+    # -- start -------------------------------------------------------------------------
+
+    async def start(self, wal_owner: str | None) -> list[str]:
+        """Take over what must be ours before we serve; returns the streams taken."""
+        store = self._store
+        meta = store.meta.state
+        victims: dict[str, float] = {}  # stream -> how long its acks may go on (its lease)
+        if wal_owner is not None and wal_owner in meta.members:
+            victims[wal_owner] = 0.0  # its WAL is ours: its broker is gone (docs/cluster.md)
+        for m in list(meta.members.values()):
+            if m.stream == self.me or m.stream in victims:
+                continue
+            if m.node == store.config.node_id or m.node in store.config.replace_nodes:
+                # A wal-mode broker acks from its WAL while its lease lasts; object-mode
+                # acks need a commit, which the seal already rules out.
+                victims[m.stream] = m.session_timeout_ms / 1000 if m.durability == "wal" else 0
+        for stream, lease_s in sorted(victims.items()):
+            await self.take_over(stream, to_self=True)
+            if lease_s:
+                log.info(
+                    "waiting out the lease of the replaced broker before serving "
+                    "stream=%s lease_s=%.1f",
+                    stream,
+                    lease_s,
+                )
+                await asyncio.sleep(lease_s)
+        await self.claim_ownerless()
+        await self.adopt_assigned(first=True)
+        return sorted(victims)
+
+    def run(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        for task in (self._task, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._task = self._heartbeat = None
+
+    # -- takeover ----------------------------------------------------------------------
+
+    async def take_over(self, victim: str, *, to_self: bool, expect_seq: int | None = None) -> None:
+        """Seal `victim`'s stream, fence it, and reassign its keys (to us, or spread)."""
+        store = self._store
+        sealed = await seal_stream(
+            store.store,
+            victim,
+            by=self.me,
+            node_id=store.config.node_id,
+            epoch=store.epoch,
+            clock_ms=store.clock_ms,
+            expect_seq=expect_seq,
+        )
+        self._remember_source(victim, sealed)
+        final = sealed.state
+
+        def ops(meta: MetaState) -> list[dict[str, Any]]:
+            live = [m for m in self.alive() if m.stream != victim] or [meta.members[self.me]]
+            rows = []
+            for key, owner in meta.owners.items():
+                if owner.stream != victim:
+                    continue
+                target = meta.members[self.me] if to_self else preferred_owner(key, live)
+                if target is not None:
+                    rows.append([key[0], key[1], target.stream, victim, final.seq])
+            fence = {"op": "fence", "stream": victim, "seal_seq": final.sealed_seq}
+            return [fence, {"op": "assign", "owners": rows}]
+
+        await store.meta.append(ops=ops, guard=self.is_member)
+        self._seen.pop(victim, None)
+        log.info(
+            "took over stream=%s sealed_at=%d partitions=%d groups=%d to=%s",
+            victim,
+            final.sealed_seq,
+            len(final.partitions),
+            len(final.group_offsets),
+            "self" if to_self else "spread",
+        )
+
+    def _remember_source(self, stream: str, source: CommitLog[StreamState]) -> None:
+        if stream not in self._sources:
+            self.commits_read += source.state.seq + 1
+            self.bytes_read += source.bytes_read
+        self._sources[stream] = source
+
+    async def claim_ownerless(self) -> None:
+        """Keys nobody live owns (new, or their owner left) whose place is with us."""
+        store = self._store
+        meta = store.meta.state
+        live = self.alive()
+        rows = []
+        for key in meta.all_keys():
+            owner = meta.owners.get(key)
+            if owner is not None and owner.stream in meta.members:
+                continue
+            preferred = preferred_owner(key, live)
+            if preferred is None or preferred.stream != self.me:
+                continue
+            if owner is None:
+                rows.append([key[0], key[1], self.me, "", -1])
+            else:
+                rows.append(
+                    [key[0], key[1], self.me, owner.stream, meta.ended.get(owner.stream, -1)]
+                )
+        if rows:
+            await store.meta.append(ops=[{"op": "assign", "owners": rows}], guard=self.is_member)
+            log.info("claimed ownerless keys count=%d", len(rows))
+
+    # -- adoption ----------------------------------------------------------------------
+
+    async def adopt_assigned(self, *, first: bool = False) -> None:
+        """Copy into our stream the state of every key assigned to us, then serve it."""
+        store = self._store
+        meta, mine = store.meta.state, store.stream.state
+        ops: list[dict[str, Any]] = []
+        for key, owner in list(meta.owners.items()):
+            if owner.stream != self.me or mine.tenures.get(key) == owner.seq:
+                continue  # not ours, or adopted for this assignment already
+            if key[0] == GROUP_TOPIC:
+                op = await self._adopt_slot(key[1], owner)
+                if op is not None:
+                    ops.append(op)
+                continue
+            topic = meta.topics.get(key[0])
+            if topic is None:
+                continue
+            part = await self._adopt_partition(key, topic.topic_id, owner)
+            if part is not None:
+                ops.append(part.to_json(owner.seq))
+        if not ops and not first:
+            return
+        if first:
+            # The pipeline is not running yet; the first commit also says we are alive.
+            await store.stream.append(ops=ops)
+        else:
+            await store.stream_ops(ops)
+        store.sync_partitions()
+        if ops:
+            log.info("adopted keys count=%d", len(ops))
+
+    async def _source(self, src: Source) -> StreamState | None:
+        """`src.stream` folded at least to `src.read_to`, or None if not visible yet."""
+        store = self._store
+        source = self._sources.get(src.stream)
+        if source is None:
+            source = await read_stream(
+                store.store, src.stream, node_id=store.config.node_id, clock_ms=store.clock_ms
+            )
+            self._remember_source(src.stream, source)
+        elif source.state.seq < src.read_to and not source.state.sealed:
+            self.commits_read += await source.catch_up()
+        state = source.state
+        return state if state.seq >= src.read_to or state.sealed else None
+
+    async def _adopt_partition(
+        self, key: PartitionKey, topic_id: str, owner: Owner
+    ) -> PartitionState | None:
+        for src in owner.sources:
+            state = await self._source(src)
+            if state is None:
+                return None  # not visible yet: try again next tick
+            part = state.partitions.get(key)
+            if state.tenures.get(key) == src.tenure and part is not None:
+                return part if part.topic_id == topic_id else PartitionState(topic_id, *key)
+            # That owner never adopted the key (it died first): it never wrote to it.
+        return PartitionState(topic_id, key[0], key[1])
+
+    async def _adopt_slot(self, slot: int, owner: Owner) -> dict[str, Any] | None:
+        key = (GROUP_TOPIC, slot)
+        groups: dict[str, Any] = {}
+        for src in owner.sources:
+            state = await self._source(src)
+            if state is None:
+                return None
+            if state.tenures.get(key) == src.tenure:
+                groups = {
+                    g: group_rows(o)
+                    for g, o in state.group_offsets.items()
+                    if group_slot(g) == slot
+                }
+                break
+        return {"op": "adopt_groups", "tenure": owner.seq, "slot": slot, "groups": groups}
+
+    # -- the tick ----------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._store.fenced:
+            await asyncio.sleep(self._tick_s)
+            try:
+                await self.tick()
+            except Fenced:
+                self._store.step_down("no longer a member of the cluster")
+            except ObjectStoreError as exc:
+                log.warning("cluster tick failed; retrying error=%s", exc)
+            except Exception:
+                log.exception("cluster tick error; retrying")
+
+    async def tick(self) -> None:
+        store = self._store
+        await store.meta.catch_up()
+        if not self.is_member(store.meta.state):
+            store.step_down("fenced in the metadata log by another broker")
+            return
+        for victim, seq in await self._silent_members():
+            try:
+                await self.take_over(victim, to_self=False, expect_seq=seq)
+            except WriterAlive:
+                log.info("stream moved while sealing; its broker is alive stream=%s", victim)
+                self._seen[victim].at = time.monotonic()
+        await self.claim_ownerless()
+        await self.adopt_assigned()
+        await self.hand_off()
+        store.sync_partitions()
+        self._maybe_heartbeat()
+
+    async def _silent_members(self) -> list[tuple[str, int]]:
+        """Probe each other member's stream; those silent for the session timeout."""
+        store = self._store
+        now = time.monotonic()
+        silent = []
+        for stream in list(store.meta.state.members):
+            if stream == self.me:
+                continue
+            seen = self._seen.get(stream)
+            layout = paths.stream_layout(stream)
+            start_after = seen.last_key if seen is not None else None
+            infos = await store.store.list(layout.log_prefix, start_after=start_after)
+            if infos:
+                key = infos[-1].key
+                self._seen[stream] = _Seen(key, layout.parse_commit_key(key), now)
+            elif seen is None:
+                self._seen[stream] = _Seen(None, -1, now)
+            else:
+                member = store.meta.state.members[stream]
+                timeout = max(store.lease_s, member.session_timeout_ms / 1000)
+                if now - seen.at <= timeout:
+                    continue
+                if member.durability == "wal" and store.config.wal_failover == "wait":
+                    self._warn_waiting(member, now - seen.at)
+                    continue
+                silent.append((stream, seen.last_seq))
+        return silent
+
+    def _warn_waiting(self, member: Member, silent_s: float) -> None:
+        """A silent wal-mode broker's last acks may be only in its WAL: wait for them."""
+        if member.stream in self._warned:
+            return
+        self._warned.add(member.stream)
+        log.warning(
+            "broker silent, not taking its partitions over: it ran in wal mode, so records "
+            "it acknowledged may be only in its WAL. Start a broker with its data dir (the "
+            "WAL volume) to recover them, or `tidelog serve --replace %d` to give them up "
+            "node=%d stream=%s silent_s=%.1f",
+            member.node,
+            member.node,
+            member.stream,
+            silent_s,
+        )
+
+    def _maybe_heartbeat(self) -> None:
+        """An empty commit when idle: it keeps our lease and tells others we live."""
+        store = self._store
+        idle = time.monotonic() - (store.lease_until - store.lease_s)
+        if idle < store.lease_s / 4:
+            return
+        if self._heartbeat is not None and not self._heartbeat.done():
+            return
+        self._heartbeat = asyncio.get_running_loop().create_task(store.flusher.commit_ops([]))
+
+    # -- hand-off and leave ------------------------------------------------------------
+
+    async def hand_off(self) -> None:
+        """Give keys whose preferred owner is another live broker to that broker."""
+        store = self._store
+        live = self.alive()
+        if len(live) < 2:
+            return
+        moves: dict[PartitionKey, str] = {}
+        slots = [(GROUP_TOPIC, s) for s in store.stream.state.slots]
+        for key in list(store.partitions) + slots:
+            if not store.serves(key):
+                continue
+            preferred = preferred_owner(key, live)
+            if preferred is not None and preferred.stream != self.me:
+                moves[key] = preferred.stream
+        if moves:
+            await self._move(moves, "handed over")
+
+    async def _move(self, moves: dict[PartitionKey, str], why: str) -> None:
+        store = self._store
+        store.moving |= set(moves)
+        try:
+            if await store.flush_once() is None and store.unflushed_bytes():
+                log.warning("hand-off postponed: upload failed keys=%d", len(moves))
+                return
+            seq = store.stream.state.seq
+            rows = [[k[0], k[1], to, self.me, seq] for k, to in moves.items()]
+            await store.meta.append(ops=[{"op": "assign", "owners": rows}], guard=self.is_member)
+        finally:
+            store.moving -= set(moves)
+            store.sync_partitions()
+        log.info("%s keys count=%d to=%s", why, len(moves), ",".join(sorted(set(moves.values()))))
+
+    async def leave(self) -> None:
+        """Clean shutdown: seal our own stream, hand every key on, leave the cluster."""
+        store = self._store
+        self.leaving = True
+        try:
+            seal_seq = await store.stream_ops([{"op": "seal", "by": self.me}])
+
+            def ops(meta: MetaState) -> list[dict[str, Any]]:
+                others = [m for m in self.alive() if m.stream != self.me]
+                rows = []
+                for key, owner in meta.owners.items():
+                    target = preferred_owner(key, others)
+                    if owner.stream == self.me and target is not None:
+                        rows.append([key[0], key[1], target.stream, self.me, seal_seq])
+                leave = {"op": "leave", "stream": self.me, "seal_seq": seal_seq}
+                return [{"op": "assign", "owners": rows}, leave]
+
+            await store.meta.append(ops=ops, guard=self.is_member)
+            log.info("left the cluster stream=%s sealed_at=%d", self.me, seal_seq)
+        except (Fenced, ObjectStoreError, Exception) as exc:
+            log.warning(
+                "could not leave cleanly; others take over after the session timeout error=%s", exc
+            )

@@ -1,0 +1,273 @@
+"""The state folded from one broker's stream: the partitions and groups it owns.
+
+Owns: the meaning of stream ops and the stream snapshot document. Pure: no I/O, no
+clock. A stream is written by one broker incarnation (docs/bucket-layout.md); the only
+commit anyone else ever puts in it is a `seal`, which ends it.
+
+Ops (docs/commit-format.md):
+    {"op": "adopt", "tenure", "topic", "partition", "id", "start", "end", "chunks": [...],
+     "producers": [...]}            this stream owns the partition for the assignment
+                                    made at metadata seq `tenure`, with the index it
+                                    had in the stream it came from
+    {"op": "adopt_groups", "tenure", "slot", "groups": {group: [[topic, partition,
+                                     offset, epoch, metadata, ts], ...]}}  a group slot
+
+A key that moves away is not removed: the stream's state for it stays as it was when
+it moved (the next owner reads it from here), and is never served again unless the key
+is adopted anew, for a newer tenure.
+    {"op": "offsets", "group", "ts", "offsets": [[topic, partition, offset, leader_epoch,
+                                                  metadata], ...]}   committed offsets
+    {"op": "delete_offsets", "group", "partitions": [[topic, partition], ...]}
+    {"op": "delete_group", "group"}
+    {"op": "seal", "by": stream}    written by a broker taking this stream's partitions
+                                    over: nothing after it takes effect, ever
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.commit_format import Chunk, CommitHeader
+from storage.producer_state import ProducerStates
+
+PartitionKey = tuple[str, int]
+GROUP_SLOTS_TOPIC = "__consumer_offsets"  # the key of a group slot: (this, slot)
+
+
+class StateError(Exception):
+    """A commit or snapshot contradicts the state it is applied to."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    """Where one committed run of a partition's batches lives in the bucket."""
+
+    base_offset: int
+    end_offset: int
+    max_timestamp: int
+    stream: str  # the stream whose commit object holds the bytes
+    commit_seq: int
+    position: int  # absolute byte position inside the commit object
+    length: int
+    crc: int
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.base_offset,
+            self.end_offset,
+            self.max_timestamp,
+            self.stream,
+            self.commit_seq,
+            self.position,
+            self.length,
+            self.crc,
+        ]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> ChunkRef:
+        base, end, ts, stream, seq, pos, length, crc = raw
+        return cls(
+            int(base), int(end), int(ts), str(stream), int(seq), int(pos), int(length), int(crc)
+        )
+
+
+@dataclass(slots=True)
+class PartitionState:
+    topic_id: str
+    topic: str
+    partition: int
+    chunks: list[ChunkRef] = field(default_factory=list)
+    committed_end: int = 0
+    log_start: int = 0
+    producers: ProducerStates = field(default_factory=ProducerStates)
+
+    @property
+    def key(self) -> PartitionKey:
+        return (self.topic, self.partition)
+
+    def add_chunk(self, ref: ChunkRef) -> None:
+        if ref.base_offset < self.committed_end:
+            return  # already folded (our own commit applied locally before)
+        if ref.base_offset != self.committed_end:
+            raise StateError(
+                f"offset gap in partition topic={self.topic} partition={self.partition} "
+                f"expected={self.committed_end} got={ref.base_offset}"
+            )
+        self.chunks.append(ref)
+        self.committed_end = ref.end_offset
+
+    def chunk_for(self, offset: int) -> ChunkRef | None:
+        """The committed chunk holding `offset`, if any."""
+        i = bisect_right(self.chunks, offset, key=lambda c: c.base_offset) - 1
+        if i >= 0 and self.chunks[i].base_offset <= offset < self.chunks[i].end_offset:
+            return self.chunks[i]
+        return None
+
+    def to_json(self, tenure: int = -1) -> dict[str, Any]:
+        return {
+            "op": "adopt",
+            "tenure": tenure,
+            "topic": self.topic,
+            "partition": self.partition,
+            "id": self.topic_id,
+            "start": self.log_start,
+            "end": self.committed_end,
+            "chunks": [c.to_json() for c in self.chunks],
+            "producers": self.producers.snapshot(),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> PartitionState:
+        part = cls(str(raw["id"]), str(raw["topic"]), int(raw["partition"]))
+        part.chunks = [ChunkRef.from_json(c) for c in raw["chunks"]]
+        part.committed_end = int(raw["end"])
+        part.log_start = int(raw["start"])
+        part.producers.restore(raw["producers"])
+        return part
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedOffset:
+    offset: int
+    leader_epoch: int
+    metadata: str | None
+    commit_timestamp: int
+
+    def to_json(self) -> list[Any]:
+        return [self.offset, self.leader_epoch, self.metadata, self.commit_timestamp]
+
+
+GroupOffsets = dict[PartitionKey, CommittedOffset]
+
+
+def group_rows(offsets: GroupOffsets) -> list[list[Any]]:
+    return [[t, p, *c.to_json()] for (t, p), c in offsets.items()]
+
+
+def group_from_rows(rows: Iterable[list[Any]]) -> GroupOffsets:
+    return {
+        (str(t), int(p)): CommittedOffset(int(o), int(e), m, int(ts)) for t, p, o, e, m, ts in rows
+    }
+
+
+@dataclass(slots=True)
+class StreamState:
+    stream: str = ""
+    seq: int = -1  # last folded commit
+    head_id: str = ""  # id of the last commit that took effect
+    orphans: int = 0
+    sealed_by: str = ""  # the stream that sealed this one ("" while open)
+    sealed_seq: int = -1
+    partitions: dict[PartitionKey, PartitionState] = field(default_factory=dict)
+    slots: set[int] = field(default_factory=set)  # group coordinator slots held
+    tenures: dict[PartitionKey, int] = field(default_factory=dict)  # key -> adopted for
+    group_offsets: dict[str, GroupOffsets] = field(default_factory=dict)
+
+    @property
+    def sealed(self) -> bool:
+        return bool(self.sealed_by)
+
+    def apply(self, seq: int, header: CommitHeader, data_start: int) -> bool:
+        """Fold commit `seq`; `data_start` is where its data section begins in the object.
+
+        Chaining: a commit takes effect only if it names the last effective commit as
+        its `prev`, and nothing takes effect after a seal. One that does not (an upload
+        built on a view that lost a race, or a fenced broker's in-flight upload) is an
+        orphan: its position is used up and it changes nothing.
+        """
+        if seq != self.seq + 1:
+            raise StateError(f"commit out of order expected={self.seq + 1} got={seq}")
+        self.seq = seq
+        if header.prev_id != self.head_id or self.sealed:
+            self.orphans += 1
+            return False
+        for op in header.ops:
+            self._apply_op(seq, op)
+        for chunk in header.chunks:
+            self._apply_chunk(seq, chunk, data_start)
+        self.head_id = header.commit_id
+        return True
+
+    def _apply_op(self, seq: int, op: dict[str, Any]) -> None:
+        kind = op.get("op")
+        if kind == "adopt":
+            part = PartitionState.from_json(op)
+            self.partitions[part.key] = part
+            self.tenures[part.key] = int(op["tenure"])
+        elif kind == "adopt_groups":
+            slot = int(op["slot"])
+            self.slots.add(slot)
+            self.tenures[(GROUP_SLOTS_TOPIC, slot)] = int(op["tenure"])
+            for group, rows in op["groups"].items():
+                self.group_offsets[str(group)] = group_from_rows(rows)
+        elif kind == "offsets":
+            offsets = self.group_offsets.setdefault(str(op["group"]), {})
+            ts = int(op["ts"])
+            for topic, partition, offset, epoch, metadata in op["offsets"]:
+                offsets[(str(topic), int(partition))] = CommittedOffset(
+                    int(offset), int(epoch), metadata, ts
+                )
+        elif kind == "delete_offsets":
+            offsets = self.group_offsets.get(str(op["group"]), {})
+            for topic, partition in op["partitions"]:
+                offsets.pop((str(topic), int(partition)), None)
+            if not offsets:
+                self.group_offsets.pop(str(op["group"]), None)
+        elif kind == "delete_group":
+            self.group_offsets.pop(str(op["group"]), None)
+        elif kind == "seal":
+            self.sealed_by, self.sealed_seq = str(op["by"]), seq
+        else:
+            raise StateError(f"unknown stream op op={kind!r} seq={seq}")
+
+    def _apply_chunk(self, seq: int, chunk: Chunk, data_start: int) -> None:
+        part = self.partitions.get((chunk.topic, chunk.partition))
+        if part is None or part.topic_id != chunk.topic_id:
+            return  # not ours (any more), or the topic was re-created: dead data
+        part.add_chunk(
+            ChunkRef(
+                chunk.base_offset,
+                chunk.end_offset,
+                chunk.max_timestamp,
+                self.stream,
+                seq,
+                data_start + chunk.position,
+                chunk.length,
+                chunk.crc,
+            )
+        )
+        for batch in chunk.producers:
+            part.producers.record(batch)
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def to_snapshot(self) -> dict[str, Any]:
+        return {
+            "v": 2,
+            "stream": self.stream,
+            "seq": self.seq,
+            "head": self.head_id,
+            "sealed": [self.sealed_by, self.sealed_seq],
+            "partitions": [p.to_json() for p in self.partitions.values()],
+            "slots": sorted(self.slots),
+            "tenures": [[t, p, e] for (t, p), e in self.tenures.items()],
+            "groups": {g: group_rows(o) for g, o in self.group_offsets.items()},
+        }
+
+    @classmethod
+    def from_snapshot(cls, raw: dict[str, Any]) -> StreamState:
+        if raw.get("v") != 2:
+            raise StateError(f"unknown stream snapshot version v={raw.get('v')!r}")
+        state = cls(stream=str(raw["stream"]), seq=int(raw["seq"]), head_id=str(raw["head"]))
+        state.sealed_by, state.sealed_seq = str(raw["sealed"][0]), int(raw["sealed"][1])
+        for p in raw["partitions"]:
+            part = PartitionState.from_json(p)
+            state.partitions[part.key] = part
+        state.slots = {int(s) for s in raw["slots"]}
+        state.tenures = {(str(t), int(p)): int(e) for t, p, e in raw["tenures"]}
+        for group, rows in raw.get("groups", {}).items():
+            state.group_offsets[str(group)] = group_from_rows(rows)
+        return state
