@@ -100,8 +100,16 @@ def seaweedfs_server(workdir: Path) -> Iterator[S3Endpoint]:
 
 @contextlib.contextmanager
 def run_broker(
-    kind: str, workdir: Path, s3: S3Endpoint | None
+    kind: str,
+    workdir: Path,
+    s3: S3Endpoint | None,
+    *,
+    store: str | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`store` replaces the default object store (tidelog: `--object-store`; Tansu: its
+    `--storage-engine`), so a second broker can be started on the first one's data;
+    `extra_args` go to `tidelog serve` only."""
     port = free_port()
     data = workdir / f"{kind}-{uuid.uuid4().hex[:6]}"
     data.mkdir()
@@ -116,12 +124,16 @@ def run_broker(
             cmd += ["--durability", "object", "--object-store", f"s3://{s3.bucket}/{prefix}"]
             cmd += ["--s3-endpoint", s3.url]
             env.update(s3.env)
+        if store is not None:
+            cmd += ["--object-store", store]
+        cmd += extra_args
     else:
         storage = "memory://tansu/"
         if s3 is not None:
             storage = f"s3://{s3.bucket}/"
             env.update(s3.env)
             env.update({"AWS_ENDPOINT": s3.url, "AWS_ALLOW_HTTP": "true"})
+        storage = store or storage
         cmd = [
             str(tansu_binary()), "broker",
             "--listener-url", f"tcp://127.0.0.1:{port}",

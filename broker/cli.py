@@ -1,5 +1,7 @@
 """The `tidelog` command line: `tidelog serve` starts a broker; `tidelog groups` reads groups;
-`tidelog inspect` shows what lives in the bucket; `tidelog drill` breaks a broker on purpose.
+`tidelog inspect` shows what lives in the bucket; `tidelog drill` breaks a broker on purpose;
+`tidelog payments` runs the payments reference app (which lives in `payments/`);
+`tidelog bench` runs the benchmark suite (bench/suite.py, imported only when asked for).
 
 Owns: argument parsing, logging set-up, signal handling and exit codes. A user
 mistake prints one line to stderr and exits 2; SIGTERM/SIGINT stop the broker
@@ -76,7 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
         "dir, breaks one under load and verifies every acknowledged record.",
     )
     add_drill_arguments(drill, _Parser)
+    from payments.cli import add_payments_arguments  # the app, only when the CLI is built
+
+    payments = sub.add_parser(
+        "payments",
+        help="the payments CQRS reference application (demo, rebuild, api)",
+        description="A payments app over tidelog, through confluent-kafka only.",
+    )
+    add_payments_arguments(payments, _Parser)
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark suite: tidelog side by side with Tansu 0.6",
+        description="Run the standard benchmark suite (throughput, latency, object-store "
+        "cost, groups, replacement, memory) against tidelog and the peer broker Tansu 0.6, "
+        "alternating the two over rounds; print medians and ratios, read them against the "
+        "targets, write JSON, PNG charts and SUMMARY.md. Run it from the source checkout.",
+    )
+    _add_bench_arguments(bench)
     return parser
+
+
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    try:
+        from bench.options import add_bench_arguments
+    except ImportError:  # installed without the bench extra: `tidelog bench` says so
+        return
+    add_bench_arguments(parser)
 
 
 def setup_logging(level: str) -> None:
@@ -121,6 +148,16 @@ def _install_uvloop() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def _run_bench(args: argparse.Namespace) -> int:
+    try:
+        from bench.suite import run_bench
+    except ImportError as exc:
+        print(f"tidelog bench: error: needs the bench extra (pip install 'tidelog[bench]'): "
+              f"{exc}", file=sys.stderr)  # fmt: skip
+        return 2
+    return run_bench(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -133,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_inspect(args)
     if args.command == "drill":
         return run_drill(args)
+    if args.command == "payments":
+        from payments.cli import run_payments
+
+        return run_payments(args)
+    if args.command == "bench":
+        return _run_bench(args)
     try:
         config = resolve_serve_config(args, environment())
     except ConfigError as exc:

@@ -141,6 +141,9 @@ class Broker:
     async def ensure_topic(self, name: str) -> TopicState | None:
         """The topic, auto-created if allowed; None if it does not exist."""
         topic = self.store.topic(name)
+        if topic is None and self.config.auto_create_topics:
+            await self.store.refresh()  # another broker may have just created it
+            topic = self.store.topic(name)
         if topic is not None or not self.config.auto_create_topics:
             return topic
         try:

@@ -93,6 +93,7 @@ class CommitLog(Generic[S]):
         self._clock_ms = clock_ms
         self._snapshot_every = snapshot_every
         self._lock = asyncio.Lock()
+        self._catching_up = asyncio.Lock()
         self.bytes_read = 0
         self.applied_ids: OrderedDict[str, int] = OrderedDict()
         self._snapshot_seq = -1
@@ -125,22 +126,27 @@ class CommitLog(Generic[S]):
         Stops at a gap (a position not written, or not yet visible): a commit after a
         gap cannot be judged until the gap is filled.
         """
-        layout = self.layout
-        start_after = layout.commit_key(self.state.seq) if self.state.seq >= 0 else None
-        infos = await self.store.list(layout.log_prefix, start_after=start_after)
-        keys: list[str] = []
-        for info in infos:
-            if layout.parse_commit_key(info.key) != self.state.seq + 1 + len(keys):
-                break
-            keys.append(info.key)
-        for i in range(0, len(keys), _PARALLEL_READS):
-            batch = keys[i : i + _PARALLEL_READS]
-            headers = await asyncio.gather(*(self._read_header(k) for k in batch))
-            for key, (header, data_start) in zip(batch, headers, strict=True):
-                self._fold(layout.parse_commit_key(key), header, data_start)
-        return len(keys)
+        async with self._catching_up:  # one at a time: each folds what the last left
+            layout = self.layout
+            start_after = layout.commit_key(self.state.seq) if self.state.seq >= 0 else None
+            infos = await self.store.list(layout.log_prefix, start_after=start_after)
+            keys: list[str] = []
+            for info in infos:
+                if layout.parse_commit_key(info.key) != self.state.seq + 1 + len(keys):
+                    break
+                keys.append(info.key)
+            for i in range(0, len(keys), _PARALLEL_READS):
+                batch = keys[i : i + _PARALLEL_READS]
+                headers = await asyncio.gather(*(self._read_header(k) for k in batch))
+                for key, (header, data_start) in zip(batch, headers, strict=True):
+                    self._fold(layout.parse_commit_key(key), header, data_start)
+            return len(keys)
 
     def _fold(self, seq: int, header: CommitHeader, data_start: int) -> bool:
+        if seq <= self.state.seq:
+            # Folded already: our own commit, found by a catch-up while its upload was
+            # being answered (or the other way round).
+            return header.commit_id in self.applied_ids
         took_effect = self.state.apply(seq, header, data_start)
         if took_effect and header.commit_id:
             self.applied_ids[header.commit_id] = seq

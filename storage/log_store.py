@@ -482,6 +482,7 @@ class LogStore:
                 ErrorCode.unknown_topic_or_partition,
                 f"unknown topic or partition topic={topic} partition={partition}",
             )
+        self.membership.poke()  # it may have just been assigned to us
         raise StoreError(
             ErrorCode.not_leader_or_follower,
             f"not the leader of topic={topic} partition={partition}",
@@ -590,6 +591,7 @@ class LogStore:
             if self.fenced:
                 raise StoreError(ErrorCode.not_leader_or_follower, "this broker was fenced")
             self._lease_renewed.clear()
+            self.membership.renew_lease()  # idle for a while: one upload renews it
             await self._lease_renewed.wait()
         part.advance_high_watermark(end)
 

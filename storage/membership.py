@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_MIN_TICK_S = 0.1
+
 
 @dataclass
 class _Seen:
@@ -59,6 +61,8 @@ class Membership:
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[Any] | None = None
         self._warned: set[str] = set()
+        self._poked = asyncio.Event()
+        self._adopting = asyncio.Lock()
         self.commits_read = 0
         self.bytes_read = 0
         self.leaving = False
@@ -210,7 +214,14 @@ class Membership:
     # -- adoption ----------------------------------------------------------------------
 
     async def adopt_assigned(self, *, first: bool = False) -> None:
-        """Copy into our stream the state of every key assigned to us, then serve it."""
+        """Copy into our stream the state of every key assigned to us, then serve it.
+
+        One at a time (the tick and a topic creation may both call it): each sees the
+        adoptions the one before it committed, so a key is adopted once per tenure."""
+        async with self._adopting:
+            await self._adopt_assigned(first)
+
+    async def _adopt_assigned(self, first: bool) -> None:
         store = self._store
         meta, mine = store.meta.state, store.stream.state
         ops: list[dict[str, Any]] = []
@@ -284,9 +295,20 @@ class Membership:
 
     # -- the tick ----------------------------------------------------------------------
 
+    def poke(self) -> None:
+        """Tick soon: a client asked for a key we do not serve, so the metadata we folded
+        may be stale (a key just assigned to us is served only after the next tick)."""
+        self._poked.set()
+
     async def _loop(self) -> None:
+        last = 0.0
         while not self._store.fenced:
-            await asyncio.sleep(self._tick_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poked.wait(), self._tick_s)
+            # A poke brings the tick forward, but not more often than every 100 ms.
+            await asyncio.sleep(max(0.0, last + _MIN_TICK_S - time.monotonic()))
+            self._poked.clear()
+            last = time.monotonic()
             try:
                 await self.tick()
             except Fenced:
@@ -359,14 +381,23 @@ class Membership:
         )
 
     def _maybe_heartbeat(self) -> None:
-        """An empty commit when idle: it keeps our lease and tells others we live."""
+        """An empty commit when idle and watched: it tells the others we are alive.
+
+        A broker alone in the cluster stays silent when idle (no object per second in an
+        idle bucket); its wal-mode lease is renewed on demand, by the next ack."""
         store = self._store
         idle = time.monotonic() - (store.lease_until - store.lease_s)
-        if idle < store.lease_s / 4:
-            return
-        if self._heartbeat is not None and not self._heartbeat.done():
-            return
-        self._heartbeat = asyncio.get_running_loop().create_task(store.flusher.commit_ops([]))
+        if idle >= store.lease_s / 4 and len(store.meta.state.members) > 1:
+            self.renew_lease()
+
+    def renew_lease(self) -> None:
+        """Commit now (an empty commit if nothing waits), unless one is on its way."""
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        with contextlib.suppress(Fenced):  # the flusher reports fencing itself
+            await self._store.flusher.commit_ops([])
 
     # -- hand-off and leave ------------------------------------------------------------
 

@@ -194,13 +194,19 @@ class StreamState:
     def _apply_op(self, seq: int, op: dict[str, Any]) -> None:
         kind = op.get("op")
         if kind == "adopt":
+            key = (str(op["topic"]), int(op["partition"]))
+            if self.tenures.get(key) == int(op["tenure"]):
+                return  # adopted for this tenure already: never reset what grew since
             part = PartitionState.from_json(op)
-            self.partitions[part.key] = part
-            self.tenures[part.key] = int(op["tenure"])
+            self.partitions[key] = part
+            self.tenures[key] = int(op["tenure"])
         elif kind == "adopt_groups":
             slot = int(op["slot"])
+            key = (GROUP_SLOTS_TOPIC, slot)
+            if self.tenures.get(key) == int(op["tenure"]):
+                return
             self.slots.add(slot)
-            self.tenures[(GROUP_SLOTS_TOPIC, slot)] = int(op["tenure"])
+            self.tenures[key] = int(op["tenure"])
             for group, rows in op["groups"].items():
                 self.group_offsets[str(group)] = group_from_rows(rows)
         elif kind == "offsets":

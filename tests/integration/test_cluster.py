@@ -48,6 +48,9 @@ def cleanup() -> Iterator[list[BrokerProcess]]:
     for b in brokers:
         if b.proc is not None and b.proc.poll() is None:
             b.kill()
+        # Shown by pytest only when the test failed: what each broker said last.
+        code = b.proc.returncode if b.proc is not None else None
+        print(f"--- node {b.node_id} exit={code}\n{b.output()[-4000:]}")
 
 
 def bootstrap(brokers: list[BrokerProcess]) -> str:
@@ -63,9 +66,11 @@ def leaders(boot: str, topic: str) -> tuple[set[int], dict[int, int]]:
 
 def coordinator(boot: str, group: str) -> int:
     """The group's coordinator node, retried while its slot is between brokers."""
-    client = AdminClient({"bootstrap.servers": boot})
     deadline = time.monotonic() + 30
     while True:
+        # A new client each time: librdkafka keeps answering NOT_COORDINATOR from the
+        # coordinator it looked up first instead of looking it up again.
+        client = AdminClient({"bootstrap.servers": boot})
         future = client.describe_consumer_groups([group])[group]
         try:
             return int(future.result(timeout=20).coordinator.id)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.test_clients import create_topic
@@ -102,6 +102,9 @@ def read_partition(bootstrap: str, topic: str, partition: int) -> list[int]:
         consumer.close()
 
 
+_MOVING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+
+
 def _high_watermark(consumer: Consumer, tp: TopicPartition) -> int:
     """The high watermark, retried while the partition is between leaders (a cluster
     moving it answers NOT_LEADER_OR_FOLLOWER until the new owner has it)."""
@@ -111,7 +114,8 @@ def _high_watermark(consumer: Consumer, tp: TopicPartition) -> int:
             _, high = consumer.get_watermark_offsets(tp, timeout=10)
             return int(high)
         except KafkaException as exc:
-            if not exc.args[0].retriable() or time.monotonic() > deadline:
+            moving = exc.args[0].code() in _MOVING
+            if not (moving or exc.args[0].retriable()) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 

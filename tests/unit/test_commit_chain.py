@@ -6,11 +6,14 @@ import asyncio
 from pathlib import Path
 
 from protocol.errors import ErrorCode
-from storage.commit_format import CommitHeader
+from storage import paths
+from storage.commit_format import Chunk, CommitHeader
+from storage.commit_log import CommitLog
 from storage.errors import StoreError
 from storage.memory_store import MemoryObjectStore
 from storage.meta_state import MetaState
 from storage.ownership import read_stream
+from storage.stream_state import PartitionState, StreamState
 from tests.unit.test_log_store import batch, make, read_values, run
 
 
@@ -145,3 +148,36 @@ def test_a_replaced_brokers_in_flight_uploads_are_refused_or_orphaned(tmp_path: 
         await new.stop()
 
     run(main)
+
+
+def test_concurrent_catch_ups_fold_each_commit_once() -> None:
+    mem = MemoryObjectStore()
+
+    async def main() -> None:
+        writer = CommitLog(mem, paths.META, MetaState, node_id=1, clock_ms=lambda: 0)
+        join = {"op": "join", "node": 1, "host": "h", "port": 1, "durability": "wal",
+                "session_timeout_ms": 6000}  # fmt: skip
+        writer.epoch = await writer.append(ops=[join])
+        for i in range(3):
+            await writer.append(ops=[{"op": "alloc_pids", "node": 1, "count": i + 1}])
+        reader = CommitLog(mem, paths.META, MetaState, node_id=2, clock_ms=lambda: 0)
+        # The tick and a request may both catch up at once: neither may fold twice.
+        await asyncio.gather(reader.catch_up(), reader.catch_up(), reader.catch_up())
+        assert reader.state.seq == 3 and reader.state.next_producer_id == 1000 + 1 + 2 + 3
+
+    asyncio.run(main())
+
+
+def test_adopting_a_key_twice_for_one_tenure_never_resets_it() -> None:
+    state = StreamState(stream=paths.stream_id(1, 0))
+    adopt = PartitionState("id", "t", 0).to_json(tenure=5)
+    assert state.apply(0, CommitHeader(1, 0, 0, ops=(adopt,), commit_id="a"), 0)
+    chunk = Chunk("id", "t", 0, 0, 10, 0, 0, 100, 0)
+    assert state.apply(1, CommitHeader(1, 0, 0, chunks=(chunk,), commit_id="b", prev_id="a"), 0)
+    # A second adoption for the same assignment (two callers raced) changes nothing.
+    assert state.apply(2, CommitHeader(1, 0, 0, ops=(adopt,), commit_id="c", prev_id="b"), 0)
+    assert state.partitions[("t", 0)].committed_end == 10
+    # A newer assignment does replace it (the key came back from another broker).
+    newer = PartitionState("id", "t", 0).to_json(tenure=9)
+    assert state.apply(3, CommitHeader(1, 0, 0, ops=(newer,), commit_id="d", prev_id="c"), 0)
+    assert state.partitions[("t", 0)].committed_end == 0

@@ -1,0 +1,213 @@
+"""A counting HTTP proxy in front of an S3 server: how many requests, of which kind, how many bytes.
+
+Owns: one listening socket on a free loopback port and two threads per client connection
+(client -> server, parsed; server -> client, copied). Requests are parsed only as far as
+HTTP/1.1 framing needs (request line, headers, Content-Length or chunked body); nothing is
+changed, so signatures still verify. Guarantees: every request that reached the server is
+counted once, under its method and under the key "kind" (the path segment before the object
+name, e.g. `log` or `snapshots` for tidelog); bytes sent to the server are counted per method
+(headers included), and bytes of the server's answers are counted under the method of the
+request they answer (S3 clients do not pipeline, so the last request on a connection is the
+one being answered). `stop()` closes every socket it opened.
+
+It exists so the benchmark can count a broker's object-store requests without touching the
+broker's storage code: the broker is simply given the proxy as its S3 endpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Counts:
+    """Counters at one moment; subtract two snapshots to get what happened in between."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    sent_bytes: Counter[str] = field(default_factory=Counter)
+    received_bytes: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
+
+    def copy(self) -> Counts:
+        return Counts(
+            Counter(self.requests),
+            Counter(self.sent_bytes),
+            Counter(self.received_bytes),
+            Counter(self.kinds),
+        )
+
+    def __sub__(self, other: Counts) -> Counts:
+        return Counts(
+            self.requests - other.requests,
+            self.sent_bytes - other.sent_bytes,
+            self.received_bytes - other.received_bytes,
+            self.kinds - other.kinds,
+        )
+
+
+class CountingProxy:
+    def __init__(self, upstream_url: str) -> None:
+        parts = urlsplit(upstream_url)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._lock = threading.Lock()
+        self._counts = Counts()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._sockets: set[socket.socket] = set()
+        self._closed = False
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, name="s3proxy-accept", daemon=True).start()
+
+    def snapshot(self) -> Counts:
+        with self._lock:
+            return self._counts.copy()
+
+    def stop(self) -> None:
+        self._closed = True
+        with self._lock:
+            sockets = [self._listener, *self._sockets]
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def __enter__(self) -> CountingProxy:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self._upstream)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets.update((client, server))
+            method = ["GET"]  # the request being answered on this connection
+            threading.Thread(
+                target=self._requests, args=(client, server, method), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._answers, args=(server, client, method), daemon=True
+            ).start()
+
+    def _close(self, *socks: socket.socket) -> None:
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+            with self._lock:
+                self._sockets.discard(s)
+
+    def _answers(self, server: socket.socket, client: socket.socket, method: list[str]) -> None:
+        try:
+            while data := server.recv(1 << 16):
+                client.sendall(data)
+                with self._lock:
+                    self._counts.received_bytes[method[0]] += len(data)
+        except OSError:
+            pass
+        finally:
+            self._close(client, server)
+
+    def _requests(self, client: socket.socket, server: socket.socket, method: list[str]) -> None:
+        reader = _Reader(client)
+        try:
+            while True:
+                head = reader.until(b"\r\n\r\n")
+                if head is None:
+                    return
+                verb, path, headers = _parse_head(head)
+                method[0] = verb
+                with self._lock:
+                    self._counts.requests[verb] += 1
+                    self._counts.kinds[f"{verb} {_kind(path)}"] += 1
+                    self._counts.sent_bytes[verb] += len(head)
+                server.sendall(head)
+                for piece in _body(reader, headers):
+                    server.sendall(piece)
+                    with self._lock:
+                        self._counts.sent_bytes[verb] += len(piece)
+        except OSError:
+            pass
+        finally:
+            self._close(client, server)
+
+
+class _Reader:
+    """Buffered reads from a socket: up to a delimiter, or an exact count."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = bytearray()
+
+    def _fill(self) -> bool:
+        data = self._sock.recv(1 << 16)
+        self._buf += data
+        return bool(data)
+
+    def until(self, delimiter: bytes) -> bytes | None:
+        while (end := self._buf.find(delimiter)) < 0:
+            if not self._fill():
+                return None
+        end += len(delimiter)
+        out = bytes(self._buf[:end])
+        del self._buf[:end]
+        return out
+
+    def exactly(self, count: int) -> list[bytes]:
+        pieces: list[bytes] = []
+        while count > 0:
+            if not self._buf and not self._fill():
+                raise OSError("connection closed inside a request body")
+            piece = bytes(self._buf[:count])
+            del self._buf[: len(piece)]
+            count -= len(piece)
+            pieces.append(piece)
+        return pieces
+
+
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
+    lines = head.decode("latin-1").split("\r\n")
+    verb, path, _version = lines[0].split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return verb, path, headers
+
+
+def _body(reader: _Reader, headers: dict[str, str]) -> list[bytes]:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        pieces: list[bytes] = []
+        while True:
+            line = reader.until(b"\r\n")
+            if line is None:
+                raise OSError("connection closed inside a chunked body")
+            pieces.append(line)
+            size = int(line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while (trailer := reader.until(b"\r\n")) not in (None, b"\r\n"):
+                    pieces.append(trailer or b"")
+                pieces.append(b"\r\n")
+                return pieces
+            pieces += reader.exactly(size + 2)
+    return reader.exactly(int(headers.get("content-length", "0")))
+
+
+def _kind(path: str) -> str:
+    """`/bucket/prefix/log/000…1.tlc?x` -> `log`; a bucket-level request -> `bucket`."""
+    segments = [s for s in path.split("?")[0].split("/") if s]
+    return segments[-2] if len(segments) >= 3 else "bucket"

@@ -1,0 +1,101 @@
+"""The bench's pure parts: percentiles with missing records, targets, ratios, profiles."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.options import WORKLOAD_NAMES
+from bench.report import Summaries, markdown_summary, profile_summary, ratios, read_targets
+from bench.s3proxy import _kind
+from bench.workloads import WORKLOADS, _percentile, summarize
+
+
+def test_option_names_are_the_workloads() -> None:
+    assert tuple(w.name for w in WORKLOADS) == WORKLOAD_NAMES
+
+
+def test_percentile_counts_missing_records_as_slowest() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert _percentile(values, 0.5) == 51.0
+    assert _percentile(values, 0.99) == 100.0
+    assert _percentile(values, 0.5, expected=150) == 76.0
+    assert _percentile(values, 0.99, expected=150) is None
+
+
+def _fig(value: float) -> dict[str, Any]:
+    return summarize([value])
+
+
+def test_targets_met_missed_and_not_measured() -> None:
+    summ: Summaries = {
+        "produce": {
+            "local": {
+                "tidelog-wal": {"produce_1KiB_mb_s": _fig(300), "produce_100B_mb_s": _fig(50)},
+                "tansu-memory": {"produce_1KiB_mb_s": _fig(200), "produce_100B_mb_s": _fig(60)},
+            }
+        },
+        "latency": {
+            "local": {"tidelog-wal": {"produce_p99_ms": _fig(4.0)}},
+            "s3": {
+                "tidelog-object": {"produce_p99_ms": _fig(260.0)},
+                "s3-server": {"put_p99_ms": _fig(20.0)},
+            },
+        },
+        "memory": {"local": {"tidelog-wal": {"peak_rss_mb_1000p": _fig(300.0)}}},
+    }
+    verdicts = {(t.workload, t.setup, t.name.split(" vs ")[0]): t.met for t in read_targets(summ)}
+    assert verdicts[("produce", "local", "produce_1KiB_mb_s")] is True
+    assert verdicts[("produce", "local", "produce_100B_mb_s")] is False
+    assert verdicts[("produce", "s3", "produce_1KiB_mb_s")] is None
+    assert verdicts[("latency", "local", "produce p99, wal mode, 2,000 msg/s")] is True
+    # bound: 200 ms flush interval + 2 x 20 ms
+    assert verdicts[("latency", "s3", "produce p99, object mode, 2,000 msg/s")] is False
+    assert verdicts[("memory", "local", "broker RSS at 1,000 partitions under load (VmHWM)")] is (
+        False
+    )
+    assert verdicts[("cost", "s3", "PUTs per flush interval (6p)")] is None
+    assert ratios(summ)["produce"]["local"]["produce_1KiB_mb_s"] == 1.5
+
+
+def test_profile_summary_ranks_own_and_total_time(tmp_path: Path) -> None:
+    raw = tmp_path / "p.raw"
+    raw.write_text("main;handle;decode 30\nmain;handle;write 10\nmain;idle 60\n")
+    text = profile_summary(raw)
+    own = text.split("own time:")[1].split("total time")[0].splitlines()
+    assert own[1].split() == ["60.0%", "idle"]
+    assert own[2].split() == ["30.0%", "decode"]
+    assert "100.0%  main" in text
+    assert "40.0%  handle" in text
+
+
+def test_proxy_names_the_kind_of_object() -> None:
+    assert _kind("/bench/ab12/log/00000000000000000007.tlc") == "log"
+    assert _kind("/bench/ab12/snapshots/00000000000000000256.json?x-id=PutObject") == "snapshots"
+    assert _kind("/bench?list-type=2&prefix=ab12/log/") == "bucket"
+
+
+def test_summary_shows_each_target_and_the_head_of_each_profile(tmp_path: Path) -> None:
+    summ: Summaries = {"latency": {"local": {"tidelog-wal": {"produce_p99_ms": _fig(9.0)}}}}
+    (tmp_path / "p.txt").write_text("title\n10 samples\n\nown time:\n  90.0%  fdatasync\n")
+    doc = {
+        "meta": {
+            "command": "tidelog bench",
+            "started": "now",
+            "rounds": 1,
+            "elapsed_s": 1.0,
+            "cpus": 2,
+            "platform": "test",
+            "note": "shared",
+            "json": "r.json",
+        },
+        "figures": summ,
+        "targets": [asdict(t) for t in read_targets(summ)],
+        "profiles": ["p.txt"],
+        "charts": ["r-latency.png"],
+    }
+    text = markdown_summary(doc, {"latency": "3. latency"}, tmp_path)
+    assert "| produce p99, wal mode, 2,000 msg/s | <= 5 ms | 9.00 ms | **missed** |" in text
+    assert "90.0%  fdatasync" in text
+    assert "![r-latency](r-latency.png)" in text
