@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-payments microbench clean
+.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-payments bench-recovery microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -63,6 +63,10 @@ bench-cluster: $(STAMP)
 ## make bench-payments: the payments app under load (payments/s, latency p50/p99, rebuild)
 bench-payments: $(STAMP)
 	$(BIN)/python -m bench.payments $(ARGS)
+
+## make bench-recovery: replace drill repeated per mode; recovery time median and worst
+bench-recovery: $(STAMP)
+	$(BIN)/python bench/recovery.py $(ARGS)
 
 ## make microbench: pytest-benchmark micro benchmarks of the hot paths (bench/test_micro_*.py)
 microbench: $(STAMP)

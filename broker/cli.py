@@ -25,7 +25,7 @@ from broker.config import (
     environment,
     resolve_serve_config,
 )
-from broker.drill import add_drill_arguments, run_drill
+from broker.drills.cli import add_drill_arguments, run_drill
 from broker.groups_cli import add_groups_arguments, run_groups
 from broker.inspect_cli import add_inspect_arguments, run_inspect
 from broker.memory import tune_malloc
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspect_arguments(inspect)
     drill = sub.add_parser(
         "drill",
-        help="failure drills on throw-away brokers (replace)",
+        help="failure drills on throw-away brokers (replace, zombie, object-store-outage)",
         description="Self-contained failure drills: each starts its own brokers in a temp "
         "dir, breaks one under load and verifies every acknowledged record.",
     )

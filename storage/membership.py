@@ -53,6 +53,16 @@ class _Seen:
     at: float  # time.monotonic() when the stream last moved (or we started watching)
 
 
+def _owner_seq(meta: MetaState, key: PartitionKey, previous: str) -> int:
+    """The tenure `previous` held `key` for, now that it was taken from it (-1 if none)."""
+    owner = meta.owners.get(key)
+    if owner is None:
+        return -1
+    if owner.stream == previous:
+        return owner.seq
+    return next((s.tenure for s in owner.sources if s.stream == previous), -1)
+
+
 class Membership:
     def __init__(self, store: LogStore) -> None:
         self._store = store
@@ -173,13 +183,19 @@ class Membership:
 
         await store.meta.append(ops=ops, guard=self.is_member)
         self._seen.pop(victim, None)
+        owned = [
+            f"{t}-{p}:{part.committed_end}"
+            for (t, p), part in sorted(final.partitions.items())
+            if final.tenures.get((t, p)) == _owner_seq(store.meta.state, (t, p), victim)
+        ]
         log.info(
-            "took over stream=%s sealed_at=%d partitions=%d groups=%d to=%s",
+            "took over stream=%s sealed_at=%d partitions=%d groups=%d to=%s ends=%s",
             victim,
             final.sealed_seq,
-            len(final.partitions),
+            len(owned),
             len(final.group_offsets),
             "self" if to_self else "spread",
+            ",".join(owned[:64]) or "-",  # what the bucket held of each: the committed ends
         )
 
     def _remember_source(self, stream: str, source: CommitLog[StreamState]) -> None:

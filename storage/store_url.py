@@ -2,9 +2,11 @@
 
 Owns: the URL syntax. Guarantees: `file://PATH` (relative paths allowed, e.g.
 `file://./data`) opens a LocalObjectStore; `s3://BUCKET[/PREFIX]` opens an S3ObjectStore
-at the given endpoint; no URL opens a LocalObjectStore at the default root; anything else
-raises ValueError with a one-line lowercase message, and nothing is touched on the
-network (create the bucket or probe the server afterwards, asynchronously).
+at the given endpoint; `fault+URL?switch=PATH` opens URL wrapped in a FaultyObjectStore
+that fails every call while the file PATH exists (outage drills and tests); no URL opens
+a LocalObjectStore at the default root; anything else raises ValueError with a one-line
+lowercase message, and nothing is touched on the network (create the bucket or probe
+the server afterwards, asynchronously).
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from storage.faulty_store import FaultyObjectStore
 from storage.local_store import LocalObjectStore
 from storage.object_store import ObjectStore
 from storage.s3_store import S3ObjectStore
 
 _FILE_SCHEME = "file://"
 _S3_SCHEME = "s3://"
+_FAULT_SCHEME = "fault+"
+_SWITCH = "?switch="
 # S3's rules for new bucket names: 3-63 of a-z, 0-9, '.', '-', alphanumeric at both ends.
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -28,6 +33,10 @@ def open_object_store(
     """The store `url` names; `s3_endpoint` is used for s3:// URLs only."""
     if not url:
         return LocalObjectStore(default_root)
+    if url.startswith(_FAULT_SCHEME):
+        inner, switch = _inner_and_switch(url)
+        store = open_object_store(inner, s3_endpoint=s3_endpoint, default_root=default_root)
+        return FaultyObjectStore(store, switch)
     if url.startswith(_FILE_SCHEME):
         return LocalObjectStore(file_url_path(url))
     if url.startswith(_S3_SCHEME):
@@ -43,6 +52,15 @@ def file_url_path(url: str) -> Path:
     if not path:
         raise ValueError(f"file url has no path url={url}")
     return Path(path).expanduser()
+
+
+def _inner_and_switch(url: str) -> tuple[str, Path]:
+    inner, sep, switch = url[len(_FAULT_SCHEME) :].rpartition(_SWITCH)
+    if not sep or not switch or not inner:
+        raise ValueError(f"fault url needs an inner url and ?switch=PATH url={url}")
+    if inner.startswith(_FAULT_SCHEME):
+        raise ValueError(f"fault url cannot wrap another fault url url={url}")
+    return inner, Path(switch).expanduser()
 
 
 def _bucket_and_prefix(url: str) -> tuple[str, str]:

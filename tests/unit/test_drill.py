@@ -1,10 +1,20 @@
-"""The drill's verdict: what counts as lost, duplicated and out of order (no processes)."""
+"""The drill's verdict: what counts as lost, duplicated and out of order, and which acks
+came after a failure (no processes, no clock)."""
 
 from __future__ import annotations
 
 import json
 
-from broker.drill import Ack, ReadRecord, make_payments, verify
+from broker.drills.records import (
+    Ack,
+    ReadRecord,
+    acks_between,
+    first_ack_after,
+    lost_acks,
+    make_payments,
+    payment_stream,
+    verify,
+)
 
 
 def value(key: str, seq: int) -> bytes:
@@ -64,3 +74,27 @@ def test_payments_are_reproducible_and_count_up_per_key() -> None:
         assert p.seq == last.get(p.key, -1) + 1
         assert json.loads(p.value)["seq"] == p.seq
         last[p.key] = p.seq
+
+
+def test_payment_stream_is_the_endless_form_of_make_payments() -> None:
+    stream = payment_stream(seed=3)
+    assert [next(stream) for _ in range(500)] == make_payments(500, seed=3)
+
+
+def test_a_zombie_ack_after_the_takeover_that_was_not_read_back_is_lost() -> None:
+    # node 1 acked (0, 2) after node 2 took over at t=10; node 2 gave offset 2 to another
+    # record, so the zombie's ack is lost even though offset 2 exists.
+    timed = [
+        (1.0, ack(0, 0, "pay-1", 0)),
+        (2.0, ack(0, 1, "pay-1", 1)),
+        (11.0, ack(0, 2, "pay-1", 2)),
+        (12.0, ack(0, 2, "pay-2", 0)),
+    ]
+    back = [read(0, 0, "pay-1", 0), read(0, 1, "pay-1", 1), read(0, 2, "pay-2", 0)]
+    after = acks_between(timed, 10.0, float("inf"))
+    assert after == [ack(0, 2, "pay-1", 2), ack(0, 2, "pay-2", 0)]
+    assert lost_acks(after, back) == [ack(0, 2, "pay-1", 2)]
+    assert verify((a for _, a in timed), back).lost == 1
+    assert first_ack_after(timed, 10.0) == 11.0
+    assert first_ack_after(timed, 13.0) is None
+    assert acks_between(timed, 2.0, 11.0) == [ack(0, 1, "pay-1", 1)]

@@ -1,0 +1,185 @@
+"""What every drill scenario shares: options, context, the common report, the table.
+
+Owns: `Scenario` (what a scenario module exports: a name, its help, a `run` that returns
+the report dict, its own table rows and its own pass conditions), `DrillContext` (the
+options, the narrator, the temp dir and the store), and the fields every report has:
+records acknowledged / lost / duplicated / out of order (from `records.verify`), delivery
+errors, committed offsets before and after, bytes copied between brokers. A drill passes
+only if nothing acknowledged was lost, duplicated or out of order, the committed offsets
+are intact, and the scenario's own conditions hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from broker.drills.load import PARTITIONS, Load, committed_offsets, read_back
+from broker.drills.narration import Narrator
+from broker.drills.processes import BrokerRun
+from broker.drills.records import ReadRecord, verify
+from broker.drills.stores import DrillStore, Reads
+
+Report = dict[str, Any]
+Row = tuple[str, object]
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    scenario: str
+    mode: str
+    records: int | None
+    duration_s: float | None
+    seed: int
+    keep: bool
+    json: bool
+    store: str
+    s3_endpoint: str | None
+    s3_server: str
+    outage_s: float
+
+
+@dataclass
+class DrillContext:
+    opts: DrillOptions
+    say: Narrator
+    tmp: Path
+    store: DrillStore
+
+    def broker(
+        self, node_id: int, port: int, data_dir: Path, replaces: tuple[int, ...] = ()
+    ) -> BrokerRun:
+        return BrokerRun(
+            node_id,
+            port,
+            data_dir,
+            self.store.for_broker(node_id),
+            self.opts.mode,
+            self.tmp / f"broker-{node_id}.log",
+            replaces,
+        )
+
+    def load_size(self) -> str:
+        if self.opts.records is not None:
+            return f"{self.opts.records} payments"
+        return f"payments for {self.opts.duration_s:g}s"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    help: str
+    description: str
+    run: Callable[[DrillContext], Report]
+    rows: Callable[[Report], Sequence[Row]]
+    passed: Callable[[Report], bool]
+
+
+def verdict_fields(
+    ctx: DrillContext, load: Load, bootstrap: str, offsets_before: dict[int, int]
+) -> tuple[Report, list[ReadRecord]]:
+    """Read everything back through `bootstrap`, judge it, and check the committed offsets.
+
+    Returns the report's common fields and the records read back."""
+    records = read_back(bootstrap)
+    ctx.say.say(f"read back {len(records)} records from {PARTITIONS} partitions via {bootstrap}")
+    verdict = verify((ack for _, ack in load.acks), records)
+    after = committed_offsets(bootstrap)
+    intact = after == offsets_before
+    ctx.say.say(
+        "committed offsets of the drill's group "
+        + ("are intact" if intact else f"CHANGED: before={offsets_before} after={after}")
+    )
+    fields = {
+        "scenario": ctx.opts.scenario,
+        "mode": ctx.opts.mode,
+        "store": ctx.store.kind,
+        "records_sent": load.sent,
+        "seed": ctx.opts.seed,
+        **asdict(verdict),
+        "delivery_errors": len(load.errors),
+        "first_error": load.errors[0] if load.errors else None,
+        "unflushed": load.unflushed,
+        "committed_offsets_before": offsets_before,
+        "committed_offsets_after": after,
+        "committed_offsets_intact": intact,
+        "bytes_copied_between_brokers": 0,
+    }
+    return fields, records
+
+
+def read_fields(reads: Reads | None, bucket_at_takeover: tuple[int, int]) -> Report:
+    """What recovery read from the bucket: measured through the proxy (s3) or bounded (file)."""
+    objects, size = bucket_at_takeover
+    return {
+        "recovery_read_measured": reads is not None,
+        "recovery_read_gets": None if reads is None else reads.gets,
+        "recovery_read_bytes": None if reads is None else reads.bytes,
+        "bucket_objects_at_takeover": objects,
+        "bucket_bytes_at_takeover": size,
+    }
+
+
+def read_row(report: Report) -> Row:
+    name = "read from the bucket during recovery"
+    if report["recovery_read_measured"]:
+        return (
+            name,
+            f"{report['recovery_read_gets']} GET requests (objects and listings), "
+            f"{report['recovery_read_bytes']} bytes (measured at the proxy)",
+        )
+    return (
+        name,
+        f"not measured on the file store; at most the bucket at takeover: "
+        f"{report['bucket_objects_at_takeover']} objects, "
+        f"{report['bucket_bytes_at_takeover']} bytes",
+    )
+
+
+def common_rows(report: Report) -> list[Row]:
+    return [
+        ("scenario", report["scenario"]),
+        ("mode / store", f"{report['mode']} / {report['store']}"),
+        ("records acknowledged", report["acknowledged"]),
+        ("lost", report["lost"]),
+        ("duplicated", report["duplicated"]),
+        ("out of order", report["out_of_order"]),
+        ("delivery errors (not acked, retried or failed)", report["delivery_errors"]),
+    ]
+
+
+def offsets_row(report: Report) -> Row:
+    before = report["committed_offsets_before"]
+    after = report["committed_offsets_after"]
+    total_b = sum(before.values())
+    verdict = "intact" if report["committed_offsets_intact"] else f"CHANGED to {after}"
+    return ("committed offsets before/after", f"{len(before)} partitions, sum {total_b}: {verdict}")
+
+
+def common_passed(report: Report) -> bool:
+    return bool(
+        report["lost"] == report["duplicated"] == report["out_of_order"] == 0
+        and report["committed_offsets_intact"]
+    )
+
+
+def seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.2f}s"
+
+
+def rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def render_table(rows: Sequence[Row], passed: bool) -> str:
+    width = max(len(name) for name, _ in rows)
+    lines = [f"  {name:<{width}}  {value}" for name, value in rows]
+    lines.append("PASS" if passed else "FAIL")
+    return "\n".join(lines)
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report, indent=2)

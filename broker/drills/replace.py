@@ -1,0 +1,178 @@
+"""`tidelog drill replace`: kill -9 a broker under load, replace it, verify every ack.
+
+Broker A (node 1) serves the load; a third of the way in the drill commits the offsets
+group, kills A with SIGKILL and starts B (node 2) on the same port: in wal mode handed
+A's data dir (the WAL volume, renamed, not copied), in object mode an empty one. The
+producer only retries. Passes when the common checks hold, B acknowledged a record and
+B stopped cleanly.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from broker.drills.harness import (
+    DrillContext,
+    Report,
+    Row,
+    Scenario,
+    common_passed,
+    common_rows,
+    offsets_row,
+    read_fields,
+    read_row,
+    rounded,
+    seconds,
+    verdict_fields,
+)
+from broker.drills.inspection import inspect_line
+from broker.drills.load import (
+    LOAD_TIMEOUT_S,
+    PARTITIONS,
+    TOPIC,
+    Load,
+    commit_offsets,
+    create_topic,
+)
+from broker.drills.narration import Progress
+from broker.drills.processes import DrillError, free_port
+from broker.drills.records import first_ack_after, payment_stream
+
+COMMIT_AT = 1 / 6
+FAIL_AT = 1 / 3
+
+
+def run(ctx: DrillContext) -> Report:
+    opts, say = ctx.opts, ctx.say
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    a = ctx.broker(1, port, ctx.tmp / "a")
+    b_data = ctx.tmp / "b"
+    # wal: B is handed A's WAL, which names A's stream, so B takes it over at once;
+    # object: nothing local says A is gone, so B is told (--replace 1).
+    b = ctx.broker(2, port, b_data, replaces=(1,) if opts.mode == "object" else ())
+    try:
+        a.start()
+        say.say(f"started broker node=1 ({opts.mode} mode) on {bootstrap}")
+        create_topic(bootstrap)
+        say.say(f"created topic {TOPIC} partitions={PARTITIONS}")
+        load = Load(bootstrap, payment_stream(opts.seed), opts.records, opts.duration_s)
+        load.start()
+        say.say(f"producing {ctx.load_size()} (idempotent, acks=all, seed {opts.seed})")
+        with Progress(say, load.describe):
+            load.wait_for_fraction(COMMIT_AT)
+            offsets_before = commit_offsets(bootstrap)
+            say.say(f"committed group offsets (the high watermarks): {offsets_before}")
+            view = inspect_line(ctx.store.for_inspect(), wal_dir(ctx, a.data_dir))
+            say.say(f"before the kill, {view}")
+            load.wait_for_fraction(FAIL_AT)
+            load.check_running()
+            a.kill()
+            killed_at = time.monotonic()
+            say.say(f"kill -9 broker node=1 after {load.acked()} acks")
+            at_takeover = ctx.store.usage()
+            say.say(
+                f"the bucket holds {at_takeover[0]} objects, {at_takeover[1]} bytes: "
+                "everything node=1 uploaded; nothing is copied to node=2"
+            )
+            if opts.mode == "wal":
+                (ctx.tmp / "a").rename(b_data)
+                say.say(f"handed node=1's data dir (the WAL volume) to node=2: {b_data}")
+            else:
+                say.say(
+                    "node=2 starts with an empty data dir and --replace 1: "
+                    "everything comes from the bucket"
+                )
+            reads_before = ctx.store.read_counter(2)
+            b.start()
+            ready_at = time.monotonic()
+            reads_after = ctx.store.read_counter(2)
+            took = b.takeover_fields()
+            say.say(f"node=2 took over on the same port in {ready_at - killed_at:.1f}s; it logged:")
+            for line in b.takeover_lines():
+                say.say(f"  node=2: {line}")
+            if not load.join(LOAD_TIMEOUT_S + 5):
+                raise DrillError("producer did not finish")
+        first = first_ack_after(load.acks, ready_at)
+        recovery = None if first is None else first - killed_at
+        say.say(
+            f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors"
+            + f"; first ack from node=2 {seconds(rounded(recovery))} after the kill"
+        )
+        report, _ = verdict_fields(ctx, load, bootstrap, offsets_before)
+        exit_code = b.stop()
+        say.say(f"stopped broker node=2 (SIGTERM) exit={exit_code}")
+        view = inspect_line(ctx.store.for_inspect(), wal_dir(ctx, b.data_dir))
+        say.say(f"after the drill, {view}")
+    finally:
+        a.kill()
+        b.kill()
+    reads = None
+    if reads_before is not None and reads_after is not None:
+        reads = reads_after.since(reads_before)
+    objects, size = ctx.store.usage()
+    return {
+        **report,
+        "recovery_s": rounded(recovery),
+        "replacement_ready_s": rounded(ready_at - killed_at),
+        "commits_read_by_replacement": b.commits_read(),
+        "wal_batches_replayed": _int_or_none(took.get("wal_batches_replayed")),
+        **read_fields(reads, at_takeover),
+        "bucket_objects": objects,
+        "bucket_bytes": size,
+        "replacement_exit_code": exit_code,
+    }
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text is not None and text.lstrip("-").isdigit() else None
+
+
+def wal_dir(ctx: DrillContext, data_dir: Path) -> Path | None:
+    """The data dir to show inspect in wal mode (what is only in the WAL), else None."""
+    return data_dir if ctx.opts.mode == "wal" else None
+
+
+def rows(report: Report) -> list[Row]:
+    copied_note = (
+        "(node=2 was given node=1's WAL volume, not a copy)"
+        if report["mode"] == "wal"
+        else "(node=2 started empty; it read only the bucket)"
+    )
+    return [
+        *common_rows(report),
+        ("recovery (kill -> first ack on node=2)", seconds(report["recovery_s"])),
+        ("  of which kill -> node=2 ready", seconds(report["replacement_ready_s"])),
+        ("bytes copied between brokers", f"0, by construction {copied_note}"),
+        ("commits folded by the replacement", report["commits_read_by_replacement"]),
+        ("WAL batches replayed by the replacement", report["wal_batches_replayed"]),
+        read_row(report),
+        offsets_row(report),
+        (
+            "bucket after the drill",
+            f"{report['bucket_objects']} objects, {report['bucket_bytes']} bytes",
+        ),
+    ]
+
+
+def passed(report: Report) -> bool:
+    return (
+        common_passed(report)
+        and report["recovery_s"] is not None
+        and report["replacement_exit_code"] == 0
+    )
+
+
+SCENARIO = Scenario(
+    name="replace",
+    help="kill -9 a broker under load, replace it, verify every acknowledged record",
+    description="Start a broker in a temp dir, produce keyed payments with an idempotent "
+    "acks=all producer, kill -9 the broker a third of the way in, start a replacement "
+    "(new node id, same port; wal mode: handed the old data dir; object mode: an empty "
+    "one), read everything back and count lost, duplicated and out-of-order records. "
+    "Exit 0 only if all three are 0 and the committed group offsets are intact.",
+    run=run,
+    rows=rows,
+    passed=passed,
+)
