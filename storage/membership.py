@@ -264,7 +264,8 @@ class Membership:
             await store.stream_ops(ops)
         store.sync_partitions()
         if ops:
-            log.info("adopted keys count=%d", len(ops))
+            ends = [f"{o['topic']}-{o['partition']}:{o['end']}" for o in ops if o["op"] == "adopt"]
+            log.info("adopted keys count=%d ends=%s", len(ops), ",".join(ends[:64]) or "-")
 
     async def _source(self, src: Source) -> StreamState | None:
         """`src.stream` folded at least to `src.read_to`, or None if not visible yet."""

@@ -15,13 +15,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from broker.drills import outage, replace, zombie
+from broker.drills import outage, replace, scale, zombie
 from broker.drills.harness import DrillContext, DrillOptions, render_json, render_table
 from broker.drills.narration import Narrator
 from broker.drills.processes import DrillError
 from broker.drills.stores import open_store
 
-SCENARIOS = {s.name: s for s in (replace.SCENARIO, zombie.SCENARIO, outage.SCENARIO)}
+SCENARIOS = {
+    s.name: s
+    for s in (replace.SCENARIO, zombie.SCENARIO, outage.SCENARIO, scale.SCALE_OUT, scale.SCALE_IN)
+}
 DEFAULT_RECORDS = 20_000
 
 

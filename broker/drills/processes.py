@@ -131,12 +131,12 @@ class BrokerRun:
             if any(w in line for w in words)
         ]
 
-    def takeover_ends(self, topic: str) -> dict[int, int]:
-        """Per partition of `topic`, the end offset the bucket held of it when
-        this broker took it over (the `ends=` of its "took over" lines): what a
-        replacement cannot have lost. Empty if it took nothing over."""
+    def takeover_ends(self, topic: str, lines: str = "took over stream=") -> dict[int, int]:
+        """Per partition of `topic`, the end offset the bucket held of it when this broker
+        took it over (the `ends=` of its "took over" lines, or of `lines`, e.g. "adopted
+        keys"): what a replacement cannot have lost. Empty if it took nothing over."""
         ends: dict[int, int] = {}
-        for line in self.lines_with("took over stream="):
+        for line in self.lines_with(lines):
             found = _ENDS.search(line)
             for item in found.group(1).split(",") if found else []:
                 name, _, end = item.rpartition(":")

@@ -143,6 +143,20 @@ def test_outage_drill_loses_nothing_and_recovers(mode: str, size: list[str]) -> 
 
 
 @pytest.mark.parametrize(
+    ("scenario", "new_owner"), [("scale-out", "node 2 joins"), ("scale-in", "node 2 leaves")]
+)
+def test_scale_drills_move_partitions_and_lose_nothing(scenario: str, new_owner: str) -> None:
+    code, report = run_drill(scenario, "--records", "12000")
+    assert_nothing_acked_went_wrong(code, report)
+    assert report["acknowledged"] == 12000, new_owner
+    assert report["partitions_moved"], report
+    # The new owner took the moved partitions where the bucket had them, and acked there.
+    assert set(report["adopted_at_offsets"]) == {str(p) for p in report["partitions_moved"]}
+    assert report["change_to_first_ack_on_new_owner_s"] is not None, report
+    assert (report["node_1_exit_code"], report["node_2_exit_code"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["replace", "--s3-endpoint", "http://127.0.0.1:1"], "--s3-endpoint needs --store s3"),
