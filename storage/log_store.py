@@ -148,6 +148,7 @@ class LogStore:
         self._pid_next = 0
         self._pid_end = 0
         self._lock_fd = -1
+        self._refreshed_at = 0.0
         self._started = False
         self.fenced = False
         self.lease_until = 0.0  # wal mode acks only before this (time.monotonic)
@@ -257,7 +258,20 @@ class LogStore:
 
     async def refresh(self) -> int:
         """Fold metadata commits other brokers appended; returns how many."""
-        return await self.meta.catch_up()
+        read = await self.meta.catch_up()
+        self._refreshed_at = time.monotonic()
+        return read
+
+    async def fresh_metadata(self, max_age_s: float = 0.1) -> None:
+        """Fold the metadata log unless that was done in the last `max_age_s`: before
+        telling a client who leads what, so it is not sent to a broker that just left.
+        Also brings the membership tick forward (keys just assigned to us)."""
+        self.membership.poke()
+        if time.monotonic() - self._refreshed_at > max_age_s:
+            try:
+                await self.refresh()
+            except ObjectStoreError as exc:  # answer from what we have
+                log.warning("metadata refresh failed; answering from memory error=%s", exc)
 
     def serves(self, key: PartitionKey) -> bool:
         """Ours in the metadata, and adopted into our stream for that very assignment."""

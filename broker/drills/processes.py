@@ -93,9 +93,10 @@ class BrokerRun:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while "tidelog ready" not in self.output():
             if self.proc.poll() is not None:
+                last = (self.output().strip().splitlines() or ["(no output)"])[-1]
                 raise DrillError(
                     f"broker exited during start-up node={self.node_id} "
-                    f"code={self.proc.returncode} log={self.log_path}"
+                    f"code={self.proc.returncode} log={self.log_path} last_line={last!r}"
                 )
             if time.monotonic() > deadline:
                 raise DrillError(f"broker not ready node={self.node_id} log={self.log_path}")

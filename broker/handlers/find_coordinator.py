@@ -30,6 +30,7 @@ class FindCoordinatorHandler(Handler):
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         key_type = getattr(request, "key_type", GROUP)
+        await broker.store.fresh_metadata()  # a client looking may mean a slot just moved
 
         def answer(key: str) -> tuple[ErrorCode, str | None, int, str, int]:
             if key_type != GROUP:

@@ -30,9 +30,9 @@ class MetadataHandler(Handler):
     api_key, min_version, max_version = 3, 0, 12
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
-        # Clients ask again when something moved: fold the metadata log soon, so the
-        # next answer (and this broker's own keys) catch up within ~100 ms.
-        broker.store.membership.poke()
+        # Clients ask again when something moved: answer from a metadata log folded in
+        # the last 100 ms, and adopt keys just assigned to us soon after.
+        await broker.store.fresh_metadata()
         mod = response_module(self.api_key, header.api_version)
         version = header.api_version
         # v0 and an empty list before v1 meant "all topics"; from v1 on null means all.

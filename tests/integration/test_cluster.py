@@ -66,14 +66,18 @@ def leaders(boot: str, topic: str) -> tuple[set[int], dict[int, int]]:
 
 def coordinator(boot: str, group: str) -> int:
     """The group's coordinator node, retried while its slot is between brokers."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 45
     while True:
         # A new client each time: librdkafka keeps answering NOT_COORDINATOR from the
         # coordinator it looked up first instead of looking it up again.
         client = AdminClient({"bootstrap.servers": boot})
         future = client.describe_consumer_groups([group])[group]
         try:
-            return int(future.result(timeout=20).coordinator.id)
+            return int(future.result(timeout=10).coordinator.id)
+        except TimeoutError:
+            # librdkafka may keep asking a coordinator that just left: ask afresh.
+            if time.monotonic() > deadline:
+                raise
         except KafkaException as exc:
             moving = exc.args[0].code() == KafkaError.NOT_COORDINATOR
             if not (moving or exc.args[0].retriable()) or time.monotonic() > deadline:
