@@ -44,9 +44,9 @@ from bench.sides import Side, s3_client
 from bench.workloads import WORKLOADS, Context, Params, Workload, s3_put_latency, summarize
 
 NOTE = (
-    "This machine has 2 cores shared with other engineers' builds and tests while the "
-    "suite ran, and broker, peer, S3 server and clients all share them: absolute figures "
-    "are noisy, the ratios (both brokers measured alternately) are what matter."
+    "Broker, peer, S3 server and clients all share this machine's cores, and other work "
+    "on the machine while the suite runs moves the figures: absolute figures are noisy, "
+    "the ratios (both brokers measured alternately) are what matter."
 )
 
 

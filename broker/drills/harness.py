@@ -17,14 +17,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from broker.drills.load import PARTITIONS, Load, committed_offsets, read_back
+from broker.drills.load import PARTITIONS, Load, commit_offsets, committed_offsets, read_back
 from broker.drills.narration import Narrator
 from broker.drills.processes import BrokerRun
-from broker.drills.records import ReadRecord, verify
+from broker.drills.records import ReadRecord, payment_stream, verify
 from broker.drills.stores import DrillStore, Reads
 
 Report = dict[str, Any]
 Row = tuple[str, object]
+
+# Every scenario commits the group's offsets a sixth of the way into the load and
+# breaks (or changes) something a third of the way in.
+COMMIT_AT = 1 / 6
+FAIL_AT = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,31 @@ class DrillContext:
         if self.opts.records is not None:
             return f"{self.opts.records} payments"
         return f"payments for {self.opts.duration_s:g}s"
+
+
+def start_load(ctx: DrillContext, bootstrap: str, **producer_config: Any) -> Load:
+    """The seeded payments load through `bootstrap`, started and narrated."""
+    opts = ctx.opts
+    load = Load(
+        bootstrap,
+        payment_stream(opts.seed),
+        opts.records,
+        opts.duration_s,
+        producer_config=dict(producer_config),
+    )
+    load.start()
+    ctx.say.say(
+        f"producing {ctx.load_size()} (idempotent, acks=all, seed {opts.seed}) via {bootstrap}"
+    )
+    return load
+
+
+def commit_offsets_at(ctx: DrillContext, load: Load, bootstrap: str) -> dict[int, int]:
+    """At COMMIT_AT of the load, commit the drill group's offsets (the high watermarks)."""
+    load.wait_for_fraction(COMMIT_AT)
+    offsets = commit_offsets(bootstrap)
+    ctx.say.say(f"committed group offsets (the high watermarks): {offsets}")
+    return offsets
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 from broker.drills.harness import (
+    FAIL_AT,
     DrillContext,
     Report,
     Row,
     Scenario,
+    commit_offsets_at,
     common_passed,
     common_rows,
     offsets_row,
@@ -24,6 +26,7 @@ from broker.drills.harness import (
     read_row,
     rounded,
     seconds,
+    start_load,
     verdict_fields,
 )
 from broker.drills.inspection import inspect_line
@@ -31,16 +34,11 @@ from broker.drills.load import (
     LOAD_TIMEOUT_S,
     PARTITIONS,
     TOPIC,
-    Load,
-    commit_offsets,
     create_topic,
 )
 from broker.drills.narration import Progress
 from broker.drills.processes import DrillError, free_port
-from broker.drills.records import first_ack_after, payment_stream
-
-COMMIT_AT = 1 / 6
-FAIL_AT = 1 / 3
+from broker.drills.records import first_ack_after
 
 
 def run(ctx: DrillContext) -> Report:
@@ -57,13 +55,9 @@ def run(ctx: DrillContext) -> Report:
         say.say(f"started broker node=1 ({opts.mode} mode) on {bootstrap}")
         create_topic(bootstrap)
         say.say(f"created topic {TOPIC} partitions={PARTITIONS}")
-        load = Load(bootstrap, payment_stream(opts.seed), opts.records, opts.duration_s)
-        load.start()
-        say.say(f"producing {ctx.load_size()} (idempotent, acks=all, seed {opts.seed})")
+        load = start_load(ctx, bootstrap)
         with Progress(say, load.describe):
-            load.wait_for_fraction(COMMIT_AT)
-            offsets_before = commit_offsets(bootstrap)
-            say.say(f"committed group offsets (the high watermarks): {offsets_before}")
+            offsets_before = commit_offsets_at(ctx, load, bootstrap)
             view = inspect_line(ctx.store.for_inspect(), wal_dir(ctx, a.data_dir))
             say.say(f"before the kill, {view}")
             load.wait_for_fraction(FAIL_AT)

@@ -26,15 +26,18 @@ from collections.abc import Callable
 from confluent_kafka.admin import AdminClient
 
 from broker.drills.harness import (
+    FAIL_AT,
     DrillContext,
     Report,
     Row,
     Scenario,
+    commit_offsets_at,
     common_passed,
     common_rows,
     offsets_row,
     rounded,
     seconds,
+    start_load,
     verdict_fields,
 )
 from broker.drills.inspection import inspect_line
@@ -43,15 +46,11 @@ from broker.drills.load import (
     PARTITIONS,
     TOPIC,
     Load,
-    commit_offsets,
     create_topic,
 )
 from broker.drills.narration import Progress
 from broker.drills.processes import BrokerRun, DrillError, free_port
-from broker.drills.records import payment_stream
 
-COMMIT_AT = 1 / 6
-CHANGE_AT = 1 / 3
 PLACEMENT_TIMEOUT_S = 30.0
 
 
@@ -131,15 +130,11 @@ def _run(ctx: DrillContext, *, growing: bool) -> Report:
             raise DrillError("the partitions never got their leaders")
         before = shared[1]
         say.say(f"partition leaders: {_placement(before)}")
-        load = Load(both, payment_stream(opts.seed), opts.records, opts.duration_s)
-        load.start()
-        say.say(f"producing {ctx.load_size()} (idempotent, acks=all, seed {opts.seed})")
+        load = start_load(ctx, both)
         with Progress(say, load.describe):
-            load.wait_for_fraction(COMMIT_AT)
-            offsets_before = commit_offsets(both)
-            say.say(f"committed group offsets (the high watermarks): {offsets_before}")
+            offsets_before = commit_offsets_at(ctx, load, both)
             say.say(f"before the change, {inspect_line(ctx.store.for_inspect())}")
-            load.wait_for_fraction(CHANGE_AT)
+            load.wait_for_fraction(FAIL_AT)
             load.check_running()
             if growing:
                 changed_at = _join(b, say.say)

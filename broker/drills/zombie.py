@@ -18,10 +18,12 @@ from __future__ import annotations
 import time
 
 from broker.drills.harness import (
+    FAIL_AT,
     DrillContext,
     Report,
     Row,
     Scenario,
+    commit_offsets_at,
     common_passed,
     common_rows,
     offsets_row,
@@ -29,6 +31,7 @@ from broker.drills.harness import (
     read_row,
     rounded,
     seconds,
+    start_load,
     verdict_fields,
 )
 from broker.drills.inspection import inspect_line
@@ -36,16 +39,12 @@ from broker.drills.load import (
     LOAD_TIMEOUT_S,
     PARTITIONS,
     TOPIC,
-    Load,
-    commit_offsets,
     create_topic,
 )
 from broker.drills.narration import Progress
 from broker.drills.processes import DrillError, LogWatch, free_port
-from broker.drills.records import acks_between, first_ack_after, lost_acks, payment_stream
+from broker.drills.records import acks_between, first_ack_after, lost_acks
 
-COMMIT_AT = 1 / 6
-FAIL_AT = 1 / 3
 FENCED_WAIT_S = 5.0
 # How long A stays frozen after B is ready: the producer's requests to A are still in
 # flight (request.timeout.ms is 30 s), so A, resumed, answers them: the window a zombie has.
@@ -69,22 +68,9 @@ def run(ctx: DrillContext) -> Report:
         say.say(f"started broker node=1 ({opts.mode} mode) on {boot_a}")
         create_topic(boot_a)
         say.say(f"created topic {TOPIC} partitions={PARTITIONS}")
-        load = Load(
-            f"{boot_a},{boot_b}",
-            payment_stream(opts.seed),
-            opts.records,
-            opts.duration_s,
-            producer_config=ZOMBIE_PRODUCER,
-        )
-        load.start()
-        say.say(
-            f"producing {ctx.load_size()} (idempotent, acks=all, seed {opts.seed}), "
-            f"bootstrap list {boot_a},{boot_b}"
-        )
+        load = start_load(ctx, f"{boot_a},{boot_b}", **ZOMBIE_PRODUCER)
         with Progress(say, load.describe):
-            load.wait_for_fraction(COMMIT_AT)
-            offsets_before = commit_offsets(boot_a)
-            say.say(f"committed group offsets (the high watermarks): {offsets_before}")
+            offsets_before = commit_offsets_at(ctx, load, boot_a)
             load.wait_for_fraction(FAIL_AT)
             load.check_running()
             a.pause()
