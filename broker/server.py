@@ -142,7 +142,7 @@ class Broker:
         """The topic, auto-created if allowed; None if it does not exist."""
         topic = self.store.topic(name)
         if topic is None and self.config.auto_create_topics:
-            await self.store.refresh()  # another broker may have just created it
+            await self.store.fresh_metadata()  # another broker may have just created it
             topic = self.store.topic(name)
         if topic is not None or not self.config.auto_create_topics:
             return topic

@@ -190,9 +190,6 @@ class MetaState:
         owner = self.owners.get(key)
         return self.members.get(owner.stream) if owner is not None else None
 
-    def member_by_node(self, node: int) -> Member | None:
-        return next((m for m in self.members.values() if m.node == node), None)
-
     # -- snapshots ---------------------------------------------------------------------
 
     def to_snapshot(self) -> dict[str, Any]:

@@ -43,22 +43,6 @@ def _parse(key: str, prefix: str, suffix: str) -> int:
     return int(digits)
 
 
-def commit_key(seq: int) -> str:
-    return f"{LOG_PREFIX}{_padded(seq)}{_COMMIT_SUFFIX}"
-
-
-def parse_commit_key(key: str) -> int:
-    return _parse(key, LOG_PREFIX, _COMMIT_SUFFIX)
-
-
-def snapshot_key(seq: int) -> str:
-    return f"{SNAPSHOT_PREFIX}{_padded(seq)}{_SNAPSHOT_SUFFIX}"
-
-
-def parse_snapshot_key(key: str) -> int:
-    return _parse(key, SNAPSHOT_PREFIX, _SNAPSHOT_SUFFIX)
-
-
 STREAMS_PREFIX = "streams/"
 _STREAM_ID = re.compile(r"^(\d{20})-n(\d+)$")
 
@@ -111,4 +95,5 @@ def stream_layout(stream: str) -> LogLayout:
 
 
 def stream_commit_key(stream: str, seq: int) -> str:
-    return f"{STREAMS_PREFIX}{stream}/{LOG_PREFIX}{_padded(seq)}{_COMMIT_SUFFIX}"
+    """`stream_layout(stream).commit_key(seq)` without re-validating the id (read path)."""
+    return LogLayout(f"{STREAMS_PREFIX}{stream}/").commit_key(seq)
