@@ -71,6 +71,7 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # the 5 s was for connecting; idle keep-alive is fine
             with self._lock:
                 self._open += [client, upstream]
             for a, b, down in ((client, upstream, False), (upstream, client, True)):
@@ -92,6 +93,12 @@ class TcpProxy:
         except OSError:
             pass
         finally:
+            # shutdown() before close(): the thread piping the other way is blocked in
+            # recv() on one of these sockets, and a bare close() from this thread neither
+            # wakes it nor sends FIN, so the client would keep a dead keep-alive connection
+            # and wait out its read timeout on the next request.
             for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     s.close()
