@@ -19,7 +19,9 @@ All file I/O runs on one dedicated thread, in append order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import mmap
 import os
 import struct
 import uuid
@@ -40,6 +42,8 @@ _PAYLOAD_HEAD = struct.Struct(">B16sH")
 _PARTITION = struct.Struct(">I")
 _SUFFIX = ".wal"
 _IOV_MAX = 512
+_PAGE = mmap.PAGESIZE
+_DONTNEED = os.POSIX_FADV_DONTNEED
 
 PartitionKey = tuple[str, int]
 _T = TypeVar("_T")
@@ -159,6 +163,7 @@ class WalWriter:
         self._fd = -1
         self._file_seq = 0
         self._file_size = 0
+        self._dropped = 0  # bytes at the start of the file already out of the page cache
         self._marks: dict[int, dict[PartitionKey, int]] = {}
         self.pending_bytes = 0
 
@@ -184,8 +189,22 @@ class WalWriter:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        self._file_seq, self._file_size = seq, len(MAGIC)
+        self._file_seq, self._file_size, self._dropped = seq, len(MAGIC), 0
         self._marks[seq] = {}
+
+    def _drop_synced_pages(self) -> None:
+        """Hand the page cache back the whole pages this file has on disk now.
+
+        The WAL is read only by recovery, so its pages are dead weight once synced. Freed
+        at once, they are the pages the next appends get; kept, every append takes fresh
+        pages, and on a VM fresh pages are what writes are slowest at (docs/wal-format.md).
+        The partly filled last page stays: dropping it would make the next append read it
+        back from disk."""
+        end = self._file_size - self._file_size % _PAGE
+        if end > self._dropped:
+            with contextlib.suppress(OSError):  # a hint: the data is synced either way
+                os.posix_fadvise(self._fd, self._dropped, end - self._dropped, _DONTNEED)
+            self._dropped = end
 
     def append(
         self, head: bytes, body: bytes | bytearray | memoryview, mark: tuple[PartitionKey, int]
@@ -241,9 +260,10 @@ class WalWriter:
                 rest = b"".join(chunk)[done:]
                 while rest:
                     rest = rest[os.write(self._fd, rest) :]
+        self._file_size += size
         if self._fsync:
             os.fdatasync(self._fd)
-        self._file_size += size
+            self._drop_synced_pages()
         file_marks = self._marks[self._file_seq]
         for key, end in marks:
             if file_marks.get(key, -1) < end:

@@ -1,6 +1,7 @@
 """The WAL: group commit, recovery, torn tails and deletion after upload."""
 
 import asyncio
+import itertools
 import uuid
 from pathlib import Path
 
@@ -109,3 +110,30 @@ def test_files_are_deleted_only_once_committed(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert read_wal(tmp_path) == []
+
+
+def test_synced_whole_pages_leave_the_page_cache_but_the_last_partial_page_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each sync advises DONTNEED for the whole pages written since the last advice;
+    never the partly filled last page (the next append would read it back from disk)."""
+    import mmap
+    import os
+
+    advised: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, off, n, adv: advised.append((off, n)))
+
+    async def main() -> int:
+        page = mmap.PAGESIZE
+        wal = await _write(tmp_path, [b"a" * 100, b"b" * (page * 3), b"c" * 10, b"d" * page])
+        await wal.close()
+        return page
+
+    page = asyncio.run(main())
+    size = (tmp_path / "00000000000000000000.wal").stat().st_size
+    assert advised, "no page was ever handed back"
+    assert all(off % page == 0 and n % page == 0 and n > 0 for off, n in advised)
+    assert all(a[0] + a[1] == b[0] for a, b in itertools.pairwise(advised))  # no gap, no overlap
+    assert advised[0][0] == 0
+    assert advised[-1][0] + advised[-1][1] == size - size % page
+    assert [e.body[:1] for _, e in read_wal(tmp_path)] == [b"a", b"b", b"c", b"d"]
