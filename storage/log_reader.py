@@ -1,17 +1,22 @@
 """The read path: batches from the in-memory tail, older ones from the bucket.
 
 Owns: turning (partition, offset, max_bytes) into the bytes a Fetch returns, the
-timestamp lookups of ListOffsets, and the bounded cache of committed chunks read by
-ranged GET. Reads only.
+timestamp lookups of ListOffsets, the bounded cache of committed chunks read by ranged
+GET, and the readahead that fills it (docs/read-path.md). Reads only.
 
 Guarantees: nothing past the high watermark is ever returned; whole batches only, the
 first one even if it alone exceeds `max_bytes` (so a consumer always progresses); a
 chunk whose length or CRC-32C does not match its index entry is never served
-(KAFKA_STORAGE_ERROR instead).
+(KAFKA_STORAGE_ERROR instead); one GET per chunk at a time, however many readers and
+readaheads want it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +32,11 @@ from storage.partition_log import PartitionLog
 from storage.paths import stream_commit_key
 from storage.stream_state import ChunkRef
 
+log = logging.getLogger(__name__)
+
+ChunkKey = tuple[str, int, int]  # (stream, commit seq, position)
+_RECENT_S = 10.0  # a partition read from the bucket this recently shares the cache
+
 
 @dataclass(frozen=True, slots=True)
 class ReadResult:
@@ -40,11 +50,24 @@ class ReadResult:
 
 
 class LogReader:
-    def __init__(self, store: ObjectStore, *, chunk_cache_bytes: int) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        chunk_cache_bytes: int,
+        readahead_bytes: int = 8 << 20,
+        max_loading_bytes: int = 64 << 20,
+    ) -> None:
         self._store = store
-        self._cache: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self._cache: OrderedDict[ChunkKey, bytes] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = chunk_cache_bytes
+        self._loading: dict[ChunkKey, asyncio.Task[bytes]] = {}
+        self._loading_bytes = 0
+        self._readahead = readahead_bytes  # per partition, past the chunk being read
+        self._max_loading = max_loading_bytes  # readahead stops starting GETs above this
+        self._recent: OrderedDict[tuple[str, int], float] = OrderedDict()
+        self.gets = 0  # ranged GETs started, for tests and benchmarks
 
     async def read(self, part: PartitionLog, offset: int, max_bytes: int) -> ReadResult:
         hw = part.high_watermark
@@ -62,7 +85,20 @@ class LogReader:
         if ref is None:
             raise StoreError(ErrorCode.offset_out_of_range, f"offset in no chunk {where}")
         chunk = await self._chunk(ref)
+        self._read_ahead(part, ref)
+        # One chunk per read: going on into the next chunk made responses bigger and
+        # consumers slower here (docs/read-path.md).
         return ReadResult(hw, part.log_start, [_slice_from(chunk, offset, max_bytes)])
+
+    def prefetch(self, part: PartitionLog, offset: int) -> None:
+        """Start loading the chunk holding `offset` (and what follows) without waiting,
+        so the partitions of one Fetch are read from the bucket side by side."""
+        if part.log_start <= offset < min(part.tail_start, part.high_watermark):
+            ref = part.state.chunk_for(offset)
+            if ref is not None:
+                if not self._present(ref):
+                    self._start(ref)
+                self._read_ahead(part, ref)
 
     async def offset_for_timestamp(self, part: PartitionLog, timestamp: int) -> tuple[int, int]:
         """(timestamp, offset) of the first record at or after `timestamp`, or (-1, -1)."""
@@ -105,12 +141,76 @@ class LogReader:
             for pos, h in iter_batches(b.data):
                 yield h.max_timestamp, memoryview(b.data)[pos : pos + h.size]
 
+    @staticmethod
+    def _key(ref: ChunkRef) -> ChunkKey:
+        return (ref.stream, ref.commit_seq, ref.position)
+
+    def _present(self, ref: ChunkRef) -> bool:
+        key = self._key(ref)
+        return key in self._cache or key in self._loading
+
     async def _chunk(self, ref: ChunkRef) -> bytes:
-        key = (ref.stream, ref.commit_seq, ref.position)
+        key = self._key(ref)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
+        task = self._loading.get(key) or self._start(ref)
+        # shield: a reader that gives up (its connection closed) does not cancel a GET
+        # that other readers, or the cache, still want.
+        return await asyncio.shield(task)
+
+    def _window(self, part: PartitionLog) -> int:
+        """Bytes to read ahead for `part`: `readahead_bytes`, cut so that every partition
+        read from the bucket in the last 10 s fits in half the cache with its window, so
+        chunks read ahead are not evicted before they are used (and fetched twice)."""
+        now = time.monotonic()
+        self._recent[part.key] = now
+        self._recent.move_to_end(part.key)
+        while self._recent and next(iter(self._recent.values())) < now - _RECENT_S:
+            self._recent.popitem(last=False)
+        return min(self._readahead, self._cache_limit // (2 * len(self._recent)))
+
+    def _read_ahead(self, part: PartitionLog, ref: ChunkRef) -> None:
+        """Start GETs for the chunks after `ref`, up to the partition's window of them,
+        while fewer than `max_loading_bytes` are on their way. Chunks the memory tail
+        holds are never fetched."""
+        chunks = part.state.chunks
+        i = bisect_right(chunks, ref.base_offset, key=lambda c: c.base_offset)
+        ahead = 0
+        window = self._window(part)
+        tail_start = part.tail_start
+        while i < len(chunks) and ahead < window:
+            nxt = chunks[i]
+            if nxt.base_offset >= tail_start or self._loading_bytes >= self._max_loading:
+                return
+            ahead += nxt.length
+            if not self._present(nxt):
+                self._start(nxt)
+            i += 1
+
+    def _start(self, ref: ChunkRef) -> asyncio.Task[bytes]:
+        key = self._key(ref)
+        task = asyncio.get_running_loop().create_task(self._load(ref))
+        self._loading[key] = task
+        self._loading_bytes += ref.length
+        self.gets += 1
+
+        def done(t: asyncio.Task[bytes]) -> None:
+            self._loading.pop(key, None)
+            self._loading_bytes -= ref.length
+            if t.cancelled():
+                return
+            exc = t.exception()  # retrieved here, so a failed readahead is not an orphan
+            if exc is not None:
+                log.debug("chunk read failed key=%s error=%s", key, exc)
+                return
+            self._remember(key, t.result())
+
+        task.add_done_callback(done)
+        return task
+
+    async def _load(self, ref: ChunkRef) -> bytes:
         try:
             raw = await self._store.get_range(
                 stream_commit_key(ref.stream, ref.commit_seq), ref.position, ref.length
@@ -125,12 +225,16 @@ class LogReader:
                 f"chunk does not match its index stream={ref.stream} seq={ref.commit_seq} "
                 f"position={ref.position}",
             )
+        return raw
+
+    def _remember(self, key: ChunkKey, raw: bytes) -> None:
+        if key in self._cache:
+            return
         self._cache[key] = raw
         self._cache_bytes += len(raw)
         while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
             _, old = self._cache.popitem(last=False)
             self._cache_bytes -= len(old)
-        return raw
 
 
 def _slice_from(chunk: bytes, offset: int, max_bytes: int) -> memoryview:

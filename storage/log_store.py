@@ -736,6 +736,12 @@ class LogStore:
         # A moving partition is still served until its new owner has it.
         return await self.reader.read(self.partition(topic, partition), offset, max_bytes)
 
+    def prefetch(self, topic: str, partition: int, offset: int) -> None:
+        """Start reading what a `read` at `offset` will want from the bucket; no wait."""
+        part = self.partitions.get((topic, partition))
+        if part is not None and not self.fenced:
+            self.reader.prefetch(part, offset)
+
     async def offset_for_timestamp(
         self, topic: str, partition: int, timestamp: int
     ) -> tuple[int, int]:
