@@ -28,7 +28,7 @@ from broker.config import (
 from broker.drills.cli import add_drill_arguments, run_drill
 from broker.groups_cli import add_groups_arguments, run_groups
 from broker.inspect_cli import add_inspect_arguments, run_inspect
-from broker.memory import tune_malloc
+from broker.memory import tune_gc, tune_malloc
 from storage.commit_format import CorruptCommit
 from storage.object_store import ObjectStoreError
 from storage.stream_state import StateError
@@ -125,6 +125,7 @@ async def run_broker(config: ServeConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
+    tune_gc()  # full collections skip start-up objects and come rarely (broker/memory.py)
     stopped = asyncio.ensure_future(stop.wait())
     fenced = asyncio.ensure_future(broker.fenced.wait())
     await asyncio.wait((stopped, fenced), return_when=asyncio.FIRST_COMPLETED)

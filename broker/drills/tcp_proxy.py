@@ -72,6 +72,8 @@ class TcpProxy:
                 client.close()
                 continue
             upstream.settimeout(None)  # the 5 s was for connecting; idle keep-alive is fine
+            for sock in (client, upstream):  # relay at once: no Nagle wait on a delayed ACK
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._open += [client, upstream]
             for a, b, down in ((client, upstream, False), (upstream, client, True)):
