@@ -1,14 +1,17 @@
 """A counting HTTP proxy in front of an S3 server: how many requests, of which kind, how many bytes.
 
-Owns: one listening socket on a free loopback port and two threads per client connection
-(client -> server, parsed; server -> client, copied). Requests are parsed only as far as
-HTTP/1.1 framing needs (request line, headers, Content-Length or chunked body); nothing is
-changed, so signatures still verify. Guarantees: every request that reached the server is
-counted once, under its method and under the key "kind" (the path segment before the object
-name, e.g. `log` or `snapshots` for tidelog); bytes sent to the server are counted per method
-(headers included), and bytes of the server's answers are counted under the method of the
-request they answer (S3 clients do not pipeline, so the last request on a connection is the
-one being answered). `stop()` closes every socket it opened.
+Owns: a child process (its own interpreter, so relaying never competes for a GIL with the
+benchmark's client loop) holding one listening socket on a free loopback port and two
+threads per client connection (client -> server, parsed; server -> client, copied).
+Request bodies are relayed piece by piece as they arrive, never held whole. Requests are
+parsed only as far as HTTP/1.1 framing needs (request line, headers, Content-Length or
+chunked body); nothing is changed, so signatures still verify. Guarantees: every request
+that reached the server is counted once, under its method and under the key "kind" (the
+path segment before the object name, e.g. `log` or `snapshots` for tidelog); bytes sent to
+the server are counted per method (headers included), and bytes of the server's answers
+are counted under the method of the request they answer (S3 clients do not pipeline, so
+the last request on a connection is the one being answered). `stop()` closes every socket
+it opened and ends the child.
 
 It exists so the benchmark can count a broker's object-store requests without touching the
 broker's storage code: the broker is simply given the proxy as its S3 endpoint.
@@ -17,10 +20,13 @@ broker's storage code: the broker is simply given the proxy as its S3 endpoint.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import socket
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from urllib.parse import urlsplit
 
 
@@ -51,6 +57,61 @@ class Counts:
 
 
 class CountingProxy:
+    """The proxy, run in a child process; `snapshot()` asks it for its counts."""
+
+    def __init__(self, upstream_url: str) -> None:
+        ctx = multiprocessing.get_context("spawn")  # the parent has librdkafka threads
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(upstream_url, child), daemon=True)
+        self._proc.start()
+        child.close()
+        if not self._conn.poll(30):
+            self._proc.kill()
+            raise RuntimeError("s3 proxy did not start in 30 s")
+        self.url: str = self._conn.recv()
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> Counts:
+        with self._lock:
+            self._conn.send("snapshot")
+            counts: Counts = self._conn.recv()
+            return counts
+
+    def stop(self) -> None:
+        with self._lock, contextlib.suppress(OSError, EOFError):
+            self._conn.send("stop")
+            self._conn.recv()
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+        self._conn.close()
+
+    def __enter__(self) -> CountingProxy:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def _serve(upstream_url: str, conn: Connection) -> None:
+    """The child process: relay until told to stop, answering snapshot requests."""
+    relay = _Relay(upstream_url)
+    conn.send(relay.url)
+    try:
+        while True:
+            command = conn.recv()
+            if command == "snapshot":
+                conn.send(relay.snapshot())
+            elif command == "stop":
+                relay.stop()
+                conn.send("stopped")
+                return
+    except (EOFError, OSError):  # the parent went away
+        relay.stop()
+
+
+class _Relay:
     def __init__(self, upstream_url: str) -> None:
         parts = urlsplit(upstream_url)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -74,12 +135,6 @@ class CountingProxy:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
-
-    def __enter__(self) -> CountingProxy:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     def _accept(self) -> None:
         while not self._closed:
@@ -116,7 +171,7 @@ class CountingProxy:
 
     def _answers(self, server: socket.socket, client: socket.socket, method: list[str]) -> None:
         try:
-            while data := server.recv(1 << 16):
+            while data := server.recv(1 << 18):
                 client.sendall(data)
                 with self._lock:
                     self._counts.received_bytes[method[0]] += len(data)
@@ -170,16 +225,20 @@ class _Reader:
         del self._buf[:end]
         return out
 
-    def exactly(self, count: int) -> list[bytes]:
-        pieces: list[bytes] = []
-        while count > 0:
-            if not self._buf and not self._fill():
-                raise OSError("connection closed inside a request body")
+    def exactly(self, count: int) -> Iterator[bytes]:
+        """`count` bytes, yielded as they arrive: what is buffered, then straight from the
+        socket (one copy per byte; the relay's CPU is on the benchmark's cores too)."""
+        if self._buf:
             piece = bytes(self._buf[:count])
             del self._buf[: len(piece)]
             count -= len(piece)
-            pieces.append(piece)
-        return pieces
+            yield piece
+        while count > 0:
+            data = self._sock.recv(min(count, 1 << 18))
+            if not data:
+                raise OSError("connection closed inside a request body")
+            count -= len(data)
+            yield data
 
 
 def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
@@ -193,22 +252,22 @@ def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
     return verb, path, headers
 
 
-def _body(reader: _Reader, headers: dict[str, str]) -> list[bytes]:
+def _body(reader: _Reader, headers: dict[str, str]) -> Iterator[bytes]:
+    """The request body's bytes as they arrive, framing (chunk sizes, trailers) included."""
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        pieces: list[bytes] = []
         while True:
             line = reader.until(b"\r\n")
             if line is None:
                 raise OSError("connection closed inside a chunked body")
-            pieces.append(line)
+            yield line
             size = int(line.split(b";")[0].strip() or b"0", 16)
             if size == 0:
                 while (trailer := reader.until(b"\r\n")) not in (None, b"\r\n"):
-                    pieces.append(trailer or b"")
-                pieces.append(b"\r\n")
-                return pieces
-            pieces += reader.exactly(size + 2)
-    return reader.exactly(int(headers.get("content-length", "0")))
+                    yield trailer or b""
+                yield b"\r\n"
+                return
+            yield from reader.exactly(size + 2)
+    yield from reader.exactly(int(headers.get("content-length", "0")))
 
 
 def _kind(path: str) -> str:
