@@ -204,7 +204,8 @@ class Flusher:
         else:
             timeout = max(0.0, self._next_flush - time.monotonic())
         try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see Membership.stop
+                await self._wakeup.wait()
         except TimeoutError:
             if self._backoff:
                 self._backoff = 0.0  # try again

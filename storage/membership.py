@@ -72,6 +72,7 @@ class Membership:
         self._heartbeat: asyncio.Task[Any] | None = None
         self._warned: set[str] = set()
         self._poked = asyncio.Event()
+        self._stopping = False
         self._adopting = asyncio.Lock()
         self.commits_read = 0
         self.bytes_read = 0
@@ -142,14 +143,21 @@ class Membership:
         return sorted(victims)
 
     def run(self) -> None:
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        for task in (self._task, self._heartbeat):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        """End the loop and any heartbeat. The flag, not only the cancel, ends the loop:
+        a cancel that lands as a poke wakes it can be lost (docs/cluster.md)."""
+        self._stopping = True
+        self._poked.set()
+        tasks = [t for t in (self._task, self._heartbeat) if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # wait(), unlike awaiting each task under suppress(CancelledError), neither
+            # raises their errors nor swallows a cancel of this stop() itself.
+            await asyncio.wait(tasks)
         self._task = self._heartbeat = None
 
     # -- takeover ----------------------------------------------------------------------
@@ -319,9 +327,14 @@ class Membership:
 
     async def _loop(self) -> None:
         last = 0.0
-        while not self._store.fenced:
+        while not self._store.fenced and not self._stopping:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns normally when
+            # the event is set in the same turn as the task is cancelled.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poked.wait(), self._tick_s)
+                async with asyncio.timeout(self._tick_s):
+                    await self._poked.wait()
+            if self._stopping:
+                return
             # A poke brings the tick forward, but not more often than every 100 ms.
             await asyncio.sleep(max(0.0, last + _MIN_TICK_S - time.monotonic()))
             self._poked.clear()

@@ -285,3 +285,25 @@ def test_a_corrupted_chunk_in_the_bucket_is_refused_not_served(tmp_path: Path) -
         await fresh.stop()
 
     run(main)
+
+
+def test_stop_right_after_a_poke_ends_the_membership_loop(tmp_path: Path) -> None:
+    """A poke wakes the membership loop's wait in the same turn as stop() cancels it;
+    the stop must still end the loop (Python 3.11's wait_for swallowed that cancel,
+    and the broker hung on SIGTERM)."""
+
+    async def main() -> None:
+        store = make(tmp_path, MemoryObjectStore())
+        await store.start()
+        for _ in range(3):
+            loop_task = store.membership._task
+            assert loop_task is not None
+            store.membership.poke()
+            stopping = asyncio.ensure_future(store.membership.stop())
+            await asyncio.wait({stopping}, timeout=10)  # waits; never cancels the stop
+            assert stopping.done(), "membership.stop() hung after a poke"
+            assert loop_task.done()
+            store.membership.run()
+        await store.stop()
+
+    run(main)
