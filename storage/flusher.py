@@ -20,7 +20,6 @@ Guarantees (docs/commit-format.md, "Chaining"):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -110,8 +109,8 @@ class Flusher:
         self.stopped = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})  # unlike suppress(CancelledError), keeps a
+            # cancel of this stop() itself; _run catches its own errors
         for upload in self._uploads:
             upload.task.cancel()
         self._fail_all(Fenced("broker stopping"))

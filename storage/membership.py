@@ -158,6 +158,9 @@ class Membership:
             # wait(), unlike awaiting each task under suppress(CancelledError), neither
             # raises their errors nor swallows a cancel of this stop() itself.
             await asyncio.wait(tasks)
+        for task in tasks:  # retrieved, so a failed heartbeat is not logged as orphaned
+            if not task.cancelled():
+                task.exception()
         self._task = self._heartbeat = None
 
     # -- takeover ----------------------------------------------------------------------
