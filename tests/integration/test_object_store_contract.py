@@ -10,18 +10,21 @@ servers that ignore conditional writes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import crc32c
 import pytest
 
 from storage import paths
 from storage.commit_log import CommitContent
 from storage.local_store import LocalObjectStore
 from storage.object_store import (
+    Buffer,
     ObjectInfo,
     ObjectNotFound,
     ObjectStore,
@@ -396,6 +399,31 @@ def test_probe_detects_a_server_that_ignores_conditions(moto_s3: S3Server) -> No
 def _drop_conditions(params: dict[str, Any], **_: Any) -> None:
     params["headers"].pop("If-None-Match", None)
     params["headers"].pop("If-Match", None)
+
+
+def test_every_put_carries_a_crc32c_the_server_checks(seaweed_s3: S3Server) -> None:
+    """The body is not hashed for the signature; its CRC-32C is sent and checked instead.
+
+    SeaweedFS verifies the header (a wrong one is refused with BadDigest) and keeps it
+    for HEAD; moto does neither, so this runs on SeaweedFS only."""
+    bucket = seaweed_s3.create_bucket()
+    store = _s3_store(seaweed_s3, bucket, "crc")
+    parts: list[Buffer] = [b"one ", bytearray(b"two "), memoryview(b"three")]
+
+    async def check() -> None:
+        try:
+            await store.put("plain", parts)
+            etag = await store.put_if_absent("absent", b"first")
+            await store.put_if_match("absent", b"second", etag)
+        finally:
+            await store.close()
+
+    run(check)
+    client = seaweed_s3.client()
+    for key, body in (("plain", b"one two three"), ("absent", b"second")):
+        head = client.head_object(Bucket=bucket, Key=f"crc/{key}", ChecksumMode="ENABLED")
+        expected = base64.b64encode(crc32c.crc32c(body).to_bytes(4, "big")).decode()
+        assert head.get("ChecksumCRC32C") == expected, key
 
 
 @pytest.mark.parametrize("backend", S3_BACKENDS)
