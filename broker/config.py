@@ -41,6 +41,7 @@ class ServeConfig:
     node_id: int
     durability: str
     flush_interval_ms: int
+    flush_bytes: int
     auto_create_topics: bool
     default_partitions: int
     max_request_bytes: int
@@ -156,6 +157,13 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         "200",
         "longest time data waits before it is uploaded",
         "MS",
+    ),
+    _Option(
+        "flush-bytes",
+        _int_in(64 * 1024, 1 << 30),
+        str(4 * 1024 * 1024),
+        "upload as soon as this much waits; also the most one uploaded object holds",
+        "BYTES",
     ),
     _Option(
         "default-partitions", _int_in(1, 10_000), "1", "partitions of auto-created topics", "N"

@@ -50,6 +50,7 @@ class Broker:
                 node_id=config.node_id,
                 durability="object" if config.durability == "object" else "wal",
                 flush_interval_ms=config.flush_interval_ms,
+                flush_bytes=config.flush_bytes,
                 host=config.advertised.host,
                 port=config.advertised.port,
                 session_timeout_ms=config.session_timeout_ms,

@@ -1,9 +1,10 @@
 """The upload pipeline: the one writer of this broker's commits after start-up.
 
-Owns: when commits are cut (every flush interval, or as soon as `flush_bytes` wait),
-how many uploads are in flight at once, the order in which landed commits are folded,
-and recovery when an upload fails. Metadata ops (topic created, producer ids taken)
-ride in the next commit with the data, so a flush is still one PUT.
+Owns: when commits are cut (every flush interval, or as soon as `flush_bytes` wait)
+and how big they are (at most `flush_bytes`, or one bigger batch), how many uploads
+are in flight at once, the order in which landed commits are folded, and recovery
+when an upload fails. Metadata ops (topic created, producer ids taken) ride in the
+next commit with the data, so they cost no PUT of their own.
 
 Guarantees (docs/commit-format.md, "Chaining"):
 - commits are uploaded concurrently, each at the next sequence number and chained to
@@ -43,8 +44,9 @@ class FlushSource(Protocol):
 
     def unflushed_bytes(self) -> int: ...
 
-    def take_chunks(self) -> tuple[list[Chunk], list[Buffer]]:
-        """Every batch not yet in a launched commit, marked as launched."""
+    def take_chunks(self, max_bytes: int) -> tuple[list[Chunk], list[Buffer]]:
+        """Batches not yet in a launched commit, at most `max_bytes` of them (or one
+        bigger batch), marked as launched."""
         ...
 
     def landed(self) -> None:
@@ -174,7 +176,7 @@ class Flusher:
         if self._log.state.sealed:
             self._step_down()
             return False
-        chunks, data = self._source.take_chunks()
+        chunks, data = self._source.take_chunks(self._flush_bytes)
         ops, self._ops = self._ops, []
         # Whatever waited went out now (or nothing did): the next flush is an interval on.
         self._next_flush = now + self._interval

@@ -77,7 +77,7 @@ class StoreConfig:
     node_id: int = 1
     durability: Durability = "wal"
     flush_interval_ms: int = 200
-    flush_bytes: int = 8 << 20
+    flush_bytes: int = 4 << 20  # cut a commit once this much waits; most one holds
     max_backlog_bytes: int = 512 << 20
     tail_cache_bytes: int = 64 << 20
     chunk_cache_bytes: int = 128 << 20
@@ -141,6 +141,7 @@ class LogStore:
         self.moving: set[PartitionKey] = set()  # being handed to another broker
         self._uncommitted_bytes = 0  # appended, not yet in a landed commit (the backlog)
         self._unlaunched_bytes = 0  # appended, not yet in any upload
+        self._take_from = 0  # where the next commit starts taking partitions
         self.flusher = self._new_flusher()  # replaced at start, once our stream exists
         self._background: set[asyncio.Task[Any]] = set()
         self.reader = LogReader(store, chunk_cache_bytes=config.chunk_cache_bytes)
@@ -636,13 +637,22 @@ class LogStore:
     def unflushed_bytes(self) -> int:
         return self._unlaunched_bytes
 
-    def take_chunks(self) -> tuple[list[Chunk], list[Buffer]]:
+    def take_chunks(self, max_bytes: int) -> tuple[list[Chunk], list[Buffer]]:
         chunks: list[Chunk] = []
         data: list[Buffer] = []
         position = 0
-        for part in self.partitions.values():
+        # A commit holds at most max_bytes (or one bigger batch). The next commit starts
+        # at the first partition this one left waiting, so no busy partition can keep
+        # the others out of every commit.
+        parts = list(self.partitions.values())
+        first = self._take_from % len(parts) if parts else 0
+        waiting: int | None = None
+        for i in range(len(parts)):
+            part = parts[(first + i) % len(parts)]
             limit = part.high_watermark if self.wal is not None else part.next_offset
-            batches = part.take_unlaunched(limit)
+            batches = part.take_unlaunched(limit, max_bytes - position, not chunks)
+            if waiting is None and i > 0 and part.has_unlaunched(limit):
+                waiting = first + i
             if not batches:
                 continue
             crc = 0
@@ -666,6 +676,7 @@ class LogStore:
                 )
             )
             position += length
+        self._take_from = waiting if waiting is not None else first + 1
         self._unlaunched_bytes = max(0, self._unlaunched_bytes - position)
         return chunks, data
 

@@ -92,19 +92,31 @@ class PartitionLog:
                 if not w.done():
                     w.set_result(None)
 
-    def take_unlaunched(self, limit: int) -> list[Batch]:
-        """Batches not yet in any upload and ending at or below `limit`, marked launched."""
+    def take_unlaunched(self, limit: int, budget: int, at_least_one: bool) -> list[Batch]:
+        """Batches not yet in any upload, ending at or below `limit` and together at most
+        `budget` bytes (the first one regardless when `at_least_one`), marked launched."""
         start = max(self.launched_end, self.committed_end)
-        out = []
-        for b in reversed(self.tail):
-            if b.base_offset < start:
+        first = len(self.tail)
+        while first > 0 and self.tail[first - 1].base_offset >= start:
+            first -= 1
+        out: list[Batch] = []
+        size = 0
+        for i in range(first, len(self.tail)):
+            b = self.tail[i]
+            if b.end_offset > limit:
+                break
+            if size + len(b.data) > budget and not (at_least_one and not out):
                 break
             out.append(b)
-        out.reverse()
-        out = [b for b in out if b.end_offset <= limit]
+            size += len(b.data)
         if out:
             self.launched_end = out[-1].end_offset
         return out
+
+    def has_unlaunched(self, limit: int) -> bool:
+        """Some batch ending at or below `limit` is in no upload yet."""
+        start = max(self.launched_end, self.committed_end)
+        return bool(self.tail) and start < min(limit, self.next_offset)
 
     def rewind_launched(self) -> None:
         """Uploads failed: what did not land must be launched again."""

@@ -104,4 +104,5 @@ def broker_configs(broker: Broker) -> dict[str, str]:
         "socket.request.max.bytes": str(c.max_request_bytes),
         "tidelog.durability": c.durability,
         "tidelog.flush.interval.ms": str(c.flush_interval_ms),
+        "tidelog.flush.bytes": str(c.flush_bytes),
     }

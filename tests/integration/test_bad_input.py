@@ -167,6 +167,7 @@ def test_bad_command_line_value_is_one_line_and_exit_2(tmp_path: Path) -> None:
         ["--listen", "nonsense"],
         ["--durability", "sometimes"],
         ["--flush-interval-ms", "-3"],
+        ["--flush-bytes", "10"],
         ["--object-store", "ftp://x"],
     ):
         proc = subprocess.run(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -307,3 +308,96 @@ def test_stop_right_after_a_poke_ends_the_membership_loop(tmp_path: Path) -> Non
         await store.stop()
 
     run(main)
+
+
+def _fill(store: LogStore, topic: str, per_partition: list[int], size: int) -> tuple[int, Any]:
+    """Append `per_partition[p]` one-record batches of about `size` bytes: their length,
+    and an awaitable for all of them being durable."""
+    length = 0
+    pending = []
+    for p, count in enumerate(per_partition):
+        for i in range(count):
+            data = batch([bytes([p, i % 256]) * (size // 2)])
+            length = len(data)
+            pending.append(store.append_nowait(topic, p, data).durable)
+    return length, asyncio.gather(*pending)
+
+
+async def _upload_and_stop(store: LogStore, *durable: Any) -> None:
+    """Undo take_chunks calls made by hand, then upload everything through the pipeline."""
+    store.rewind()
+    await store.flush_once()
+    await asyncio.gather(*durable)
+    await store.stop()
+
+
+def test_a_commit_holds_at_most_flush_bytes_or_one_bigger_batch(tmp_path: Path) -> None:
+    async def main() -> None:
+        # object mode, and a flush_bytes no test reaches: only take_chunks below cuts
+        store = make(tmp_path, MemoryObjectStore(), durability="object", flush_bytes=1 << 30)
+        await store.start()
+        await store.create_topic("t", 3)
+        one, filled = _fill(store, "t", [10, 10, 10], 1000)
+        taken: dict[int, list[tuple[int, int]]] = {0: [], 1: [], 2: []}
+        budget = 3 * one + one // 2  # room for three batches, not four
+        while True:
+            chunks, data = store.take_chunks(budget)
+            if not chunks:
+                break
+            assert sum(len(d) for d in data) <= budget
+            for c in chunks:
+                taken[c.partition].append((c.base_offset, c.end_offset))
+        for ranges in taken.values():  # every batch exactly once, in order
+            assert ranges[0][0] == 0 and ranges[-1][1] == 10
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))  # dense, in order
+        _, big = _fill(store, "t", [1, 0, 0], 4000)  # bigger than the budget: goes alone
+        chunks, data = store.take_chunks(one)
+        assert [(c.partition, c.base_offset, c.end_offset) for c in chunks] == [(0, 10, 11)]
+        await _upload_and_stop(store, filled, big)
+
+    run(main)
+
+
+def test_a_busy_partition_cannot_keep_the_others_out_of_commits(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = make(tmp_path, MemoryObjectStore(), durability="object", flush_bytes=1 << 30)
+        await store.start()
+        await store.create_topic("t", 3)
+        one, filled = _fill(store, "t", [20, 1, 1], 1000)
+        more = []
+        last_in = {0: 0, 1: 0, 2: 0}  # turn in which each partition last got into a commit
+        for turn in range(1, 9):  # every partition has data waiting on every turn
+            for c in store.take_chunks(2 * one)[0]:  # room for two batches only
+                last_in[c.partition] = turn
+            assert all(turn - last < 3 for last in last_in.values()), (turn, last_in)
+            more.append(_fill(store, "t", [0, 1, 1], 1000)[1])
+        await _upload_and_stop(store, filled, *more)
+
+    run(main)
+
+
+def test_small_commits_carry_everything_to_a_replacement_in_order(tmp_path: Path) -> None:
+    mem = MemoryObjectStore()
+    values = {p: [f"p{p}-{i}-".encode() * 100 for i in range(40)] for p in range(3)}
+
+    async def produce() -> None:
+        store = make(tmp_path / "a", mem, durability="object", flush_bytes=8 * 1024)
+        await store.start()
+        await store.create_topic("t", 3)
+        batches = [(p, batch([v])) for p, vs in values.items() for v in vs]
+        pending = [store.append_nowait("t", p, b) for p, b in batches]
+        await store.flush_once()
+        await asyncio.gather(*(a.durable for a in pending))
+        total = sum(len(b) for _, b in batches)
+        assert store.flusher.commits > total // (8 * 1024)  # cut into many small commits
+        await store.stop()
+
+    async def replace() -> None:
+        store = make(tmp_path / "b", mem, durability="object", node_id=9)
+        await store.start()
+        for p, vs in values.items():
+            assert await read_values(store, "t", p) == vs
+        await store.stop()
+
+    run(produce)
+    run(replace)
