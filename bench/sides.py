@@ -19,9 +19,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench.brokers import S3Endpoint, run_broker
+from bench.brokers import S3Endpoint, run_broker, s3_client
 
 TIDELOG_FLUSH_INTERVAL_MS = 200  # `tidelog serve`'s default --flush-interval-ms
 
@@ -68,20 +67,6 @@ class Side:
             bootstrap, proc = stack.enter_context(started)
             stack.enter_context(_py_spy(proc.pid, profile_to))
             yield Running(bootstrap, proc.pid)
-
-
-def s3_client(s3: S3Endpoint) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=s3.url,
-        aws_access_key_id=s3.env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=s3.env["AWS_SECRET_ACCESS_KEY"],
-        region_name=s3.env.get("AWS_DEFAULT_REGION", s3.env.get("AWS_REGION", "us-east-1")),
-        config=Config(s3={"addressing_style": "path"}),
-    )
 
 
 def rss_kib(pid: int) -> tuple[int, int]:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.brokers import ROOT, S3Endpoint, moto_server, seaweedfs_server
+from bench.brokers import ROOT, S3Endpoint, empty_s3, moto_server, s3_client, seaweedfs_server
 from bench.report import (
     Samples,
     Summaries,
@@ -40,7 +40,7 @@ from bench.report import (
     write_json,
 )
 from bench.s3proxy import CountingProxy
-from bench.sides import Side, s3_client
+from bench.sides import Side
 from bench.workloads import WORKLOADS, Context, Params, Workload, s3_put_latency, summarize
 
 NOTE = (
@@ -80,6 +80,8 @@ def run_bench(args: argparse.Namespace) -> int:
                         for side in order:
                             if side.kind == "tidelog" or wl.peer:
                                 _run_one(wl, setup, side, params, ctx, samples, failures, r)
+                                if side.s3 is not None and s3 is not None:
+                                    empty_s3(s3)  # the next run starts on an empty server
                         if wl.name == "latency" and setup == "s3" and s3 is not None:
                             assert proxy is not None
                             _record(samples, wl, setup, "s3-server",

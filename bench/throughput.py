@@ -33,8 +33,10 @@ from bench.brokers import (
     PARTITIONS,
     S3Endpoint,
     create_topic,
+    empty_s3,
     moto_server,
     run_broker,
+    s3_client,
     seaweedfs_server,
 )
 
@@ -163,11 +165,7 @@ def main() -> int:
             servers = {"moto": moto_server, "seaweedfs": seaweedfs_server}
             s3 = stack.enter_context(servers[args.s3](workdir)) if args.s3 else None
             if s3 is not None:
-                import boto3
-
-                boto3.client("s3", endpoint_url=s3.url, **_boto_kwargs(s3)).create_bucket(
-                    Bucket=s3.bucket
-                )
+                s3_client(s3).create_bucket(Bucket=s3.bucket)
             mode = f"object mode on {args.s3}" if s3 else "embedded default (wal + local dir)"
             peer = f"s3 engine on {args.s3}" if s3 else "memory engine"
             print(f"tidelog: {mode}; tansu: {peer}")
@@ -177,6 +175,8 @@ def main() -> int:
                 order = kinds if r % 2 == 0 else list(reversed(kinds))
                 for kind in order:
                     one_round(kind, workdir, s3, total, results[kind])
+                    if s3 is not None:
+                        empty_s3(s3)  # each run starts on an empty server (see empty_s3)
     summary: dict[str, dict[str, float]] = {}
     print("\nmedian over rounds (min-max):")
     for kind, figs in results.items():
@@ -199,14 +199,6 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return 0
-
-
-def _boto_kwargs(s3: S3Endpoint) -> dict[str, str]:
-    return {
-        "aws_access_key_id": s3.env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": s3.env["AWS_SECRET_ACCESS_KEY"],
-        "region_name": s3.env["AWS_DEFAULT_REGION"],
-    }
 
 
 if __name__ == "__main__":

@@ -234,8 +234,7 @@ def paced_produce_consume(bootstrap: str, topic: str, p: Params) -> tuple[list[f
 
 def s3_put_latency(s3_url: str, env: dict[str, str], p: Params) -> Figures:
     """The S3 server's own PUT latency, from boto3 (the path the broker uses, proxy and all)."""
-    from bench.brokers import S3Endpoint
-    from bench.sides import s3_client
+    from bench.brokers import S3Endpoint, s3_client
 
     client: Any = s3_client(S3Endpoint(s3_url, env, "bench"))
     body = os.urandom(p.s3_put_bytes)
