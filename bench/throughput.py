@@ -100,6 +100,10 @@ def consume(bootstrap: str, topic: str, count: int, partitions: int = PARTITIONS
             "enable.auto.commit": False,
             "fetch.max.bytes": 50 << 20,
             "max.partition.fetch.bytes": 8 << 20,
+            # librdkafka >= 2.2 stops fetching a partition for this long (default 1 s)
+            # once its local queue is full: a broker that outran this Python loop sat
+            # idle for most of a second (docs/benchmarks.md, "Client settings").
+            "fetch.queue.backoff.ms": 10,
             "log.connection.close": False,
         }
     )
