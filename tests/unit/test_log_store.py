@@ -323,6 +323,15 @@ def _fill(store: LogStore, topic: str, per_partition: list[int], size: int) -> t
     return length, asyncio.gather(*pending)
 
 
+async def _cut_by_hand(tmp: Path) -> LogStore:
+    """An object-mode store with topic "t" (3 partitions) whose flush_bytes is never
+    reached, so only a test's own take_chunks calls cut commits (until it flushes)."""
+    store = make(tmp, MemoryObjectStore(), durability="object", flush_bytes=1 << 30)
+    await store.start()
+    await store.create_topic("t", 3)
+    return store
+
+
 async def _upload_and_stop(store: LogStore, *durable: Any) -> None:
     """Undo take_chunks calls made by hand, then upload everything through the pipeline."""
     store.rewind()
@@ -333,10 +342,7 @@ async def _upload_and_stop(store: LogStore, *durable: Any) -> None:
 
 def test_a_commit_holds_at_most_flush_bytes_or_one_bigger_batch(tmp_path: Path) -> None:
     async def main() -> None:
-        # object mode, and a flush_bytes no test reaches: only take_chunks below cuts
-        store = make(tmp_path, MemoryObjectStore(), durability="object", flush_bytes=1 << 30)
-        await store.start()
-        await store.create_topic("t", 3)
+        store = await _cut_by_hand(tmp_path)
         one, filled = _fill(store, "t", [10, 10, 10], 1000)
         taken: dict[int, list[tuple[int, int]]] = {0: [], 1: [], 2: []}
         budget = 3 * one + one // 2  # room for three batches, not four
@@ -360,9 +366,7 @@ def test_a_commit_holds_at_most_flush_bytes_or_one_bigger_batch(tmp_path: Path) 
 
 def test_a_busy_partition_cannot_keep_the_others_out_of_commits(tmp_path: Path) -> None:
     async def main() -> None:
-        store = make(tmp_path, MemoryObjectStore(), durability="object", flush_bytes=1 << 30)
-        await store.start()
-        await store.create_topic("t", 3)
+        store = await _cut_by_hand(tmp_path)
         one, filled = _fill(store, "t", [20, 1, 1], 1000)
         more = []
         last_in = {0: 0, 1: 0, 2: 0}  # turn in which each partition last got into a commit
