@@ -95,7 +95,7 @@ class PartitionLog:
     def take_unlaunched(self, limit: int, budget: int, at_least_one: bool) -> list[Batch]:
         """Batches not yet in any upload, ending at or below `limit` and together at most
         `budget` bytes (the first one regardless when `at_least_one`), marked launched."""
-        start = max(self.launched_end, self.committed_end)
+        start = self._unlaunched_start
         first = len(self.tail)
         while first > 0 and self.tail[first - 1].base_offset >= start:
             first -= 1
@@ -115,8 +115,12 @@ class PartitionLog:
 
     def has_unlaunched(self, limit: int) -> bool:
         """Some batch ending at or below `limit` is in no upload yet."""
-        start = max(self.launched_end, self.committed_end)
-        return bool(self.tail) and start < min(limit, self.next_offset)
+        return bool(self.tail) and self._unlaunched_start < min(limit, self.next_offset)
+
+    @property
+    def _unlaunched_start(self) -> int:
+        """The first offset in no upload yet."""
+        return max(self.launched_end, self.committed_end)
 
     def rewind_launched(self) -> None:
         """Uploads failed: what did not land must be launched again."""
