@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-payments bench-recovery microbench clean
+.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-payments bench-recovery bench-hostile microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -67,6 +67,10 @@ bench-payments: $(STAMP)
 ## make bench-recovery: replace drill repeated per mode; recovery time median and worst
 bench-recovery: $(STAMP)
 	$(BIN)/python bench/recovery.py $(ARGS)
+
+## make bench-hostile: what idle and stalled connections cost, a good client's p99, vs the peer
+bench-hostile: $(STAMP)
+	$(BIN)/python bench/hostile.py $(ARGS)
 
 ## make microbench: pytest-benchmark micro benchmarks of the hot paths (bench/test_micro_*.py)
 microbench: $(STAMP)

@@ -45,6 +45,11 @@ class ServeConfig:
     auto_create_topics: bool
     default_partitions: int
     max_request_bytes: int
+    max_connections: int | None
+    max_connections_per_ip: int | None
+    connections_max_idle_ms: int
+    queued_max_requests: int
+    fetch_max_bytes: int
     group_initial_rebalance_delay_ms: int
     session_timeout_ms: int
     replace: tuple[int, ...]
@@ -173,6 +178,46 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         _int_in(1024, 2**31 - 1),
         str(100 * 1024 * 1024),
         "largest request frame accepted; larger ones close the connection",
+        "BYTES",
+    ),
+    _Option(
+        "max-connections",
+        _int_in(1, 2**31 - 1),
+        None,
+        "most client connections open at once; more are closed at once (Kafka's "
+        "max.connections; default: what the open-file limit allows, less a reserve)",
+        "N",
+    ),
+    _Option(
+        "max-connections-per-ip",
+        _int_in(1, 2**31 - 1),
+        None,
+        "most connections from one IP address (Kafka's max.connections.per.ip; "
+        "default: --max-connections)",
+        "N",
+    ),
+    _Option(
+        "connections-max-idle-ms",
+        _int_in(100, 2**31 - 1),
+        "600000",
+        "close a connection that sent nothing for this long and has no request in "
+        "flight, a stalled partial request included (Kafka's connections.max.idle.ms)",
+        "MS",
+    ),
+    _Option(
+        "queued-max-requests",
+        _int_in(1, 1_000_000),
+        "500",
+        "requests in flight per connection before the broker stops reading from it "
+        "(Kafka's queued.max.requests, here per connection)",
+        "N",
+    ),
+    _Option(
+        "fetch-max-bytes",
+        _int_in(1024, 2**31 - 1),
+        str(55 * 1024 * 1024),
+        "most record bytes one fetch answer holds, whatever the client asks "
+        "(Kafka's fetch.max.bytes; one batch larger than this is still sent whole)",
         "BYTES",
     ),
     _Option(

@@ -3,21 +3,41 @@
 Owns: the only socket-facing code of the broker. Requests are handled concurrently
 (so pipelined produce requests share one WAL fsync) but answered strictly in the
 order they arrived, as Kafka clients require. A frame that violates the protocol
-closes this connection, logs one line, and affects nobody else.
+closes this connection, logs one (rate-limited) line, and affects nobody else.
+
+Bounded by what the client does, not by what it announces:
+- receive memory grows with the bytes that arrived (protocol/framing.py);
+- at most `--queued-max-requests` requests are started and not yet answered, and
+  at most `MAX_IN_FLIGHT_BYTES` of request bytes are in flight; past either, reading
+  stops (backpressure) until half are answered;
+- an API may cap its own requests in flight (`Handler.max_in_flight`: Fetch, whose
+  answers are the large ones); the next request of that API waits, unstarted, and
+  the requests behind it wait too (requests are started in the order they came);
+- answers waiting for their turn or for the client to read them: once
+  `WRITE_BUFFER_HIGH` bytes of them are held, nothing new starts and reading stops;
+  while the transport is past that mark, finished answers are held, not handed to
+  it (they are mostly views of stored bytes; the transport would copy them);
+- when the connection closes, requests that only read are cancelled and requests
+  not yet started are dropped; writes already under way finish (their effects must
+  not be cut in half).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
 import logging
-from collections import deque
+import struct
+import termios
+from collections import Counter, deque
 from typing import TYPE_CHECKING, Any, cast
 
-from broker.handlers.base import client_host
+from broker.connection_table import ConnectionTable
+from broker.handlers.base import Handler, client_host
 from protocol.api_versions_fallback import encode_api_versions_fallback
 from protocol.codec import encode_response
-from protocol.errors import ErrorCode, ProtocolError
+from protocol.errors import ErrorCode, FrameTooLarge, InvalidFrame, ProtocolError
 from protocol.framing import FrameReader
 from protocol.headers import RequestHeader, parse_request_header
 
@@ -27,34 +47,48 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 API_VERSIONS = 18
-# Stop reading from a client with this many requests, or request bytes, in flight
-# (backpressure); resume below half of both. The count is high because in object mode
-# every produce waits for the next upload: with linger 0 a client has hundreds of small
-# requests waiting at once, and a low cap would throttle it to cap/flush-interval.
-MAX_IN_FLIGHT = 4096
+# Request bytes in flight past which reading stops; resumes below half.
 MAX_IN_FLIGHT_BYTES = 64 << 20
+# Answer bytes held (in the transport, or waiting for their turn) past which nothing
+# new starts; the transport's own flow control resumes below WRITE_BUFFER_LOW.
+WRITE_BUFFER_HIGH = 8 << 20
+WRITE_BUFFER_LOW = 2 << 20
+_FIONREAD_ARG = b"\0\0\0\0"
 
 
 class _Slot:
-    __slots__ = ("done", "parts")
+    __slots__ = ("done", "parts", "size")
 
     def __init__(self) -> None:
         self.parts: list[Any] | None = None
         self.done = False
+        self.size = 0
 
 
 class Connection(asyncio.BufferedProtocol):
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, table: ConnectionTable) -> None:
         self.broker = broker
-        self.reader = FrameReader(broker.config.max_request_bytes)
+        self.table = table
+        self.queued_max_requests = table.limits.queued_max_requests
+        self.reader = FrameReader(
+            table.limits.max_request_bytes, table.scratch, self._kernel_queued_bytes
+        )
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.ip = ""
         self.host = ""
-        self._slots: deque[_Slot] = deque()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._fd = -1
+        self._slots: deque[_Slot] = deque()  # one per started request owed an answer
+        self._held_bytes = 0  # answers finished but not handed to the transport
+        self._tasks: dict[asyncio.Task[None], Handler] = {}
+        self._per_api: Counter[int] = Counter()  # in flight, for APIs with their own cap
+        self._waiting: bytearray | None = None  # the next frame, held back by its API's cap
         self._in_flight_bytes = 0
-        self._paused = False
+        self._read_paused = False
+        self._write_paused = False
         self._closed = False
+        self._admitted = False
+        self._last_received = table.clock()
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -62,13 +96,25 @@ class Connection(asyncio.BufferedProtocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
+        self.ip = str(peer[0]) if peer else "?"
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.host = f"/{peer[0]}" if peer else ""
-        self.broker.connections.add(self)
+        sock = transport.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else -1
+        refused = self.table.admit(self)
+        if refused is not None:
+            self.abort(f"refused: {refused}", cause="connection_limit")
+            return
+        self._admitted = True
+        self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self.broker.connections.discard(self)
+        if self._admitted:
+            self.table.release(self)
+        for task, handler in list(self._tasks.items()):
+            if handler.read_only:  # nobody will read the answer; writes run to the end
+                task.cancel()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.reader.get_buffer()
@@ -76,9 +122,59 @@ class Connection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self._closed:
             return
+        self._last_received = self.table.clock()
         self.reader.buffer_updated(nbytes)
+        self._pump()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._write_ready()
+        self._pump()
+
+    # -- what the table asks -----------------------------------------------------------
+
+    def idle_since(self) -> float | None:
+        return None if self._tasks else self._last_received
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _may_dispatch(self) -> bool:
+        return (
+            not self._closed
+            and not self._write_paused
+            and len(self._tasks) < self.queued_max_requests
+            and len(self._slots) < self.queued_max_requests
+            and self._in_flight_bytes < MAX_IN_FLIGHT_BYTES
+            and self._held_bytes < WRITE_BUFFER_HIGH
+        )
+
+    def _next_frame(self) -> bytearray | None:
+        """The next frame to start, or None while there is none or its API is at cap."""
+        frame = self._waiting if self._waiting is not None else self.reader.next_frame()
+        self._waiting = None
+        if frame is None or len(frame) < 2:
+            return frame
+        handler = self.broker.handlers.get(int.from_bytes(frame[:2], "big"))
+        if (
+            handler is not None
+            and handler.max_in_flight
+            and self._per_api[handler.api_key] >= handler.max_in_flight
+        ):
+            self._waiting = frame
+            return None
+        return frame
+
+    def _pump(self) -> None:
+        """Start the requests that have arrived as far as the limits allow."""
         try:
-            while (frame := self.reader.next_frame()) is not None:
+            while self._may_dispatch() and (frame := self._next_frame()) is not None:
                 try:
                     self._dispatch(frame)
                 except ProtocolError as exc:
@@ -88,13 +184,31 @@ class Connection(asyncio.BufferedProtocol):
                     log.exception("request could not be decoded peer=%s", self.peer)
                     self.abort(f"undecodable request frame_head={bytes(frame[:48]).hex()}")
                     return
-        except ProtocolError as exc:
-            self.abort(f"protocol error: {exc}")
+        except (FrameTooLarge, InvalidFrame) as exc:
+            self.abort(f"protocol error: {exc}", cause="bad_frame_size")
+            return
+        self._update_reading()
 
-    def eof_received(self) -> bool | None:
-        return None
+    def _has_unstarted(self) -> bool:
+        return self._waiting is not None or self.reader.ready_frames > 0
 
-    # -- requests ----------------------------------------------------------------------
+    def _update_reading(self) -> None:
+        if self.transport is None or self._closed:
+            return
+        if not self._read_paused:
+            if not self._may_dispatch() or self._has_unstarted():
+                self._read_paused = True
+                self.transport.pause_reading()
+        elif (
+            not self._write_paused
+            and not self._has_unstarted()
+            and len(self._tasks) <= self.queued_max_requests // 2
+            and len(self._slots) <= self.queued_max_requests // 2
+            and self._in_flight_bytes < MAX_IN_FLIGHT_BYTES // 2
+            and self._held_bytes < WRITE_BUFFER_HIGH // 2
+        ):
+            self._read_paused = False
+            self.transport.resume_reading()
 
     def _dispatch(self, frame: bytearray) -> None:
         header, body_offset = parse_request_header(frame)
@@ -116,32 +230,25 @@ class Connection(asyncio.BufferedProtocol):
                 f"unsupported version api_key={header.api_key} api_version={header.api_version}"
             )
         request = handler.decode(frame, body_offset, header.api_version)
-        expects_response = handler.expects_response(request)
-        slot = self._new_slot() if expects_response else None
+        slot = self._new_slot() if handler.expects_response(request) else None
         client_host.set(self.host)
         task = asyncio.get_running_loop().create_task(self._run(handler, header, request, slot))
-        self._tasks.add(task)
+        self._tasks[task] = handler
+        if handler.max_in_flight:
+            self._per_api[handler.api_key] += 1
         size = len(frame)
         self._in_flight_bytes += size
         task.add_done_callback(functools.partial(self._task_done, size))
-        if (
-            not self._paused
-            and self.transport
-            and (len(self._tasks) >= MAX_IN_FLIGHT or self._in_flight_bytes >= MAX_IN_FLIGHT_BYTES)
-        ):
-            self._paused = True
-            self.transport.pause_reading()
 
     async def _run(
-        self, handler: object, header: RequestHeader, request: object, slot: _Slot | None
+        self, handler: Handler, header: RequestHeader, request: object, slot: _Slot | None
     ) -> None:
-        from broker.handlers.base import Handler
-
-        assert isinstance(handler, Handler)
+        if self._closed:  # the client left before this request started: drop it
+            return
         try:
             response = await handler.handle(self.broker, header, request)
             parts: list[Any] | None = None
-            if slot is not None and response is not None:
+            if slot is not None and response is not None and not self._closed:
                 parts = (
                     response
                     if isinstance(response, list)
@@ -154,25 +261,20 @@ class Connection(asyncio.BufferedProtocol):
                 header.api_version,
                 self.peer,
             )
-            self.abort("internal error")
+            self.abort("internal error", cause="handler_error")
             return
         if slot is not None and parts is not None:
             self._finish(slot, parts)
 
     def _task_done(self, size: int, task: asyncio.Task[None]) -> None:
-        # Resume here, after the task left the set: checking inside the task itself
+        # Resume here, after the task left the table: checking inside the task itself
         # misses the case where every in-flight request completes in one loop turn
         # (one WAL sync acks them all) and reading would stay paused forever.
-        self._tasks.discard(task)
+        handler = self._tasks.pop(task, None)
+        if handler is not None and handler.max_in_flight:
+            self._per_api[handler.api_key] -= 1
         self._in_flight_bytes -= size
-        if (
-            self._paused
-            and len(self._tasks) < MAX_IN_FLIGHT // 2
-            and self._in_flight_bytes < MAX_IN_FLIGHT_BYTES // 2
-            and self.transport
-        ):
-            self._paused = False
-            self.transport.resume_reading()
+        self._pump()
 
     def _new_slot(self) -> _Slot:
         slot = _Slot()
@@ -181,18 +283,39 @@ class Connection(asyncio.BufferedProtocol):
 
     def _finish(self, slot: _Slot, parts: list[Any]) -> None:
         slot.parts, slot.done = parts, True
+        slot.size = sum(map(len, parts))
+        self._held_bytes += slot.size
+        if not self._write_paused:
+            self._write_ready()
+
+    def _write_ready(self) -> None:
+        """Hand the transport every answer whose turn has come."""
         out: list[Any] = []
         while self._slots and self._slots[0].done:
             done = self._slots.popleft()
             assert done.parts is not None
             out += done.parts
+            self._held_bytes -= done.size
         if out and self.transport is not None and not self._closed:
             self.transport.writelines(out)
 
-    def abort(self, reason: str) -> None:
+    def _kernel_queued_bytes(self) -> int:
+        """Bytes the kernel holds for us already: they have arrived, so the frame they
+        belong to may be sized for them at once."""
+        if self._fd < 0:
+            return 0
+        try:
+            (queued,) = struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, _FIONREAD_ARG))
+        except OSError:
+            return 0
+        return max(int(queued), 0)
+
+    def abort(
+        self, reason: str, cause: str = "protocol_error", level: int = logging.WARNING
+    ) -> None:
         if self._closed:
             return
-        log.warning("closing connection peer=%s reason=%s", self.peer, reason)
+        self.table.log.log(level, cause, "closing connection peer=%s reason=%s", self.peer, reason)
         self._closed = True
         if self.transport is not None:
             self.transport.abort()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from broker.config import ServeConfig
 from broker.connection import Connection
+from broker.connection_table import ConnectionLimits, ConnectionTable, default_max_connections
 from broker.group_coordinator import GroupCoordinator
 from broker.group_model import GroupConfig
 from broker.handlers import HANDLERS
@@ -39,7 +40,18 @@ class Broker:
         self.config = config
         self.node_id = config.node_id
         self.handlers: dict[int, Handler] = {h.api_key: h for h in HANDLERS}
-        self.connections: set[Connection] = set()
+        max_connections = config.max_connections or default_max_connections()
+        self.connections = ConnectionTable(
+            ConnectionLimits(
+                max_connections=max_connections,
+                max_connections_per_ip=config.max_connections_per_ip or max_connections,
+                max_idle_ms=config.connections_max_idle_ms,
+                queued_max_requests=config.queued_max_requests,
+                max_request_bytes=config.max_request_bytes,
+            ),
+            time.monotonic,
+        )
+        self._sweeper: asyncio.Task[None] | None = None
         data_dir = Path(config.data_dir)
         self.object_store = open_object_store(
             config.object_store, s3_endpoint=config.s3_endpoint, default_root=data_dir / "objects"
@@ -82,7 +94,7 @@ class Broker:
         # Bind first (a taken port fails before we claim the log and fence anyone),
         # serve only once storage has recovered.
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: Connection(self),
+            lambda: Connection(self, self.connections),
             self.config.listen.host,
             self.config.listen.port,
             reuse_address=True,
@@ -92,6 +104,7 @@ class Broker:
             await self.object_store.ensure_bucket()
         stats = await self.store.start()
         await self._server.start_serving()
+        self._sweeper = asyncio.get_running_loop().create_task(self.connections.sweep_forever())
         bound = self._server.sockets[0].getsockname()
         log.info(
             "tidelog ready listen=%s:%d advertised=%s node_id=%d durability=%s "
@@ -117,9 +130,12 @@ class Broker:
         self.groups.close()  # parked joins/syncs get NOT_COORDINATOR instead of hanging
         self.stopping = True
         self.store.wake_readers()  # long-polling fetches answer now, not at max_wait
-        for conn in list(self.connections):
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        open_connections = [c for c in self.connections if isinstance(c, Connection)]
+        for conn in open_connections:
             await conn.drain()
-        for conn in list(self.connections):
+        for conn in open_connections:
             if conn.transport is not None:
                 conn.transport.close()
         await self.store.stop()

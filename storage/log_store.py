@@ -150,6 +150,7 @@ class LogStore:
         self._pid_end = 0
         self._lock_fd = -1
         self._refreshed_at = 0.0
+        self._refreshing: asyncio.Future[int] | None = None  # the refresh under way
         self._started = False
         self.fenced = False
         self.lease_until = 0.0  # wal mode acks only before this (time.monotonic)
@@ -268,11 +269,18 @@ class LogStore:
         telling a client who leads what, so it is not sent to a broker that just left.
         Also brings the membership tick forward (keys just assigned to us)."""
         self.membership.poke()
-        if time.monotonic() - self._refreshed_at > max_age_s:
-            try:
-                await self.refresh()
-            except ObjectStoreError as exc:  # answer from what we have
-                log.warning("metadata refresh failed; answering from memory error=%s", exc)
+        if time.monotonic() - self._refreshed_at <= max_age_s:
+            return
+        # Requests that find the metadata stale together share one refresh: one LIST,
+        # not one each in a queue (a burst of Metadata requests would wait on them all).
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self.refresh())
+            # Retrieved here too, so a failure nobody waited for is not reported as lost.
+            self._refreshing.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            await asyncio.shield(self._refreshing)
+        except ObjectStoreError as exc:  # answer from what we have
+            log.warning("metadata refresh failed; answering from memory error=%s", exc)
 
     def serves(self, key: PartitionKey) -> bool:
         """Ours in the metadata, and adopted into our stream for that very assignment."""

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class ApiVersionsHandler(Handler):
     api_key, min_version, max_version = 18, 0, 3
+    read_only = True
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)

@@ -32,6 +32,11 @@ class Handler:
     api_key: int
     min_version: int
     max_version: int
+    # A read-only request is cancelled when its connection closes: nobody will read
+    # the answer. Requests that change state always run to the end.
+    read_only: bool = False
+    # Most requests of this API in flight on one connection (0: no cap of its own).
+    max_in_flight: int = 0
 
     @property
     def advertised_min_version(self) -> int:

@@ -17,6 +17,7 @@ _ALL_OPERATIONS = -2147483648
 
 class DescribeClusterHandler(Handler):
     api_key, min_version, max_version = 60, 0, 1
+    read_only = True
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)

@@ -29,6 +29,7 @@ def _config_type(name: str) -> int:
 
 class DescribeConfigsHandler(Handler):
     api_key, min_version, max_version = 32, 1, 4
+    read_only = True
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 class DescribeGroupsHandler(Handler):
     api_key, min_version, max_version = 15, 0, 5
+    read_only = True
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)

@@ -2,7 +2,9 @@
 
 Batches go out exactly as stored (compression and all). Limits follow Kafka: the
 first non-empty partition may exceed max_bytes by one batch so a consumer always makes
-progress; later partitions stop when the response budget is spent. Fetch sessions
+progress; later partitions stop when the response budget is spent; no answer holds
+more than `--fetch-max-bytes` (Kafka's fetch.max.bytes) beyond that first batch,
+whatever the request asked. Fetch sessions
 (KIP-227) are not kept: session_id 0 tells clients to send full requests.
 """
 
@@ -26,6 +28,10 @@ _MAX_WAIT_CAP_S = 30.0
 
 class FetchHandler(Handler):
     api_key, min_version, max_version = 1, 4, 12
+    read_only = True
+    # Clients keep one fetch in flight per broker; a client that pipelines more would
+    # have each answer (up to --fetch-max-bytes) held at once.
+    max_in_flight = 2
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         wanted = [
@@ -47,13 +53,14 @@ class FetchHandler(Handler):
         self, broker: Broker, wanted: list[tuple[str, int, int, int]], max_bytes: int
     ) -> tuple[list[tuple[str, int, ErrorCode, ReadResult | None]], int, bool]:
         results: list[tuple[str, int, ErrorCode, ReadResult | None]] = []
-        budget = max_bytes if max_bytes > 0 else 2**31 - 1
+        cap = broker.config.fetch_max_bytes  # what one answer may hold, whatever was asked
+        budget = min(max_bytes, cap) if max_bytes > 0 else cap
         total = 0
         errored = False
         for topic, partition, offset, _ in wanted:  # their GETs run side by side
             broker.store.prefetch(topic, partition, offset)
         for topic, partition, offset, part_max in wanted:
-            limit = min(part_max, budget) if total else part_max
+            limit = min(part_max, budget) if total else min(part_max, cap)
             if total and budget <= 0:
                 results.append(
                     (topic, partition, ErrorCode.none, self._empty(broker, topic, partition))

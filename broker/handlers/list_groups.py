@@ -29,6 +29,7 @@ def known_groups(broker: Broker) -> list[GroupListing]:
 
 class ListGroupsHandler(Handler):
     api_key, min_version, max_version = 16, 0, 4
+    read_only = True
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)

@@ -18,6 +18,7 @@ LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 
 class ListOffsetsHandler(Handler):
     api_key, min_version, max_version = 2, 1, 7
+    read_only = True
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)

@@ -28,6 +28,7 @@ OLD_NAMES = ("OffsetFetchResponseTopic", "OffsetFetchResponsePartition")
 
 class OffsetFetchHandler(Handler):
     api_key, min_version, max_version = 9, 1, 8
+    read_only = True
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         version = header.api_version
