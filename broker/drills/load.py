@@ -203,10 +203,7 @@ def read_back(bootstrap: str) -> list[ReadRecord]:
         }
     )
     try:
-        high = {
-            p: consumer.get_watermark_offsets(TopicPartition(TOPIC, p), 30)[1]
-            for p in range(PARTITIONS)
-        }
+        high = _high_watermarks(consumer)
         consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
         out: dict[int, list[ReadRecord]] = {p: [] for p in range(PARTITIONS)}
         deadline = time.monotonic() + LOAD_TIMEOUT_S
@@ -223,6 +220,26 @@ def read_back(bootstrap: str) -> list[ReadRecord]:
         return [r for p in range(PARTITIONS) for r in out[p]]
     finally:
         consumer.close()
+
+
+def _high_watermarks(consumer: Any) -> dict[int, int]:
+    """Each partition's high watermark, asked again while it fails: right after a
+    partition moved, the client may still ask the broker that gave it up."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    high: dict[int, int] = {}
+    while len(high) < PARTITIONS:
+        p = len(high)
+        try:
+            high[p] = consumer.get_watermark_offsets(TopicPartition(TOPIC, p), 30)[1]
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise DrillError(
+                    f"read-back found no high watermark partition={p} error={exc}"
+                ) from exc
+            time.sleep(0.1)
+    return high
 
 
 def _next_offset(records: list[ReadRecord]) -> int:
