@@ -151,10 +151,15 @@ def _install_uvloop() -> None:
 
 def _run_bench(args: argparse.Namespace) -> int:
     try:
+        from bench.needs import missing_line
         from bench.suite import run_bench
     except ImportError as exc:
         print(f"tidelog bench: error: needs the bench extra (pip install 'tidelog[bench]'): "
               f"{exc}", file=sys.stderr)  # fmt: skip
+        return 2
+    missing = missing_line(args)  # before anything starts: a run takes minutes
+    if missing is not None:
+        print(missing, file=sys.stderr)
         return 2
     return run_bench(args)
 

@@ -17,8 +17,10 @@ from typing import Any
 
 from broker.drills import outage, replace, scale, zombie
 from broker.drills.harness import DrillContext, DrillOptions, render_json, render_table
+from broker.drills.load import RECORDS_PER_S
 from broker.drills.narration import Narrator
 from broker.drills.processes import DrillError
+from broker.drills.schedule import MIN_RECORDS, Schedule, ScheduleError
 from broker.drills.stores import open_store
 
 SCENARIOS = {
@@ -34,8 +36,15 @@ def run_drill(args: argparse.Namespace) -> int:
         print("tidelog drill: error: --s3-endpoint needs --store s3", file=sys.stderr)
         return 2
     records = args.records
-    if records is None and args.duration is None:
+    if args.duration is not None:
+        records = round(args.duration * RECORDS_PER_S)
+    elif records is None:
         records = DEFAULT_RECORDS
+    try:
+        Schedule.of(records)
+    except ScheduleError as exc:
+        print(f"tidelog drill: error: {exc}", file=sys.stderr)
+        return 2
     opts = DrillOptions(
         scenario=scenario.name,
         mode=args.mode,
@@ -102,14 +111,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--records",
         type=_positive,
         default=None,
-        help=f"payments to produce (default {DEFAULT_RECORDS})",
+        help=f"payments to produce, at least {MIN_RECORDS} (default {DEFAULT_RECORDS})",
     )
     size.add_argument(
         "--duration",
         type=_positive_float,
         default=None,
         metavar="SECONDS",
-        help="produce for this long instead of a number of records (5000 payments/s)",
+        help=f"produce for this long instead of a number of records: {RECORDS_PER_S} "
+        "payments a second of it",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the key sequence (default 1)")
     parser.add_argument(

@@ -2,41 +2,47 @@
 
 Owns: `Scenario` (what a scenario module exports: a name, its help, a `run` that returns
 the report dict, its own table rows and its own pass conditions), `DrillContext` (the
-options, the narrator, the temp dir and the store), and the fields every report has:
-records acknowledged / lost / duplicated / out of order (from `records.verify`), delivery
-errors, committed offsets before and after, bytes copied between brokers. A drill passes
-only if nothing acknowledged was lost, duplicated or out of order, the committed offsets
-are intact, and the scenario's own conditions hold.
+options, the narrator, the temp dir and the store), the steps every scenario takes on
+the load's schedule (broker/drills/schedule.py: start it, commit offsets with the load
+paused, wait for the failure point), and the fields every report has: records
+acknowledged / lost / duplicated / out of order (from `records.verify`), delivery errors,
+the load at the failure, committed offsets before and after, bytes copied between
+brokers. A drill passes only if nothing acknowledged was lost, duplicated or out of
+order, the committed offsets are intact, and the scenario's own conditions hold.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from broker.drills.load import PARTITIONS, Load, commit_offsets, committed_offsets, read_back
+from broker.drills.load import (
+    PARTITIONS,
+    RECORDS_PER_S,
+    Load,
+    commit_offsets,
+    committed_offsets,
+    read_back,
+)
 from broker.drills.narration import Narrator
 from broker.drills.processes import BrokerRun
 from broker.drills.records import ReadRecord, payment_stream, verify
+from broker.drills.schedule import Schedule
 from broker.drills.stores import DrillStore, Reads
 
 Report = dict[str, Any]
 Row = tuple[str, object]
-
-# Every scenario commits the group's offsets a sixth of the way into the load and
-# breaks (or changes) something a third of the way in.
-COMMIT_AT = 1 / 6
-FAIL_AT = 1 / 3
 
 
 @dataclass(frozen=True)
 class DrillOptions:
     scenario: str
     mode: str
-    records: int | None
+    records: int  # with --duration, the records that duration holds at the load's pace
     duration_s: float | None
     seed: int
     keep: bool
@@ -67,35 +73,69 @@ class DrillContext:
             replaces,
         )
 
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule.of(self.opts.records)
+
     def load_size(self) -> str:
-        if self.opts.records is not None:
+        if self.opts.duration_s is None:
             return f"{self.opts.records} payments"
-        return f"payments for {self.opts.duration_s:g}s"
+        return f"{self.opts.records} payments ({self.opts.duration_s:g}s at {RECORDS_PER_S}/s)"
+
+
+@dataclass(frozen=True)
+class FailurePoint:
+    """The load when the drill broke something: the moment, records sent and acked."""
+
+    at: float
+    sent: int
+    acked: int
 
 
 def start_load(ctx: DrillContext, bootstrap: str, **producer_config: Any) -> Load:
-    """The seeded payments load through `bootstrap`, started and narrated."""
-    opts = ctx.opts
+    """The seeded payments load through `bootstrap`, held at the schedule's commit point,
+    started and narrated."""
+    opts, plan = ctx.opts, ctx.schedule
     load = Load(
         bootstrap,
         payment_stream(opts.seed),
-        opts.records,
-        opts.duration_s,
+        plan.records,
         producer_config=dict(producer_config),
     )
+    load.hold(plan.commit)
     load.start()
     ctx.say.say(
         f"producing {ctx.load_size()} (idempotent, acks=all, seed {opts.seed}) via {bootstrap}"
     )
+    ctx.say.say(
+        f"schedule: the load pauses at {plan.commit} for the offsets commit; the failure "
+        f"comes at {plan.fail} acked, and no record past {plan.hold} is sent before it"
+    )
     return load
 
 
-def commit_offsets_at(ctx: DrillContext, load: Load, bootstrap: str) -> dict[int, int]:
-    """At COMMIT_AT of the load, commit the drill group's offsets (the high watermarks)."""
-    load.wait_for_fraction(COMMIT_AT)
+def commit_offsets_at(
+    ctx: DrillContext, load: Load, bootstrap: str, look: Callable[[], str] | None = None
+) -> dict[int, int]:
+    """With the load paused at the schedule's commit point and every record it sent
+    settled, commit the drill group's offsets (the high watermarks) and narrate `look()`
+    (e.g. a view of the bucket); then let the load run on, up to the hold."""
+    plan = ctx.schedule
+    load.wait_settled(plan.commit)
     offsets = commit_offsets(bootstrap)
     ctx.say.say(f"committed group offsets (the high watermarks): {offsets}")
+    if look is not None:
+        ctx.say.say(look())
+    load.hold(plan.hold)
     return offsets
+
+
+def wait_for_failure_point(ctx: DrillContext, load: Load) -> FailurePoint:
+    """Block until the schedule's failure point is acked; the load then still runs (it is
+    held short of its end until the scenario lifts the hold, after its failure)."""
+    load.wait_settled(ctx.schedule.fail)
+    load.check_running()
+    return FailurePoint(time.monotonic(), load.sent, load.acked())
 
 
 @dataclass(frozen=True)
@@ -109,7 +149,11 @@ class Scenario:
 
 
 def verdict_fields(
-    ctx: DrillContext, load: Load, bootstrap: str, offsets_before: dict[int, int]
+    ctx: DrillContext,
+    load: Load,
+    bootstrap: str,
+    offsets_before: dict[int, int],
+    failure: FailurePoint,
 ) -> tuple[Report, list[ReadRecord]]:
     """Read everything back through `bootstrap`, judge it, and check the committed offsets.
 
@@ -127,12 +171,15 @@ def verdict_fields(
         "scenario": ctx.opts.scenario,
         "mode": ctx.opts.mode,
         "store": ctx.store.kind,
+        "records_planned": load.records,
         "records_sent": load.sent,
         "seed": ctx.opts.seed,
         **asdict(verdict),
         "delivery_errors": len(load.errors),
         "first_error": load.errors[0] if load.errors else None,
         "unflushed": load.unflushed,
+        "load_at_failure": {"sent": failure.sent, "acked": failure.acked},
+        "acked_after_failure": sum(1 for at, _ in load.acks if at >= failure.at),
         "committed_offsets_before": offsets_before,
         "committed_offsets_after": after,
         "committed_offsets_intact": intact,
@@ -178,7 +225,17 @@ def common_rows(report: Report) -> list[Row]:
         ("duplicated", report["duplicated"]),
         ("out of order", report["out_of_order"]),
         ("delivery errors (not acked, retried or failed)", report["delivery_errors"]),
+        load_row(report),
     ]
+
+
+def load_row(report: Report) -> Row:
+    at = report["load_at_failure"]
+    return (
+        "load at the failure: sent / acked",
+        f"{at['sent']} / {at['acked']} of {report['records_planned']}; "
+        f"{report['acked_after_failure']} acked after it",
+    )
 
 
 def offsets_row(report: Report) -> Row:

@@ -1,8 +1,9 @@
 """The drill's Kafka clients: the load, the read-back and the committed-offsets probe.
 
-Owns: every confluent-kafka client a drill uses. `Load` produces payments in a thread
-with an idempotent acks=all producer, paced so a failure lands mid-load, for a number of
-records or a duration, and keeps every delivery report with the moment it arrived.
+Owns: every confluent-kafka client a drill uses. `Load` produces a number of payments
+in a thread with an idempotent acks=all producer, paced, and held where the drill's
+schedule says (so a failure always lands mid-load, whatever the number), and keeps every
+delivery report with the moment it arrived.
 `read_back` reads every partition from 0 to its high watermark. `commit_offsets` commits
 a consumer group's offsets (one per partition) and `committed_offsets` reads them back,
 so a drill can show that they survived the failure.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,28 +25,37 @@ TOPIC = "payments"
 PARTITIONS = 6
 RECORDS_PER_S = 5_000
 LOAD_TIMEOUT_S = 120.0
+HOLD_POLL_S = 0.01  # while held, how often delivery reports are served
 OFFSETS_GROUP = "tidelog-drill-offsets"
 
 
 @dataclass
 class Load:
-    """Produces `payments` until `records` are sent or `duration_s` has passed."""
+    """Produces `records` payments, paced at `rate` per second, never past its hold.
+
+    `hold(n)` keeps the producer from sending record n (and later ones) until the hold
+    is moved or lifted (`hold(None)`): the drill's schedule (broker/drills/schedule.py)
+    decides where. After a hold the pace starts again from the moment it was lifted, so
+    a long hold is not followed by a burst."""
 
     bootstrap: str
     payments: Iterator[Payment]
-    records: int | None
-    duration_s: float | None
+    records: int
     producer_config: dict[str, Any] = field(default_factory=dict)
+    rate: float = RECORDS_PER_S
+    producer_factory: Callable[[dict[str, Any]], Any] | None = None
+    clock: Callable[[], float] = time.monotonic
     acks: list[tuple[float, Ack]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     sent: int = 0
     unflushed: int = 0
-    started: float = 0.0
+    _settled: int = 0  # delivery reports, with or without an error
+    _held_at: int | None = None
     _acked: threading.Condition = field(default_factory=threading.Condition)
+    _gate: threading.Condition = field(default_factory=threading.Condition)
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="drill-load", daemon=True)
         self._thread.start()
 
@@ -54,21 +64,29 @@ class Load:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def acked(self) -> int:
         return len(self.acks)
 
     def describe(self) -> str:
-        return f"load: sent={self.sent} acked={self.acked()} delivery_errors={len(self.errors)}"
+        held = "" if self._held_at is None else f" held_at={self._held_at}"
+        return (
+            f"load: sent={self.sent} acked={self.acked()} delivery_errors={len(self.errors)}{held}"
+        )
 
-    def wait_for_fraction(self, fraction: float, timeout: float = LOAD_TIMEOUT_S) -> None:
-        """Block until `fraction` of the load is acked (or, for a duration, has elapsed)."""
-        if self.records is not None:
-            target = max(1, int(self.records * fraction))
-            self._wait_acks(target, timeout)
-            return
-        assert self.duration_s is not None
-        time.sleep(max(0.0, self.started + self.duration_s * fraction - time.monotonic()))
-        self._wait_acks(1, timeout)
+    def hold(self, at: int | None) -> None:
+        """Send no record past the first `at` until told otherwise; None lifts the hold."""
+        with self._gate:
+            self._held_at = at
+            self._gate.notify_all()
+
+    def wait_settled(self, target: int, timeout: float = LOAD_TIMEOUT_S) -> None:
+        """Block until `target` records have their delivery report (acked or failed)."""
+        with self._acked:
+            if not self._acked.wait_for(lambda: self._settled >= target, timeout):
+                raise DrillError(f"load stalled acked={len(self.acks)} target={target}")
 
     def wait_for_acks_after(self, moment: float, timeout: float) -> bool:
         """True once a record acked at or after `moment` arrived; False on timeout."""
@@ -77,51 +95,48 @@ class Load:
                 lambda: bool(self.acks) and self.acks[-1][0] >= moment, timeout
             )
 
-    def _wait_acks(self, target: int, timeout: float) -> None:
-        with self._acked:
-            if not self._acked.wait_for(lambda: len(self.acks) >= target, timeout):
-                raise DrillError(f"load stalled acked={len(self.acks)} target={target}")
-
     def check_running(self) -> None:
-        """Raise DrillError if the load is already over: a failure now would prove nothing."""
-        assert self._thread is not None
-        over = not self._thread.is_alive()
-        if self.records is not None:
-            over = over or self.acked() >= self.records
-        if self.duration_s is not None:
-            over = over or time.monotonic() - self.started >= self.duration_s
-        if over:
+        """Raise DrillError if the load is already over: a failure now would prove nothing.
+
+        A held load cannot end on its own; this catches a producer that died."""
+        if not self.running() or self.acked() >= self.records:
+            first = f" first_error={self.errors[0]}" if self.errors else ""
             raise DrillError(
-                f"the load ended before the failure acked={self.acked()}; "
-                "give more --records or a longer --duration"
+                f"the load ended before the failure acked={self.acked()} "
+                f"errors={len(self.errors)}{first}"
             )
 
-    def _run(self) -> None:
-        from confluent_kafka import Producer
+    def _held(self, index: int) -> bool:
+        return self._held_at is not None and index >= self._held_at
 
-        producer = Producer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "message.timeout.ms": 60_000,
-                "reconnect.backoff.ms": 50,
-                "reconnect.backoff.max.ms": 200,
-                # a failure's "connection refused" lines are expected; delivery errors count
-                "log_level": 2,
-                **self.producer_config,
-            }
-        )
-        payments = self.payments
-        if self.records is not None:
-            payments = itertools.islice(payments, self.records)
+    def _wait_for_release(self, producer: Any, index: int) -> None:
+        # Delivery reports only arrive through poll(), so serve them while waiting.
+        while self._held(index):
+            producer.poll(0)
+            with self._gate:
+                self._gate.wait_for(lambda: not self._held(index), HOLD_POLL_S)
+
+    def _run(self) -> None:
+        config = {
+            "bootstrap.servers": self.bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": 60_000,
+            "reconnect.backoff.ms": 50,
+            "reconnect.backoff.max.ms": 200,
+            # a failure's "connection refused" lines are expected; delivery errors count
+            "log_level": 2,
+            **self.producer_config,
+        }
+        producer = (self.producer_factory or _confluent_producer)(config)
+        paced_from = self.clock()  # when record 0 was due; moved on after each hold
         try:
-            for i, payment in enumerate(payments):
-                now = time.monotonic()
-                if self.duration_s is not None and now - self.started >= self.duration_s:
-                    break
-                wait = self.started + i / RECORDS_PER_S - now
+            for i, payment in enumerate(itertools.islice(self.payments, self.records)):
+                if self._held(i):
+                    self._wait_for_release(producer, i)
+                    paced_from = self.clock() - i / self.rate
+                wait = paced_from + i / self.rate - self.clock()
                 if wait > 0:
                     producer.poll(wait)
                 self._produce(producer, payment)
@@ -136,12 +151,15 @@ class Load:
 
     def _produce(self, producer: Any, payment: Payment) -> None:
         def on_delivery(err: Any, msg: Any) -> None:
-            if err is not None:
-                self.errors.append(str(err))
-                return
-            ack = Ack(msg.partition(), msg.offset(), payment.key, payment.seq, payment.value)
             with self._acked:
-                self.acks.append((time.monotonic(), ack))
+                if err is not None:
+                    self.errors.append(str(err))
+                else:
+                    ack = Ack(
+                        msg.partition(), msg.offset(), payment.key, payment.seq, payment.value
+                    )
+                    self.acks.append((self.clock(), ack))
+                self._settled += 1
                 self._acked.notify_all()
 
         while True:
@@ -153,6 +171,12 @@ class Load:
                 return
             except BufferError:
                 producer.poll(0.05)
+
+
+def _confluent_producer(config: dict[str, Any]) -> Any:
+    from confluent_kafka import Producer
+
+    return Producer(config)
 
 
 def create_topic(bootstrap: str) -> None:
@@ -179,10 +203,7 @@ def read_back(bootstrap: str) -> list[ReadRecord]:
         }
     )
     try:
-        high = {
-            p: consumer.get_watermark_offsets(TopicPartition(TOPIC, p), 30)[1]
-            for p in range(PARTITIONS)
-        }
+        high = _high_watermarks(consumer)
         consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
         out: dict[int, list[ReadRecord]] = {p: [] for p in range(PARTITIONS)}
         deadline = time.monotonic() + LOAD_TIMEOUT_S
@@ -199,6 +220,26 @@ def read_back(bootstrap: str) -> list[ReadRecord]:
         return [r for p in range(PARTITIONS) for r in out[p]]
     finally:
         consumer.close()
+
+
+def _high_watermarks(consumer: Any) -> dict[int, int]:
+    """Each partition's high watermark, asked again while it fails: right after a
+    partition moved, the client may still ask the broker that gave it up."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    high: dict[int, int] = {}
+    while len(high) < PARTITIONS:
+        p = len(high)
+        try:
+            high[p] = consumer.get_watermark_offsets(TopicPartition(TOPIC, p), 30)[1]
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise DrillError(
+                    f"read-back found no high watermark partition={p} error={exc}"
+                ) from exc
+            time.sleep(0.1)
+    return high
 
 
 def _next_offset(records: list[ReadRecord]) -> int:

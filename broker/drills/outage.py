@@ -1,7 +1,8 @@
 """`tidelog drill object-store-outage`: the bucket stops answering under load, then returns.
 
-One broker (node 1) serves the load. A third of the way in, the drill commits the
-offsets group and cuts the store for --outage seconds: for the file store a switch file
+One broker (node 1) serves the load. The drill commits the offsets group at the
+schedule's commit point and, at its failure point (a third of the records acked), cuts
+the store for --outage seconds, and lets the rest of the load go: for the file store a switch file
 makes every call of the broker's `fault+file://` store fail; for S3 the loopback proxy
 between broker and server drops every connection. Then it restores the store.
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 import time
 
 from broker.drills.harness import (
-    FAIL_AT,
     DrillContext,
     Report,
     Row,
@@ -30,6 +30,7 @@ from broker.drills.harness import (
     seconds,
     start_load,
     verdict_fields,
+    wait_for_failure_point,
 )
 from broker.drills.load import (
     LOAD_TIMEOUT_S,
@@ -55,13 +56,16 @@ def run(ctx: DrillContext) -> Report:
         load = start_load(ctx, bootstrap)
         with Progress(say, load.describe):
             offsets_before = commit_offsets_at(ctx, load, bootstrap)
-            load.wait_for_fraction(FAIL_AT)
-            load.check_running()
+            failure = wait_for_failure_point(ctx, load)
             patterns = {"failed": r"upload failed", "resumed": r"uploads resumed"}
             with LogWatch(a, patterns) as watch:
                 ctx.store.cut()
                 cut_at = time.monotonic()
-                say.say(f"object store cut after {load.acked()} acks, for {opts.outage_s:g}s")
+                load.hold(None)
+                say.say(
+                    f"object store cut after {failure.acked} acks ({failure.sent} sent), "
+                    f"for {opts.outage_s:g}s"
+                )
                 time.sleep(opts.outage_s)
                 ctx.store.restore()
                 restored_at = time.monotonic()
@@ -81,7 +85,7 @@ def run(ctx: DrillContext) -> Report:
             + (f" (first: {load.errors[0]})" if load.errors else "")
             + f"; first ack after the store returned: {seconds(_since(first, restored_at))}"
         )
-        report, _ = verdict_fields(ctx, load, bootstrap, offsets_before)
+        report, _ = verdict_fields(ctx, load, bootstrap, offsets_before, failure)
         exit_code = a.stop()
         say.say(f"stopped broker node=1 (SIGTERM) exit={exit_code}")
     finally:

@@ -61,6 +61,7 @@ class BrokerRun:
     replaces: tuple[int, ...] = ()  # `--replace`: take these nodes' keys at start
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
+    terminated: bool = False  # SIGTERM sent
 
     def command(self) -> list[str]:
         endpoint = ["--s3-endpoint", self.store.endpoint] if self.store.endpoint else []
@@ -169,17 +170,23 @@ class BrokerRun:
             self.proc.wait(timeout=30)
         self.paused = False
 
+    def terminate(self) -> None:
+        """SIGTERM (once), without waiting for the exit: `stop()` waits."""
+        if self.running() and not self.terminated:
+            assert self.proc is not None
+            self.resume()
+            self.proc.send_signal(signal.SIGTERM)
+            self.terminated = True
+
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM and wait; the exit code (SIGKILL and -9 if it does not stop in time)."""
         if self.proc is None:
             return 0
-        self.resume()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self.terminate()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
         return self.proc.returncode
 
 

@@ -1,10 +1,11 @@
 """`tidelog drill replace`: kill -9 a broker under load, replace it, verify every ack.
 
-Broker A (node 1) serves the load; a third of the way in the drill commits the offsets
-group, kills A with SIGKILL and starts B (node 2) on the same port: in wal mode handed
-A's data dir (the WAL volume, renamed, not copied), in object mode an empty one. The
-producer only retries. Passes when the common checks hold, B acknowledged a record and
-B stopped cleanly.
+Broker A (node 1) serves the load; at the schedule's commit point the drill commits the
+offsets group, at its failure point (a third of the records acked) it kills A with
+SIGKILL and starts B (node 2) on the same port: in wal mode handed A's data dir (the WAL
+volume, renamed, not copied), in object mode an empty one. The producer only retries;
+the rest of the load, held until the kill, goes to B. Passes when the common checks
+hold, B acknowledged a record and B stopped cleanly.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import time
 from pathlib import Path
 
 from broker.drills.harness import (
-    FAIL_AT,
     DrillContext,
     Report,
     Row,
@@ -28,6 +28,7 @@ from broker.drills.harness import (
     seconds,
     start_load,
     verdict_fields,
+    wait_for_failure_point,
 )
 from broker.drills.inspection import inspect_line
 from broker.drills.load import (
@@ -57,14 +58,20 @@ def run(ctx: DrillContext) -> Report:
         say.say(f"created topic {TOPIC} partitions={PARTITIONS}")
         load = start_load(ctx, bootstrap)
         with Progress(say, load.describe):
-            offsets_before = commit_offsets_at(ctx, load, bootstrap)
-            view = inspect_line(ctx.store.for_inspect(), wal_dir(ctx, a.data_dir))
-            say.say(f"before the kill, {view}")
-            load.wait_for_fraction(FAIL_AT)
-            load.check_running()
+            offsets_before = commit_offsets_at(
+                ctx,
+                load,
+                bootstrap,
+                lambda: (
+                    "before the kill (the load paused), "
+                    + inspect_line(ctx.store.for_inspect(), wal_dir(ctx, a.data_dir))
+                ),
+            )
+            failure = wait_for_failure_point(ctx, load)
             a.kill()
             killed_at = time.monotonic()
-            say.say(f"kill -9 broker node=1 after {load.acked()} acks")
+            load.hold(None)
+            say.say(f"kill -9 broker node=1 after {failure.acked} acks ({failure.sent} sent)")
             at_takeover = ctx.store.usage()
             say.say(
                 f"the bucket holds {at_takeover[0]} objects, {at_takeover[1]} bytes: "
@@ -94,7 +101,7 @@ def run(ctx: DrillContext) -> Report:
             f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors"
             + f"; first ack from node=2 {seconds(rounded(recovery))} after the kill"
         )
-        report, _ = verdict_fields(ctx, load, bootstrap, offsets_before)
+        report, _ = verdict_fields(ctx, load, bootstrap, offsets_before, failure)
         exit_code = b.stop()
         say.say(f"stopped broker node=2 (SIGTERM) exit={exit_code}")
         view = inspect_line(ctx.store.for_inspect(), wal_dir(ctx, b.data_dir))

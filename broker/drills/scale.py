@@ -3,13 +3,18 @@
 Both run two brokers on one bucket, each with its own port and data dir; the producer's
 bootstrap list names both.
 
-- scale-out: node 1 serves the load alone; a third of the way in, node 2 starts (no
-  `--replace`: it joins) and the partitions it wins move to it — node 1 stops taking
-  writes for them, uploads what it took, and node 2 adopts their indexes from the
-  bucket. No record batch is copied.
-- scale-in: nodes 1 and 2 share the partitions; a third of the way in, node 2 gets
+- scale-out: node 1 serves the load alone; at the schedule's failure point (a third of
+  the records acked) node 2 starts (no `--replace`: it joins) and the partitions it wins
+  move to it — node 1 stops taking writes for them, uploads what it took, and node 2
+  adopts their indexes from the bucket. No record batch is copied.
+- scale-in: nodes 1 and 2 share the partitions; at the failure point node 2 gets
   SIGTERM: it uploads everything, seals its stream, hands its partitions to node 1 and
   exits 0, without waiting for any session timeout.
+
+A move takes a while to land (node 2's start-up, the hand-over), so the load is held:
+short of the schedule's hold until the change is made (node 2 ready, SIGTERM sent), then
+short of its settle point until every broker's Metadata shows the new placement; the
+rest of the load meets the new owners, whatever --records.
 
 Reported beyond the common verdict: which partitions moved, the time from the change
 (node 2 ready / SIGTERM sent) to the first ack on a moved partition from its new owner
@@ -26,7 +31,6 @@ from collections.abc import Callable
 from confluent_kafka.admin import AdminClient
 
 from broker.drills.harness import (
-    FAIL_AT,
     DrillContext,
     Report,
     Row,
@@ -39,6 +43,7 @@ from broker.drills.harness import (
     seconds,
     start_load,
     verdict_fields,
+    wait_for_failure_point,
 )
 from broker.drills.inspection import inspect_line
 from broker.drills.load import (
@@ -132,16 +137,29 @@ def _run(ctx: DrillContext, *, growing: bool) -> Report:
         say.say(f"partition leaders: {_placement(before)}")
         load = start_load(ctx, both)
         with Progress(say, load.describe):
-            offsets_before = commit_offsets_at(ctx, load, both)
-            say.say(f"before the change, {inspect_line(ctx.store.for_inspect())}")
-            load.wait_for_fraction(FAIL_AT)
-            load.check_running()
+            offsets_before = commit_offsets_at(
+                ctx,
+                load,
+                both,
+                lambda: (
+                    "before the change (the load paused), " + inspect_line(ctx.store.for_inspect())
+                ),
+            )
+            failure = wait_for_failure_point(ctx, load)
+            say.say(f"the change comes after {failure.acked} acks ({failure.sent} sent)")
             if growing:
                 changed_at = _join(b, say.say)
+                load.hold(ctx.schedule.settle)
                 placed = wait_placement([boot_a, boot_b], lambda led: 2 in led.values())
             else:
-                changed_at, b_code = _leave(b, say.say)
+                changed_at = _leave(b, say.say)
+                load.hold(ctx.schedule.settle)
                 placed = wait_placement([boot_a], lambda led: set(led.values()) == {1})
+            load.hold(None)
+            if not growing:
+                b_code = b.stop()
+                for line in b.lines_with("left the cluster"):
+                    say.say(f"  node=2: {line.split(': ', 1)[-1]}")
             placed_at = placed[0] if placed else None
             after = placed[1] if placed else leaders(boot_a)
             moved = {p for p, node in after.items() if before.get(p) != node}
@@ -167,7 +185,7 @@ def _run(ctx: DrillContext, *, growing: bool) -> Report:
             f"node={2 if growing else 1} adopted the moved partitions at {adopted}; its first "
             f"ack on one came {seconds(rounded(_since(first, changed_at)))} after the change"
         )
-        report, _ = verdict_fields(ctx, load, boot_a, offsets_before)
+        report, _ = verdict_fields(ctx, load, boot_a, offsets_before, failure)
         say.say(f"after the drill, {inspect_line(ctx.store.for_inspect())}")
         a_code = a.stop()
         if growing:
@@ -194,13 +212,11 @@ def _join(b: BrokerRun, say: Callable[[str], None]) -> float:
     return changed_at
 
 
-def _leave(b: BrokerRun, say: Callable[[str], None]) -> tuple[float, int]:
+def _leave(b: BrokerRun, say: Callable[[str], None]) -> float:
     changed_at = time.monotonic()
+    b.terminate()
     say("SIGTERM broker node=2: it uploads, seals its stream and hands its partitions over")
-    code = b.stop()
-    for line in b.lines_with("left the cluster"):
-        say(f"  node=2: {line.split(': ', 1)[-1]}")
-    return changed_at, code
+    return changed_at
 
 
 def _since(moment: float | None, start: float) -> float | None:

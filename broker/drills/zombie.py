@@ -1,7 +1,8 @@
 """`tidelog drill zombie`: the replaced broker is not dead; it comes back under load.
 
-Broker A (node 1) serves the load. A third of the way in, the drill commits the offsets
-group and freezes A with SIGSTOP (it keeps its sockets, its WAL and its belief that it
+Broker A (node 1) serves the load. The drill commits the offsets group at the schedule's
+commit point and, at its failure point (a third of the records acked), freezes A with
+SIGSTOP (it keeps its sockets, its WAL and its belief that it
 owns the log), then starts B (node 2, its own port; object mode: an empty data dir; wal
 mode: A's data dir, the same path, as a shared WAL volume would be), waits a moment and
 resumes A with SIGCONT while the producer (bootstrap list naming both ports) keeps going.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import time
 
 from broker.drills.harness import (
-    FAIL_AT,
     DrillContext,
     Report,
     Row,
@@ -33,6 +33,7 @@ from broker.drills.harness import (
     seconds,
     start_load,
     verdict_fields,
+    wait_for_failure_point,
 )
 from broker.drills.inspection import inspect_line
 from broker.drills.load import (
@@ -71,11 +72,16 @@ def run(ctx: DrillContext) -> Report:
         load = start_load(ctx, f"{boot_a},{boot_b}", **ZOMBIE_PRODUCER)
         with Progress(say, load.describe):
             offsets_before = commit_offsets_at(ctx, load, boot_a)
-            load.wait_for_fraction(FAIL_AT)
-            load.check_running()
+            failure = wait_for_failure_point(ctx, load)
             a.pause()
             paused_at = time.monotonic()
-            say.say(f"SIGSTOP broker node=1 after {load.acked()} acks: frozen, not dead")
+            # the rest of the load meets the frozen broker: what it answers once resumed
+            # is the zombie's window
+            load.hold(None)
+            say.say(
+                f"SIGSTOP broker node=1 after {failure.acked} acks ({failure.sent} sent): "
+                "frozen, not dead"
+            )
             at_takeover = ctx.store.usage()
             reads_before = ctx.store.read_counter(2)
             if opts.mode == "wal":
@@ -119,7 +125,7 @@ def run(ctx: DrillContext) -> Report:
             + (f" (first {fenced_at - resumed_at:.2f}s after SIGCONT)" if fenced_at else "")
             + (f", exited on its own code={zombie_code}" if zombie_exited else ", still running")
         )
-        report, records = verdict_fields(ctx, load, boot_b, offsets_before)
+        report, records = verdict_fields(ctx, load, boot_b, offsets_before, failure)
         a_stop = None if zombie_exited else a.stop()
         b_code = b.stop()
         say.say(
