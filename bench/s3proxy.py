@@ -172,9 +172,11 @@ class _Relay:
     def _answers(self, server: socket.socket, client: socket.socket, method: list[str]) -> None:
         try:
             while data := server.recv(1 << 18):
-                client.sendall(data)
+                # Counted before it is relayed: once the client has an answer, a snapshot
+                # already holds its bytes.
                 with self._lock:
                     self._counts.received_bytes[method[0]] += len(data)
+                client.sendall(data)
         except OSError:
             pass
         finally:
@@ -195,9 +197,9 @@ class _Relay:
                     self._counts.sent_bytes[verb] += len(head)
                 server.sendall(head)
                 for piece in _body(reader, headers):
-                    server.sendall(piece)
                     with self._lock:
                         self._counts.sent_bytes[verb] += len(piece)
+                    server.sendall(piece)
         except OSError:
             pass
         finally:
