@@ -92,6 +92,9 @@ class StoreConfig:
     # A silent wal-mode broker: "wait" for its WAL to be handed over (its last acks may
     # be only there), or "takeover" after the session timeout, giving those up.
     wal_failover: Literal["wait", "takeover"] = "wait"
+    # Checked before anything is allocated (docs/topics.md): one topic, and all together.
+    max_partitions_per_topic: int = 10_000
+    max_partitions: int = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,26 +359,81 @@ class LogStore:
         topic = self.topic(key[0])
         return topic is not None and 0 <= key[1] < topic.partitions
 
+    def check_new_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: dict[str, str] | None = None,
+        *,
+        planned: int = 0,
+    ) -> dict[str, str]:
+        """What `create_topic` checks, allocating nothing: raises StoreError with Kafka's
+        code, else returns the configs to store. `planned` partitions are about to be
+        created by the same request (a validate-only request creates none itself)."""
+        validate_topic_name(name)
+        if self.topic(name) is not None:
+            raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
+        self._check_partition_count(name, partitions)
+        checked = dict(configs or {})
+        unknown = sorted(set(checked) - set(DEFAULT_TOPIC_CONFIGS))
+        if unknown:
+            raise StoreError(ErrorCode.invalid_config, f"unknown topic config names={unknown}")
+        self._check_cluster_total(self.meta.state, name, partitions + planned)
+        return checked
+
+    def check_new_partitions(self, name: str, count: int, *, planned: int = 0) -> TopicState:
+        """What `create_partitions` checks, allocating nothing; returns the topic."""
+        topic = self.topic(name)
+        if topic is None:
+            raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
+        if count <= topic.partitions:
+            raise StoreError(
+                ErrorCode.invalid_partitions,
+                f"partition count can only grow topic={name} current={topic.partitions} "
+                f"requested={count}",
+            )
+        self._check_partition_count(name, count)
+        self._check_cluster_total(self.meta.state, name, count - topic.partitions + planned)
+        return topic
+
+    def _check_partition_count(self, name: str, partitions: int) -> None:
+        cap = self.config.max_partitions_per_topic
+        if partitions <= 0:
+            raise StoreError(
+                ErrorCode.invalid_partitions,
+                f"partition count must be positive topic={name} partitions={partitions}",
+            )
+        if partitions > cap:
+            raise StoreError(
+                ErrorCode.invalid_partitions,
+                f"more partitions than one topic may have (--max-partitions-per-topic) "
+                f"topic={name} partitions={partitions} max_partitions_per_topic={cap}",
+            )
+
+    def _check_cluster_total(self, state: MetaState, name: str, adding: int) -> None:
+        cap = self.config.max_partitions
+        total = sum(t.partitions for t in state.topics.values())
+        if total + adding > cap:
+            raise StoreError(
+                ErrorCode.policy_violation,
+                f"the cluster would have more partitions than --max-partitions allows "
+                f"topic={name} adding={adding} partitions_now={total} max_partitions={cap}",
+            )
+
     async def create_topic(
         self, name: str, partitions: int, configs: dict[str, str] | None = None
     ) -> TopicState:
-        validate_topic_name(name)
-        if partitions <= 0 or partitions > 100_000:
-            raise StoreError(
-                ErrorCode.invalid_partitions, f"invalid partition count partitions={partitions}"
-            )
-        merged = dict(configs or {})
-        unknown = sorted(set(merged) - set(DEFAULT_TOPIC_CONFIGS))
-        if unknown:
-            raise StoreError(ErrorCode.invalid_config, f"unknown topic config names={unknown}")
-        if self.topic(name) is not None:
-            raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
+        checked = self.check_new_topic(name, partitions, configs)
         topic_id = str(uuid.uuid4())
         op = {"op": "create_topic", "name": name, "id": topic_id, "partitions": partitions}
         keys = [(name, p) for p in range(partitions)]
-        await self._meta_ops(
-            lambda s: [{**op, "configs": merged}, self.membership.assign_new(s, keys)]
-        )
+
+        def ops(state: MetaState) -> list[dict[str, Any]]:
+            # Again against the log as it is now: another broker may have just grown it.
+            self._check_cluster_total(state, name, partitions)
+            return [{**op, "configs": checked}, self.membership.assign_new(state, keys)]
+
+        await self._meta_ops(ops)
         created = self.topic(name)
         if created is None or created.topic_id != topic_id:
             raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
@@ -391,18 +449,15 @@ class LogStore:
         log.info("topic deleted topic=%s id=%s", name, topic.topic_id)
 
     async def create_partitions(self, name: str, count: int) -> None:
-        topic = self.topic(name)
-        if topic is None:
-            raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
-        if count <= topic.partitions:
-            raise StoreError(
-                ErrorCode.invalid_partitions,
-                f"partition count can only grow topic={name} current={topic.partitions} "
-                f"requested={count}",
-            )
+        topic = self.check_new_partitions(name, count)
         op = {"op": "create_partitions", "name": name, "id": topic.topic_id, "count": count}
         keys = [(name, p) for p in range(topic.partitions, count)]
-        await self._meta_ops(lambda s: [op, self.membership.assign_new(s, keys)])
+
+        def ops(state: MetaState) -> list[dict[str, Any]]:
+            self._check_cluster_total(state, name, len(keys))
+            return [op, self.membership.assign_new(state, keys)]
+
+        await self._meta_ops(ops)
         await self.membership.adopt_assigned()
 
     async def _meta_ops(

@@ -1,5 +1,9 @@
 """CreateTopics (19) v2-7. Any replication factor is accepted: the object store replicates,
-so RF > 1 is recorded as asked but every partition has one replica, this broker."""
+so RF > 1 is recorded as asked but every partition has one replica, this broker.
+
+`validate_only` runs the same checks as a create (name, partition caps, configs),
+counting what the topics before it in the request would add, and creates nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from broker.handlers.base import Handler, build, response_module
 from protocol.errors import ErrorCode
 from protocol.headers import RequestHeader
 from storage.errors import StoreError
-from storage.log_store import DEFAULT_TOPIC_CONFIGS, validate_topic_name
+from storage.log_store import DEFAULT_TOPIC_CONFIGS
 
 if TYPE_CHECKING:
     from broker.server import Broker
@@ -23,6 +27,7 @@ class CreateTopicsHandler(Handler):
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         results = []
+        planned = 0  # partitions a validate-only request would have created so far
         for t in request.topics:
             code, message, partitions, topic_id = ErrorCode.none, None, -1, uuid.UUID(int=0)
             configs = {c.name: c.value for c in t.configs}
@@ -38,11 +43,8 @@ class CreateTopicsHandler(Handler):
                         f"invalid replication factor replication_factor={t.replication_factor}",
                     )
                 if request.validate_only:
-                    validate_topic_name(t.name)
-                    if broker.store.topic(t.name) is not None:
-                        raise StoreError(
-                            ErrorCode.topic_already_exists, f"topic exists topic={t.name}"
-                        )
+                    broker.store.check_new_topic(t.name, count, configs, planned=planned)
+                    planned += count
                 else:
                     state = await broker.store.create_topic(t.name, count, configs)
                     topic_id = uuid.UUID(state.topic_id)

@@ -102,6 +102,8 @@ def broker_configs(broker: Broker) -> dict[str, str]:
         "broker.id": str(c.node_id),
         "auto.create.topics.enable": str(c.auto_create_topics).lower(),
         "num.partitions": str(c.default_partitions),
+        "tidelog.max.partitions.per.topic": str(c.max_partitions_per_topic),
+        "tidelog.max.partitions": str(c.max_partitions),
         "socket.request.max.bytes": str(c.max_request_bytes),
         "tidelog.durability": c.durability,
         "tidelog.flush.interval.ms": str(c.flush_interval_ms),
