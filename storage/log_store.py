@@ -59,6 +59,10 @@ Durability = Literal["wal", "object"]
 PartitionKey = tuple[str, int]
 
 TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+# Kafka's internal topics, never user topics: group slots are keyed under the first one
+# (a user topic of that name had no partition anyone could serve), transactions will
+# need the second.
+INTERNAL_TOPICS = frozenset({GROUP_TOPIC, "__transaction_state"})
 DEFAULT_TOPIC_CONFIGS: dict[str, str] = {
     "cleanup.policy": "delete",
     "compression.type": "producer",
@@ -117,6 +121,16 @@ def validate_topic_name(name: str) -> None:
         raise StoreError(
             ErrorCode.invalid_topic_exception,
             f"invalid topic name (1-249 of [a-zA-Z0-9._-], not '.' or '..') topic={name!r}",
+        )
+
+
+def validate_user_topic_name(name: str) -> None:
+    """A name clients may create and produce to: valid, and not Kafka's internal ones."""
+    validate_topic_name(name)
+    if name in INTERNAL_TOPICS:
+        raise StoreError(
+            ErrorCode.invalid_topic_exception,
+            f"kafka's internal topic names are not user topics topic={name}",
         )
 
 
@@ -370,7 +384,7 @@ class LogStore:
         """What `create_topic` checks, allocating nothing: raises StoreError with Kafka's
         code, else returns the configs to store. `planned` partitions are about to be
         created by the same request (a validate-only request creates none itself)."""
-        validate_topic_name(name)
+        validate_user_topic_name(name)
         if self.topic(name) is not None:
             raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
         self._check_partition_count(name, partitions)
@@ -383,6 +397,7 @@ class LogStore:
 
     def check_new_partitions(self, name: str, count: int, *, planned: int = 0) -> TopicState:
         """What `create_partitions` checks, allocating nothing; returns the topic."""
+        validate_user_topic_name(name)  # one a broker before this check let in stays as is
         topic = self.topic(name)
         if topic is None:
             raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
@@ -442,6 +457,13 @@ class LogStore:
         return created
 
     async def delete_topic(self, name: str) -> None:
+        if name == GROUP_TOPIC:
+            # Only a broker before the name check made one. Its delete would drop the
+            # group slots' owners too, and a slot claimed anew starts with no offsets.
+            raise StoreError(
+                ErrorCode.invalid_topic_exception,
+                f"a topic named like the group slots cannot be deleted topic={name}",
+            )
         topic = self.topic(name)
         if topic is None:
             raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
@@ -575,6 +597,11 @@ class LogStore:
     ) -> PendingAppend:
         """Validate, deduplicate and store one partition's record set now (offsets are
         assigned before this returns); await `durable` before acknowledging it."""
+        if topic in INTERNAL_TOPICS:
+            raise StoreError(
+                ErrorCode.invalid_topic_exception,
+                f"cannot produce to kafka's internal topic topic={topic}",
+            )
         self._check_writable()
         part = self.partition(topic, partition)
         if part.key in self.moving:
