@@ -23,7 +23,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +51,7 @@ from storage.ownership import group_slot, open_stream
 from storage.partition_log import Batch, PartitionLog
 from storage.producer_state import Verdict
 from storage.stream_state import CommittedOffset, StreamState
+from storage.topic_config import DEFAULT_TOPIC_CONFIGS, problem, validate_topic_configs
 from storage.wal import KIND_BATCH, WalError, WalWriter, encode_payload, read_wal
 
 log = logging.getLogger(__name__)
@@ -63,16 +64,6 @@ TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # (a user topic of that name had no partition anyone could serve), transactions will
 # need the second.
 INTERNAL_TOPICS = frozenset({GROUP_TOPIC, "__transaction_state"})
-DEFAULT_TOPIC_CONFIGS: dict[str, str] = {
-    "cleanup.policy": "delete",
-    "compression.type": "producer",
-    "max.message.bytes": "1048588",
-    "message.timestamp.type": "CreateTime",
-    "retention.bytes": "-1",
-    "retention.ms": "604800000",
-    "segment.bytes": "1073741824",
-    "min.insync.replicas": "1",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +166,7 @@ class LogStore:
         self.on_fenced: Callable[[], None] | None = None  # the server closes its listener
         self.membership = Membership(self)
         self.load_stats = LoadStats(-1, 0, 0)
+        self._bad_configs_reported: set[tuple[str, str]] = set()  # (topic id, name)
 
     @property
     def epoch(self) -> int:
@@ -186,6 +178,7 @@ class LogStore:
         """Join the cluster, take over what is ours, replay the WAL, start uploading."""
         self._lock_fd = lock_data_dir(self.config.data_dir)
         stats = await self.meta.load()
+        self._report_bad_configs()
         epoch = await self.meta.append(
             ops=[
                 {
@@ -377,7 +370,7 @@ class LogStore:
         self,
         name: str,
         partitions: int,
-        configs: dict[str, str] | None = None,
+        configs: Mapping[str, str | None] | None = None,
         *,
         planned: int = 0,
     ) -> dict[str, str]:
@@ -388,10 +381,7 @@ class LogStore:
         if self.topic(name) is not None:
             raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
         self._check_partition_count(name, partitions)
-        checked = dict(configs or {})
-        unknown = sorted(set(checked) - set(DEFAULT_TOPIC_CONFIGS))
-        if unknown:
-            raise StoreError(ErrorCode.invalid_config, f"unknown topic config names={unknown}")
+        checked = validate_topic_configs(configs or {})
         self._check_cluster_total(self.meta.state, name, partitions + planned)
         return checked
 
@@ -436,7 +426,7 @@ class LogStore:
             )
 
     async def create_topic(
-        self, name: str, partitions: int, configs: dict[str, str] | None = None
+        self, name: str, partitions: int, configs: Mapping[str, str | None] | None = None
     ) -> TopicState:
         checked = self.check_new_topic(name, partitions, configs)
         topic_id = str(uuid.uuid4())
@@ -709,10 +699,37 @@ class LogStore:
             await part.waiter()
 
     def topic_config(self, topic: str, name: str) -> str:
+        """The value in force: the topic's override if it validates, else the default.
+        A bad override in the bucket (from before topic configs were checked) is never
+        used, so nothing that reads a config fails on it; it is logged once."""
         state = self.topic(topic)
-        if state is not None and name in state.configs:
-            return state.configs[name]
+        stored = state.configs.get(name) if state is not None else None
+        if state is None or stored is None:
+            return DEFAULT_TOPIC_CONFIGS[name]
+        if problem(name, stored) is None:
+            return stored
+        self._report_bad_config(state, name, stored)
         return DEFAULT_TOPIC_CONFIGS[name]
+
+    def _report_bad_configs(self) -> None:
+        for state in self.topics().values():
+            for name, stored in state.configs.items():
+                if problem(name, stored) is not None:
+                    self._report_bad_config(state, name, stored)
+
+    def _report_bad_config(self, state: TopicState, name: str, stored: object) -> None:
+        if (state.topic_id, name) in self._bad_configs_reported:
+            return
+        self._bad_configs_reported.add((state.topic_id, name))
+        log.warning(
+            "topic config in the bucket does not validate; ignored, its default applies "
+            "topic=%s config=%s value=%r reason=%s default=%s",
+            state.name,
+            name,
+            stored,
+            problem(name, stored),
+            DEFAULT_TOPIC_CONFIGS.get(name, "-"),
+        )
 
     # -- flush -------------------------------------------------------------------------
 

@@ -1,14 +1,17 @@
 """The topic catalog over the in-memory object store: what CreateTopics and
-CreatePartitions may add, checked before anything is allocated or committed."""
+CreatePartitions may add, checked before anything is allocated or committed, and what
+a topic config value an older broker stored does to produce."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import pytest
 
 from protocol.errors import ErrorCode
+from protocol.records import Record, build_batch
 from storage.errors import StoreError
 from storage.log_store import LogStore, StoreConfig
 from storage.memory_store import MemoryObjectStore
@@ -44,5 +47,49 @@ def test_two_brokers_creating_at_once_cannot_pass_the_cluster_cap_together(
         await one.create_partitions("first", 10)  # exactly the cap
         await two.stop()
         await one.stop()
+
+    asyncio.run(main())
+
+
+def batch(value: bytes) -> bytes:
+    return build_batch([Record(0, NOW, b"k", value)])
+
+
+def test_create_topic_refuses_a_bad_config_value_and_stores_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = make(tmp_path, MemoryObjectStore())
+        await store.start()
+        seq = store.meta.state.seq
+        with pytest.raises(StoreError) as refused:
+            await store.create_topic("t", 1, {"max.message.bytes": "abc"})
+        assert refused.value.code == ErrorCode.invalid_config
+        assert "config=max.message.bytes" in str(refused.value)
+        assert store.topic("t") is None and store.meta.state.seq == seq
+        await store.stop()
+
+    asyncio.run(main())
+
+
+def test_a_bad_config_value_an_older_broker_stored_is_ignored_by_produce(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        store = make(tmp_path, MemoryObjectStore())
+        await store.start()
+        # The op exactly as a broker without config checks committed it.
+        op = {"op": "create_topic", "name": "old", "id": str(uuid.uuid4()), "partitions": 1}
+        op["configs"] = {"max.message.bytes": "abc", "retention.ms": None}
+        await store.meta.append(
+            ops=lambda s: [op, store.membership.assign_new(s, [("old", 0)])],
+            guard=store.membership.is_member,
+        )
+        await store.membership.adopt_assigned()
+        result = await store.append("old", 0, batch(b"v"))
+        assert result.base_offset == 0
+        assert store.topic_config("old", "max.message.bytes") == "1048588"
+        with pytest.raises(StoreError) as too_large:
+            store.append_nowait("old", 0, batch(b"x" * 1_100_000))
+        assert too_large.value.code == ErrorCode.message_too_large
+        await store.stop()
 
     asyncio.run(main())
