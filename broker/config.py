@@ -44,6 +44,8 @@ class ServeConfig:
     flush_bytes: int
     auto_create_topics: bool
     default_partitions: int
+    max_partitions_per_topic: int
+    max_partitions: int
     max_request_bytes: int
     max_connections: int | None
     max_connections_per_ip: int | None
@@ -174,6 +176,22 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         "default-partitions", _int_in(1, 10_000), "1", "partitions of auto-created topics", "N"
     ),
     _Option(
+        "max-partitions-per-topic",
+        _int_in(1, 2**31 - 1),
+        "10000",
+        "most partitions one topic may have; more is INVALID_PARTITIONS "
+        "(CreateTopics, CreatePartitions, auto-create)",
+        "N",
+    ),
+    _Option(
+        "max-partitions",
+        _int_in(1, 2**31 - 1),
+        "50000",
+        "most partitions all topics of the cluster may have together; more is "
+        "POLICY_VIOLATION (every broker holds and loads the metadata of each one)",
+        "N",
+    ),
+    _Option(
         "max-request-bytes",
         _int_in(1024, 2**31 - 1),
         str(100 * 1024 * 1024),
@@ -278,16 +296,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> ServeConfig:
     """Merge command line, environment and defaults; raise ConfigError on a bad value."""
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for opt in SERVE_OPTIONS:
         raw, source = getattr(args, opt.dest), f"--{opt.name}"
         if raw is None and opt.env in env:
             raw, source = env[opt.env], opt.env
         if raw is None:
             raw = opt.default
+        sources[opt.dest] = source
         try:
             values[opt.dest] = None if raw is None else opt.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"invalid value for {source}: {exc}") from None
+    for cap in ("max_partitions_per_topic", "max_partitions"):
+        # Every auto-create would be refused: say so now, not on the first produce.
+        if values["default_partitions"] > values[cap]:
+            raise ConfigError(
+                f"invalid value for {sources['default_partitions']}: expected at most "
+                f"{sources[cap]} ({values[cap]}), got {values['default_partitions']}"
+            )
     auto = args.auto_create_topics
     if auto is None:
         try:

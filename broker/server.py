@@ -20,6 +20,7 @@ from broker.group_coordinator import GroupCoordinator
 from broker.group_model import GroupConfig
 from broker.handlers import HANDLERS
 from broker.handlers.base import Handler
+from protocol.errors import ErrorCode
 from storage.errors import StoreError
 from storage.log_store import LogStore, StoreConfig
 from storage.meta_state import Member, TopicState
@@ -29,6 +30,15 @@ from storage.store_url import open_object_store
 log = logging.getLogger(__name__)
 
 CLUSTER_ID_NAMESPACE = uuid.UUID("6f1c0a52-3e55-4a0e-9a0c-2b1f8d1c7e11")
+# Auto-create refusals a retry cannot change: the client hears the reason, not "unknown".
+_AUTO_CREATE_REFUSALS = frozenset(
+    {
+        ErrorCode.invalid_topic_exception,
+        ErrorCode.invalid_partitions,
+        ErrorCode.policy_violation,
+        ErrorCode.invalid_config,
+    }
+)
 
 
 def clock_ms() -> int:
@@ -68,6 +78,8 @@ class Broker:
                 session_timeout_ms=config.session_timeout_ms,
                 replace_nodes=config.replace,
                 wal_failover="takeover" if config.wal_failover == "takeover" else "wait",
+                max_partitions_per_topic=config.max_partitions_per_topic,
+                max_partitions=config.max_partitions,
             ),
             self.object_store,
             clock_ms,
@@ -156,7 +168,8 @@ class Broker:
         return brokers[0].node if brokers else self.node_id
 
     async def ensure_topic(self, name: str) -> TopicState | None:
-        """The topic, auto-created if allowed; None if it does not exist."""
+        """The topic, auto-created if allowed; None if it does not exist. Raises
+        StoreError when creating it is refused for good (a cap, a reserved name)."""
         topic = self.store.topic(name)
         if topic is None and self.config.auto_create_topics:
             await self.store.fresh_metadata()  # another broker may have just created it
@@ -167,4 +180,6 @@ class Broker:
             return await self.store.create_topic(name, self.config.default_partitions)
         except StoreError as exc:
             log.info("auto-create refused topic=%s error=%s", name, exc)
+            if exc.code in _AUTO_CREATE_REFUSALS:
+                raise
             return self.store.topic(name)

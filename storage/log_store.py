@@ -23,7 +23,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +51,7 @@ from storage.ownership import group_slot, open_stream
 from storage.partition_log import Batch, PartitionLog
 from storage.producer_state import Verdict
 from storage.stream_state import CommittedOffset, StreamState
+from storage.topic_config import DEFAULT_TOPIC_CONFIGS, problem, validate_topic_configs
 from storage.wal import KIND_BATCH, WalError, WalWriter, encode_payload, read_wal
 
 log = logging.getLogger(__name__)
@@ -59,16 +60,10 @@ Durability = Literal["wal", "object"]
 PartitionKey = tuple[str, int]
 
 TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
-DEFAULT_TOPIC_CONFIGS: dict[str, str] = {
-    "cleanup.policy": "delete",
-    "compression.type": "producer",
-    "max.message.bytes": "1048588",
-    "message.timestamp.type": "CreateTime",
-    "retention.bytes": "-1",
-    "retention.ms": "604800000",
-    "segment.bytes": "1073741824",
-    "min.insync.replicas": "1",
-}
+# Kafka's internal topics, never user topics: group slots are keyed under the first one
+# (a user topic of that name had no partition anyone could serve), transactions will
+# need the second.
+INTERNAL_TOPICS = frozenset({GROUP_TOPIC, "__transaction_state"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +87,9 @@ class StoreConfig:
     # A silent wal-mode broker: "wait" for its WAL to be handed over (its last acks may
     # be only there), or "takeover" after the session timeout, giving those up.
     wal_failover: Literal["wait", "takeover"] = "wait"
+    # Checked before anything is allocated (docs/topics.md): one topic, and all together.
+    max_partitions_per_topic: int = 10_000
+    max_partitions: int = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +112,16 @@ def validate_topic_name(name: str) -> None:
         raise StoreError(
             ErrorCode.invalid_topic_exception,
             f"invalid topic name (1-249 of [a-zA-Z0-9._-], not '.' or '..') topic={name!r}",
+        )
+
+
+def validate_user_topic_name(name: str) -> None:
+    """A name clients may create and produce to: valid, and not Kafka's internal ones."""
+    validate_topic_name(name)
+    if name in INTERNAL_TOPICS:
+        raise StoreError(
+            ErrorCode.invalid_topic_exception,
+            f"kafka's internal topic names are not user topics topic={name}",
         )
 
 
@@ -158,6 +166,7 @@ class LogStore:
         self.on_fenced: Callable[[], None] | None = None  # the server closes its listener
         self.membership = Membership(self)
         self.load_stats = LoadStats(-1, 0, 0)
+        self._bad_configs_reported: set[tuple[str, str]] = set()  # (topic id, name)
 
     @property
     def epoch(self) -> int:
@@ -169,6 +178,7 @@ class LogStore:
         """Join the cluster, take over what is ours, replay the WAL, start uploading."""
         self._lock_fd = lock_data_dir(self.config.data_dir)
         stats = await self.meta.load()
+        self._report_bad_configs()
         epoch = await self.meta.append(
             ops=[
                 {
@@ -356,41 +366,28 @@ class LogStore:
         topic = self.topic(key[0])
         return topic is not None and 0 <= key[1] < topic.partitions
 
-    async def create_topic(
-        self, name: str, partitions: int, configs: dict[str, str] | None = None
-    ) -> TopicState:
-        validate_topic_name(name)
-        if partitions <= 0 or partitions > 100_000:
-            raise StoreError(
-                ErrorCode.invalid_partitions, f"invalid partition count partitions={partitions}"
-            )
-        merged = dict(configs or {})
-        unknown = sorted(set(merged) - set(DEFAULT_TOPIC_CONFIGS))
-        if unknown:
-            raise StoreError(ErrorCode.invalid_config, f"unknown topic config names={unknown}")
+    def check_new_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        planned: int = 0,
+    ) -> dict[str, str]:
+        """What `create_topic` checks, allocating nothing: raises StoreError with Kafka's
+        code, else returns the configs to store. `planned` partitions are about to be
+        created by the same request (a validate-only request creates none itself)."""
+        validate_user_topic_name(name)
         if self.topic(name) is not None:
             raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
-        topic_id = str(uuid.uuid4())
-        op = {"op": "create_topic", "name": name, "id": topic_id, "partitions": partitions}
-        keys = [(name, p) for p in range(partitions)]
-        await self._meta_ops(
-            lambda s: [{**op, "configs": merged}, self.membership.assign_new(s, keys)]
-        )
-        created = self.topic(name)
-        if created is None or created.topic_id != topic_id:
-            raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
-        log.info("topic created topic=%s partitions=%d id=%s", name, partitions, topic_id)
-        await self.membership.adopt_assigned()
-        return created
+        self._check_partition_count(name, partitions)
+        checked = validate_topic_configs(configs or {})
+        self._check_cluster_total(self.meta.state, name, partitions + planned)
+        return checked
 
-    async def delete_topic(self, name: str) -> None:
-        topic = self.topic(name)
-        if topic is None:
-            raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
-        await self._meta_ops([{"op": "delete_topic", "name": name, "id": topic.topic_id}])
-        log.info("topic deleted topic=%s id=%s", name, topic.topic_id)
-
-    async def create_partitions(self, name: str, count: int) -> None:
+    def check_new_partitions(self, name: str, count: int, *, planned: int = 0) -> TopicState:
+        """What `create_partitions` checks, allocating nothing; returns the topic."""
+        validate_user_topic_name(name)  # one a broker before this check let in stays as is
         topic = self.topic(name)
         if topic is None:
             raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
@@ -400,9 +397,79 @@ class LogStore:
                 f"partition count can only grow topic={name} current={topic.partitions} "
                 f"requested={count}",
             )
+        self._check_partition_count(name, count)
+        self._check_cluster_total(self.meta.state, name, count - topic.partitions + planned)
+        return topic
+
+    def _check_partition_count(self, name: str, partitions: int) -> None:
+        cap = self.config.max_partitions_per_topic
+        if partitions <= 0:
+            raise StoreError(
+                ErrorCode.invalid_partitions,
+                f"partition count must be positive topic={name} partitions={partitions}",
+            )
+        if partitions > cap:
+            raise StoreError(
+                ErrorCode.invalid_partitions,
+                f"more partitions than one topic may have (--max-partitions-per-topic) "
+                f"topic={name} partitions={partitions} max_partitions_per_topic={cap}",
+            )
+
+    def _check_cluster_total(self, state: MetaState, name: str, adding: int) -> None:
+        cap = self.config.max_partitions
+        total = sum(t.partitions for t in state.topics.values())
+        if total + adding > cap:
+            raise StoreError(
+                ErrorCode.policy_violation,
+                f"the cluster would have more partitions than --max-partitions allows "
+                f"topic={name} adding={adding} partitions_now={total} max_partitions={cap}",
+            )
+
+    async def create_topic(
+        self, name: str, partitions: int, configs: Mapping[str, str | None] | None = None
+    ) -> TopicState:
+        checked = self.check_new_topic(name, partitions, configs)
+        topic_id = str(uuid.uuid4())
+        op = {"op": "create_topic", "name": name, "id": topic_id, "partitions": partitions}
+        keys = [(name, p) for p in range(partitions)]
+
+        def ops(state: MetaState) -> list[dict[str, Any]]:
+            # Again against the log as it is now: another broker may have just grown it.
+            self._check_cluster_total(state, name, partitions)
+            return [{**op, "configs": checked}, self.membership.assign_new(state, keys)]
+
+        await self._meta_ops(ops)
+        created = self.topic(name)
+        if created is None or created.topic_id != topic_id:
+            raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
+        log.info("topic created topic=%s partitions=%d id=%s", name, partitions, topic_id)
+        await self.membership.adopt_assigned()
+        return created
+
+    async def delete_topic(self, name: str) -> None:
+        if name == GROUP_TOPIC:
+            # Only a broker before the name check made one. Its delete would drop the
+            # group slots' owners too, and a slot claimed anew starts with no offsets.
+            raise StoreError(
+                ErrorCode.invalid_topic_exception,
+                f"a topic named like the group slots cannot be deleted topic={name}",
+            )
+        topic = self.topic(name)
+        if topic is None:
+            raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
+        await self._meta_ops([{"op": "delete_topic", "name": name, "id": topic.topic_id}])
+        log.info("topic deleted topic=%s id=%s", name, topic.topic_id)
+
+    async def create_partitions(self, name: str, count: int) -> None:
+        topic = self.check_new_partitions(name, count)
         op = {"op": "create_partitions", "name": name, "id": topic.topic_id, "count": count}
         keys = [(name, p) for p in range(topic.partitions, count)]
-        await self._meta_ops(lambda s: [op, self.membership.assign_new(s, keys)])
+
+        def ops(state: MetaState) -> list[dict[str, Any]]:
+            self._check_cluster_total(state, name, len(keys))
+            return [op, self.membership.assign_new(state, keys)]
+
+        await self._meta_ops(ops)
         await self.membership.adopt_assigned()
 
     async def _meta_ops(
@@ -520,6 +587,11 @@ class LogStore:
     ) -> PendingAppend:
         """Validate, deduplicate and store one partition's record set now (offsets are
         assigned before this returns); await `durable` before acknowledging it."""
+        if topic in INTERNAL_TOPICS:
+            raise StoreError(
+                ErrorCode.invalid_topic_exception,
+                f"cannot produce to kafka's internal topic topic={topic}",
+            )
         self._check_writable()
         part = self.partition(topic, partition)
         if part.key in self.moving:
@@ -627,10 +699,37 @@ class LogStore:
             await part.waiter()
 
     def topic_config(self, topic: str, name: str) -> str:
+        """The value in force: the topic's override if it validates, else the default.
+        A bad override in the bucket (from before topic configs were checked) is never
+        used, so nothing that reads a config fails on it; it is logged once."""
         state = self.topic(topic)
-        if state is not None and name in state.configs:
-            return state.configs[name]
+        stored = state.configs.get(name) if state is not None else None
+        if state is None or stored is None:
+            return DEFAULT_TOPIC_CONFIGS[name]
+        if problem(name, stored) is None:
+            return stored
+        self._report_bad_config(state, name, stored)
         return DEFAULT_TOPIC_CONFIGS[name]
+
+    def _report_bad_configs(self) -> None:
+        for state in self.topics().values():
+            for name, stored in state.configs.items():
+                if problem(name, stored) is not None:
+                    self._report_bad_config(state, name, stored)
+
+    def _report_bad_config(self, state: TopicState, name: str, stored: object) -> None:
+        if (state.topic_id, name) in self._bad_configs_reported:
+            return
+        self._bad_configs_reported.add((state.topic_id, name))
+        log.warning(
+            "topic config in the bucket does not validate; ignored, its default applies "
+            "topic=%s config=%s value=%r reason=%s default=%s",
+            state.name,
+            name,
+            stored,
+            problem(name, stored),
+            DEFAULT_TOPIC_CONFIGS.get(name, "-"),
+        )
 
     # -- flush -------------------------------------------------------------------------
 

@@ -34,7 +34,8 @@ from storage.commit_format import CommitHeader
 from storage.stream_state import GROUP_SLOTS_TOPIC, PartitionKey, StateError
 
 # Group coordination is spread over this many slots, owned like partitions (Kafka's
-# __consumer_offsets partitions): a group's coordinator is the owner of its slot.
+# __consumer_offsets partitions): a group's coordinator is the owner of its slot. The
+# name is never a user topic's (storage/log_store.py INTERNAL_TOPICS): its keys are these.
 GROUP_TOPIC = GROUP_SLOTS_TOPIC
 GROUP_SLOTS = 16
 

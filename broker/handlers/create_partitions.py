@@ -1,4 +1,8 @@
-"""CreatePartitions (37) v0-3: grow a topic's partition count."""
+"""CreatePartitions (37) v0-3: grow a topic's partition count.
+
+`validate_only` runs the same checks (the caps included, counting what the topics
+before it in the request would add) and changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -20,21 +24,14 @@ class CreatePartitionsHandler(Handler):
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         results = []
+        planned = 0  # partitions a validate-only request would have added so far
         for t in request.topics:
             code, message = ErrorCode.none, None
             try:
-                state = broker.store.topic(t.name)
-                if state is None:
-                    raise StoreError(
-                        ErrorCode.unknown_topic_or_partition, f"no such topic topic={t.name}"
-                    )
-                if t.count <= state.partitions:
-                    raise StoreError(
-                        ErrorCode.invalid_partitions,
-                        f"partition count can only grow topic={t.name} "
-                        f"current={state.partitions} requested={t.count}",
-                    )
-                if not request.validate_only:
+                state = broker.store.check_new_partitions(t.name, t.count, planned=planned)
+                if request.validate_only:
+                    planned += t.count - state.partitions
+                else:
                     await broker.store.create_partitions(t.name, t.count)
             except StoreError as exc:
                 code, message = exc.code, str(exc)

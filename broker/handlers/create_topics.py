@@ -1,5 +1,10 @@
 """CreateTopics (19) v2-7. Any replication factor is accepted: the object store replicates,
-so RF > 1 is recorded as asked but every partition has one replica, this broker."""
+so RF > 1 is recorded as asked but every partition has one replica, this broker.
+
+`validate_only` runs the same checks as a create (name, partition caps, config values
+as Kafka checks them: storage/topic_config.py), counting what the topics before it in
+the request would add, and creates nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from broker.handlers.base import Handler, build, response_module
 from protocol.errors import ErrorCode
 from protocol.headers import RequestHeader
 from storage.errors import StoreError
-from storage.log_store import DEFAULT_TOPIC_CONFIGS, validate_topic_name
+from storage.topic_config import DEFAULT_TOPIC_CONFIGS
 
 if TYPE_CHECKING:
     from broker.server import Broker
@@ -23,9 +28,11 @@ class CreateTopicsHandler(Handler):
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         results = []
+        planned = 0  # partitions a validate-only request would have created so far
         for t in request.topics:
             code, message, partitions, topic_id = ErrorCode.none, None, -1, uuid.UUID(int=0)
-            configs = {c.name: c.value for c in t.configs}
+            configs: dict[str, str | None] = {c.name: c.value for c in t.configs}
+            stored: dict[str, str] = {}
             count = t.num_partitions
             if count == -1:
                 count = broker.config.default_partitions
@@ -38,18 +45,15 @@ class CreateTopicsHandler(Handler):
                         f"invalid replication factor replication_factor={t.replication_factor}",
                     )
                 if request.validate_only:
-                    validate_topic_name(t.name)
-                    if broker.store.topic(t.name) is not None:
-                        raise StoreError(
-                            ErrorCode.topic_already_exists, f"topic exists topic={t.name}"
-                        )
+                    stored = broker.store.check_new_topic(t.name, count, configs, planned=planned)
+                    planned += count
                 else:
                     state = await broker.store.create_topic(t.name, count, configs)
-                    topic_id = uuid.UUID(state.topic_id)
+                    topic_id, stored = uuid.UUID(state.topic_id), state.configs
                 partitions = count
             except StoreError as exc:
                 code, message = exc.code, str(exc)
-            merged = {**DEFAULT_TOPIC_CONFIGS, **configs}
+            merged = {**DEFAULT_TOPIC_CONFIGS, **stored}
             results.append(
                 build(
                     mod,
@@ -70,7 +74,7 @@ class CreateTopicsHandler(Handler):
                             name=k,
                             value=v,
                             read_only=False,
-                            config_source=1 if k in configs else 5,
+                            config_source=1 if k in stored else 5,
                             is_sensitive=False,
                         )
                         for k, v in sorted(merged.items())

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from broker.handlers.base import Handler, build, response_module
 from protocol.errors import ErrorCode
 from protocol.headers import RequestHeader
-from storage.log_store import DEFAULT_TOPIC_CONFIGS
+from storage.topic_config import TOPIC_CONFIGS, ConfigType, valid_overrides
 
 if TYPE_CHECKING:
     from broker.server import Broker
@@ -16,15 +16,12 @@ if TYPE_CHECKING:
 TOPIC, BROKER = 2, 4
 # ConfigSource values from Kafka's DescribeConfigsResponse.
 DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
-# ConfigType values (v3+).
-_TYPES = {"cleanup.policy": 7, "compression.type": 2, "message.timestamp.type": 2}
-_INT_TYPES = {"max.message.bytes", "min.insync.replicas"}
 
 
-def _config_type(name: str) -> int:
-    if name in _TYPES:
-        return _TYPES[name]
-    return 3 if name in _INT_TYPES else 5  # INT or LONG
+def _config_type(resource_type: int, name: str) -> int:
+    """ConfigType (v3+): a topic config's from the table; broker configs say LONG."""
+    key = TOPIC_CONFIGS.get(name) if resource_type == TOPIC else None
+    return int(key.type if key is not None else ConfigType.LONG)
 
 
 class DescribeConfigsHandler(Handler):
@@ -43,9 +40,10 @@ class DescribeConfigsHandler(Handler):
                     code = ErrorCode.unknown_topic_or_partition
                     message = f"no such topic topic={res.resource_name}"
                 else:
-                    for k, v in DEFAULT_TOPIC_CONFIGS.items():
-                        entries[k] = (v, DEFAULT_CONFIG)
-                    for k, v in topic.configs.items():
+                    for k, key in TOPIC_CONFIGS.items():
+                        entries[k] = (key.default, DEFAULT_CONFIG)
+                    # What is in force: a bad value an older broker stored is not.
+                    for k, v in valid_overrides(topic.configs).items():
                         entries[k] = (v, DYNAMIC_TOPIC_CONFIG)
             elif res.resource_type == BROKER:
                 if res.resource_name not in ("", str(broker.node_id)):
@@ -71,7 +69,7 @@ class DescribeConfigsHandler(Handler):
                     is_default=src == DEFAULT_CONFIG,
                     is_sensitive=False,
                     synonyms=(),
-                    config_type=_config_type(k),
+                    config_type=_config_type(res.resource_type, k),
                     documentation=None,
                 )
                 for k, (v, src) in sorted(entries.items())
@@ -102,6 +100,8 @@ def broker_configs(broker: Broker) -> dict[str, str]:
         "broker.id": str(c.node_id),
         "auto.create.topics.enable": str(c.auto_create_topics).lower(),
         "num.partitions": str(c.default_partitions),
+        "tidelog.max.partitions.per.topic": str(c.max_partitions_per_topic),
+        "tidelog.max.partitions": str(c.max_partitions),
         "socket.request.max.bytes": str(c.max_request_bytes),
         "tidelog.durability": c.durability,
         "tidelog.flush.interval.ms": str(c.flush_interval_ms),

@@ -17,7 +17,7 @@ from broker.handlers.base import Handler, build, response_module
 from protocol.errors import ErrorCode
 from protocol.headers import RequestHeader
 from storage.errors import StoreError
-from storage.log_store import validate_topic_name
+from storage.log_store import INTERNAL_TOPICS, validate_topic_name, validate_user_topic_name
 
 if TYPE_CHECKING:
     from broker.server import Broker
@@ -80,7 +80,12 @@ class MetadataHandler(Handler):
         error = ErrorCode.none
         try:
             validate_topic_name(name)
-            state = await broker.ensure_topic(name) if allow_create else broker.store.topic(name)
+            state = broker.store.topic(name)
+            if state is None:
+                # Kafka's internal names are refused, not "unknown" and retried for ever.
+                validate_user_topic_name(name)
+                if allow_create:
+                    state = await broker.ensure_topic(name)
             if state is None:
                 error = ErrorCode.unknown_topic_or_partition
         except StoreError as exc:
@@ -115,7 +120,7 @@ class MetadataHandler(Handler):
             error_code=error,
             name=name,
             topic_id=uuid.UUID(state.topic_id) if state is not None else uuid.UUID(int=0),
-            is_internal=False,
+            is_internal=name in INTERNAL_TOPICS,
             partitions=partitions,
             topic_authorized_operations=_ALL_OPERATIONS,
         )

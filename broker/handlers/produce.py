@@ -3,6 +3,11 @@
 Every partition is appended before anything is awaited, so the partitions of one
 request (and the requests pipelined behind it) share one WAL fsync or one upload.
 acks=0 requests get no response, as in Kafka.
+
+A partition answered with an error stores nothing: every check runs before its batch
+is added, and a partition that fails unexpectedly is answered UNKNOWN_SERVER_ERROR on
+its own (as Kafka does), never by dropping the connection with the other partitions'
+batches already appended and their clients told nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # Kafka refuses zstd batches in Produce requests older than v7 (KIP-110).
 _FIRST_ZSTD_VERSION = 7
+_VALID_ACKS = (-1, 0, 1)
 _ATTRIBUTES_AT = 21
 
 
@@ -58,7 +64,17 @@ class ProduceHandler(Handler):
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
         if request.transactional_id is not None:
             return self._all_failed(
-                header, request, ErrorCode.transactional_id_authorization_failed
+                header,
+                request,
+                ErrorCode.transactional_id_authorization_failed,
+                "transactions are not supported",
+            )
+        if int(request.acks) not in _VALID_ACKS:
+            return self._all_failed(
+                header,
+                request,
+                ErrorCode.invalid_required_acks,
+                f"acks must be -1, 0 or 1 acks={int(request.acks)}",
             )
         pending: list[tuple[str, int, PendingAppend | StoreError]] = []
         for name, partitions in request.topics:
@@ -73,6 +89,10 @@ class ProduceHandler(Handler):
                     pend = broker.store.append_nowait(name, index, records or b"")
                 except StoreError as exc:
                     pending.append((name, index, exc))
+                except Exception as exc:  # a bug: this partition fails, not the request
+                    log.exception("append failed topic=%s partition=%d", name, index)
+                    failed = StoreError(ErrorCode.unknown_server_error, f"append failed {exc!r}")
+                    pending.append((name, index, failed))
                 else:
                     pending.append((name, index, pend))
         outcomes = await asyncio.gather(
@@ -126,9 +146,11 @@ class ProduceHandler(Handler):
         )
         return build(mod, "ProduceResponse", responses=topics, throttle_time=datetime.timedelta(0))
 
-    def _all_failed(self, header: RequestHeader, request: Any, code: ErrorCode) -> Any:
+    def _all_failed(
+        self, header: RequestHeader, request: Any, code: ErrorCode, message: str
+    ) -> Any:
         results: dict[str, list[tuple[int, ErrorCode, AppendResult | None, str | None]]] = {
-            name: [(index, code, None, "transactions are not supported") for index, _ in parts]
+            name: [(index, code, None, message) for index, _ in parts]
             for name, parts in request.topics
         }
         return self._response(header, results)

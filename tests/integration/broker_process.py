@@ -44,6 +44,7 @@ class BrokerProcess:
         self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-broker-{node_id}.log"
+        self._log_start = 0  # where this run's lines begin: a restart appends to the log
 
     @property
     def bootstrap(self) -> str:
@@ -70,6 +71,7 @@ class BrokerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with open(self.log_path, "ab") as log_file:
+            self._log_start = log_file.tell()
             self.proc = subprocess.Popen(self.command(), stdout=log_file, stderr=log_file, env=env)
         self._wait_ready()
         return self
@@ -82,10 +84,18 @@ class BrokerProcess:
                 raise RuntimeError(
                     f"broker exited during start-up code={self.proc.returncode}\n{self.output()}"
                 )
-            if "tidelog ready" in self.output():
+            if self._ready_in_this_run():
                 return
             time.sleep(0.05)
         raise RuntimeError(f"broker not ready after {READY_TIMEOUT_S}s\n{self.output()}")
+
+    def _ready_in_this_run(self) -> bool:
+        try:
+            with open(self.log_path, "rb") as log_file:
+                log_file.seek(self._log_start)
+                return b"tidelog ready" in log_file.read()
+        except FileNotFoundError:
+            return False
 
     def output(self) -> str:
         try:

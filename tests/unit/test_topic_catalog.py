@@ -1,0 +1,95 @@
+"""The topic catalog over the in-memory object store: what CreateTopics and
+CreatePartitions may add, checked before anything is allocated or committed, and what
+a topic config value an older broker stored does to produce."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from protocol.errors import ErrorCode
+from protocol.records import Record, build_batch
+from storage.errors import StoreError
+from storage.log_store import LogStore, StoreConfig
+from storage.memory_store import MemoryObjectStore
+
+NOW = 1_700_000_000_000
+
+
+def make(tmp: Path, mem: MemoryObjectStore, **kw: object) -> LogStore:
+    config = StoreConfig(data_dir=tmp, flush_interval_ms=3_600_000, **kw)  # type: ignore[arg-type]
+    return LogStore(config, mem, lambda: NOW)
+
+
+def test_two_brokers_creating_at_once_cannot_pass_the_cluster_cap_together(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        mem = MemoryObjectStore()
+        one = make(tmp_path / "one", mem, node_id=1, max_partitions=10)
+        two = make(tmp_path / "two", mem, node_id=2, max_partitions=10)
+        await one.start()
+        await two.start()
+        await two.create_topic("first", 6)
+        # `one` has not folded that yet: its own check passes, the commit's must not.
+        assert one.topic("first") is None
+        with pytest.raises(StoreError) as refused:
+            await one.create_topic("second", 6)
+        assert refused.value.code == ErrorCode.policy_violation
+        assert "max_partitions=10" in str(refused.value)
+        assert one.topic("first") is not None and one.topic("second") is None
+        with pytest.raises(StoreError) as grown:
+            await one.create_partitions("first", 11)
+        assert grown.value.code == ErrorCode.policy_violation
+        await one.create_partitions("first", 10)  # exactly the cap
+        await two.stop()
+        await one.stop()
+
+    asyncio.run(main())
+
+
+def batch(value: bytes) -> bytes:
+    return build_batch([Record(0, NOW, b"k", value)])
+
+
+def test_create_topic_refuses_a_bad_config_value_and_stores_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = make(tmp_path, MemoryObjectStore())
+        await store.start()
+        seq = store.meta.state.seq
+        with pytest.raises(StoreError) as refused:
+            await store.create_topic("t", 1, {"max.message.bytes": "abc"})
+        assert refused.value.code == ErrorCode.invalid_config
+        assert "config=max.message.bytes" in str(refused.value)
+        assert store.topic("t") is None and store.meta.state.seq == seq
+        await store.stop()
+
+    asyncio.run(main())
+
+
+def test_a_bad_config_value_an_older_broker_stored_is_ignored_by_produce(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        store = make(tmp_path, MemoryObjectStore())
+        await store.start()
+        # The op exactly as a broker without config checks committed it.
+        op = {"op": "create_topic", "name": "old", "id": str(uuid.uuid4()), "partitions": 1}
+        op["configs"] = {"max.message.bytes": "abc", "retention.ms": None}
+        await store.meta.append(
+            ops=lambda s: [op, store.membership.assign_new(s, [("old", 0)])],
+            guard=store.membership.is_member,
+        )
+        await store.membership.adopt_assigned()
+        result = await store.append("old", 0, batch(b"v"))
+        assert result.base_offset == 0
+        assert store.topic_config("old", "max.message.bytes") == "1048588"
+        with pytest.raises(StoreError) as too_large:
+            store.append_nowait("old", 0, batch(b"x" * 1_100_000))
+        assert too_large.value.code == ErrorCode.message_too_large
+        await store.stop()
+
+    asyncio.run(main())
