@@ -10,6 +10,11 @@ Guarantees:
   ``UnsupportedRequest`` (no schema for that key/version) or ``DecodeError``
   (truncated body or malformed field) -- whatever kio raised is wrapped,
   never leaked. Bytes after a complete body are ignored, as Kafka does.
+* kio never sees a body that ``protocol.body_guard`` refuses: every length
+  and count is checked against the bytes in the frame first (kio's native
+  reader allocates by an announced count and aborts the process when that
+  fails), and a null where the schema forbids one is a ``DecodeError``.
+  ``decode_response`` is guarded the same way.
 * ``encode_response`` returns the complete wire form -- size prefix, the
   right response header version, body -- as a list of ``bytes`` ready for
   ``transport.writelines``; a value kio cannot write raises ``EncodeError``.
@@ -30,6 +35,7 @@ from kio.static.protocol import RequestPayload, ResponsePayload
 
 from protocol._types import BytesLike
 from protocol._varint import skip_tagged_fields
+from protocol.body_guard import BodyGuard, body_guard
 from protocol.errors import DecodeError, EncodeError, UnsupportedRequest
 from protocol.headers import (
     is_flexible_request,
@@ -65,8 +71,9 @@ _SERIAL_FAILURES = (
     struct.error,
 )
 
-_request_readers: dict[tuple[int, int], _ReadFn] = {}
-_response_readers: dict[tuple[int, int], _ReadFn] = {}
+# (api_key, api_version) -> (the guard that runs first, kio's reader).
+_request_readers: dict[tuple[int, int], tuple[BodyGuard, _ReadFn]] = {}
+_response_readers: dict[tuple[int, int], tuple[BodyGuard, _ReadFn]] = {}
 # Keyed by the entity class: (writer, whether the response header is v1).
 _response_writers: dict[type[Any], tuple[_WriteFn, bool]] = {}
 _request_writers: dict[type[Any], _WriteFn] = {}
@@ -96,10 +103,13 @@ def decode_request(
     api_key: int, api_version: int, frame: BytesLike, body_offset: int
 ) -> RequestPayload:
     """Decode the request body that starts at ``body_offset`` in ``frame``."""
-    reader = _request_readers.get((api_key, api_version))
-    if reader is None:
-        reader = entity_reader(request_schema(api_key, api_version))
-        _request_readers[(api_key, api_version)] = reader
+    entry = _request_readers.get((api_key, api_version))
+    if entry is None:
+        schema = request_schema(api_key, api_version)
+        entry = (body_guard(schema), entity_reader(schema))
+        _request_readers[(api_key, api_version)] = entry
+    guard, reader = entry
+    guard(frame, body_offset)
     return cast(RequestPayload, _read_body(reader, frame, body_offset, api_key, api_version))
 
 
@@ -163,10 +173,13 @@ def decode_response(
                 f"response header tagged fields malformed correlation_id={correlation_id}"
                 f" reason={error}"
             ) from None
-    reader = _response_readers.get((api_key, api_version))
-    if reader is None:
-        reader = entity_reader(response_schema(api_key, api_version))
-        _response_readers[(api_key, api_version)] = reader
+    entry = _response_readers.get((api_key, api_version))
+    if entry is None:
+        schema = response_schema(api_key, api_version)
+        entry = (body_guard(schema), entity_reader(schema))
+        _response_readers[(api_key, api_version)] = entry
+    guard, reader = entry
+    guard(frame, body_offset)
     payload = _read_body(reader, frame, body_offset, api_key, api_version)
     return correlation_id, cast(ResponsePayload, payload)
 

@@ -21,6 +21,10 @@ Guarantees:
   of a valid body is rejected, tagged-field sections included: Kafka always
   writes the tagged-field count, so a missing one means a truncated frame.
 * Bytes after the body are ignored, as in ``protocol.codec``.
+* Hostile counts cost nothing: a topic or partition count whose elements
+  could not fit in the bytes left (at their minimum encoded size) is refused
+  before the first element is read, and a varint above 32 bits is refused.
+  Lists grow only with elements actually read, never by an announced count.
 * An ``api_version`` outside 3-9 raises ``UnsupportedRequest``; a negative
   ``body_offset`` is the caller's bug and raises ``ValueError``.
 
@@ -55,6 +59,11 @@ _INT32 = struct.Struct(">i")
 _ACKS_AND_TIMEOUT = struct.Struct(">hi")
 _INDEX_AND_LENGTH = struct.Struct(">ii")
 _MAX_UVARINT_BYTES = 5
+_MAX_UVARINT = 0xFFFFFFFF
+# Smallest encoding of a topic (name, partition count) and of a partition (index,
+# records length), legacy / flexible (compact lengths, one tagged-field count each).
+_MIN_TOPIC_SIZE = (6, 3)
+_MIN_PARTITION_SIZE = (8, 6)
 
 PartitionRecords = tuple[int, memoryview | None]
 """(partition index, record set or None); the view is a slice of the frame."""
@@ -109,6 +118,8 @@ class _Cursor:
             position += 1
             value |= (byte & 0x7F) << shift
             if byte < 0x80:
+                if value > _MAX_UVARINT:
+                    raise self.fail("has a varint above 32 bits", field, value=value)
                 self.position = position
                 return value
             shift += 7
@@ -129,14 +140,15 @@ def decode_produce_request(
     transactional_id = _read_nullable_string(cursor, "transactional_id")
     start = cursor.take(_ACKS_AND_TIMEOUT.size, "acks_and_timeout_ms")
     acks, timeout_ms = _ACKS_AND_TIMEOUT.unpack_from(cursor.view, start)
-    topics = [_read_topic(cursor) for _ in range(_read_count(cursor, "topic_data"))]
+    count = _read_count(cursor, "topic_data", _MIN_TOPIC_SIZE[cursor.flexible])
+    topics = [_read_topic(cursor) for _ in range(count)]
     _skip_tagged_fields(cursor, "request")
     return ProduceRequestView(transactional_id, acks, timeout_ms, topics)
 
 
 def _read_topic(cursor: _Cursor) -> TopicRecords:
     name = _read_string(cursor, "topic_name")
-    count = _read_count(cursor, "partition_data")
+    count = _read_count(cursor, "partition_data", _MIN_PARTITION_SIZE[cursor.flexible])
     partitions = [_read_partition(cursor) for _ in range(count)]
     _skip_tagged_fields(cursor, "topic_data")
     return name, partitions
@@ -164,11 +176,18 @@ def _read_length(cursor: _Cursor, fixed: struct.Struct, field: str) -> int:
     return length
 
 
-def _read_count(cursor: _Cursor, field: str) -> int:
-    """Element count of a non-nullable array."""
+def _read_count(cursor: _Cursor, field: str, min_element_size: int) -> int:
+    """Element count of a non-nullable array, refused if the bytes left cannot hold it."""
     count = _read_length(cursor, _INT32, field)
     if count < 0:
         raise cursor.fail("has a null or negative array count", field, count=count)
+    if count * min_element_size > cursor.size - cursor.position:
+        raise cursor.fail(
+            "has an array count the bytes left cannot hold",
+            field,
+            count=count,
+            min_element_size=min_element_size,
+        )
     return count
 
 

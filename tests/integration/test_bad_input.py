@@ -88,6 +88,52 @@ def test_malformed_frame_closes_only_that_connection(broker: BrokerProcess, fram
     assert api_versions_works(broker)
 
 
+# Metadata v12 whose compact topics array announces 2**32-2 entries (issue 11): kio
+# alone reserves 32 GiB for them, and the failed allocation aborts the process.
+FOUR_BILLION_TOPICS = bytes.fromhex("000000110003000c0000000100017800ffffffff0f")
+
+
+def test_a_21_byte_request_announcing_four_billion_topics_closes_only_its_connection(
+    broker: BrokerProcess,
+) -> None:
+    with RawClient(broker.bootstrap) as bystander, RawClient(broker.bootstrap) as offender:
+        offender.send_raw(FOUR_BILLION_TOPICS)
+        assert offender.is_closed_by_peer()
+        ok = bystander.request(
+            ApiVersionsRequest(client_software_name="t", client_software_version="1")
+        )
+        assert ok.error_code == ErrorCode.none
+    assert broker.proc is not None and broker.proc.poll() is None, broker.output()
+    assert "array count the bytes left cannot hold field=topics count=4294967294" in (
+        broker.output()
+    )
+    assert api_versions_works(broker)
+
+
+@pytest.mark.parametrize(
+    ("api_key", "body"),
+    [
+        # OffsetCommit v8: group "g", generation -1, member "", instance null, topics null.
+        pytest.param(8, b"\x02g" + struct.pack(">i", -1) + b"\x01\x00\x00\x00", id="offset-commit"),
+        # DeleteGroups v2: groups_names null.
+        pytest.param(42, b"\x00\x00", id="delete-groups"),
+    ],
+)
+def test_a_null_array_the_schema_forbids_closes_the_connection_without_a_traceback(
+    broker: BrokerProcess, api_key: int, body: bytes
+) -> None:
+    version = {8: 8, 42: 2}[api_key]
+    header = struct.pack(">hhih", api_key, version, 5, -1) + b"\x00"
+    logged_before = len(broker.output())
+    with RawClient(broker.bootstrap) as offender:
+        offender.send_raw(struct.pack(">i", len(header) + len(body)) + header + body)
+        assert offender.is_closed_by_peer()
+    assert api_versions_works(broker)
+    logged = broker.output()[logged_before:]
+    assert "null where the schema forbids null" in logged, logged
+    assert "Traceback" not in logged, logged
+
+
 def test_unknown_api_versions_version_gets_a_v0_answer_with_unsupported_version(
     broker: BrokerProcess,
 ) -> None:

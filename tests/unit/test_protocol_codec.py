@@ -23,7 +23,7 @@ from kio.schema.produce.v9.request import (
 )
 from kio.schema.types import BrokerId, TopicName
 from kio.serial import entity_reader
-from kio.static.primitive import Records, i16, i32, i32Timedelta, i64Timedelta
+from kio.static.primitive import Records, i16, i32, i32Timedelta
 
 from protocol.api_versions_fallback import encode_api_versions_fallback
 from protocol.codec import (
@@ -35,21 +35,7 @@ from protocol.codec import (
 from protocol.errors import DecodeError, EncodeError, ErrorCode, UnsupportedRequest
 from protocol.framing import FrameDecoder
 from protocol.headers import is_flexible_request, parse_request_header
-
-# kio registers hypothesis strategies for its primitives, but not for the
-# opaque record-set bytes.
-st.register_type_strategy(Records, st.binary(max_size=64).map(Records))
-# kio 0.6.5 cannot round-trip every int64-millisecond timedelta its own
-# strategy draws: the writer goes through float seconds (precision lost above
-# 2**53 microseconds) and the native reader overflows above 2**63 // 1000 ms.
-# Real clients send -1 or small values in these fields.
-_I64_MS_LIMIT = 2**53 // 1000
-st.register_type_strategy(
-    i64Timedelta,
-    st.integers(-_I64_MS_LIMIT, _I64_MS_LIMIT).map(
-        lambda ms: i64Timedelta.parse(datetime.timedelta(milliseconds=ms))
-    ),
-)
+from tests.unit import kio_strategies  # noqa: F401  (registers Records and i64Timedelta)
 
 # The APIs the broker is expected to serve, at the versions where the
 # encoding changes: oldest, newest, and either side of the flexible switch.

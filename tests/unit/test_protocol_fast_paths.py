@@ -253,8 +253,17 @@ def test_produce_decode_skips_unknown_tagged_fields() -> None:
         (3, b"\xff\xff\x00\x01\x00\x00\x00\x64\xff\xff\xff\xff", "null or negative array count"),
         (9, b"\x00\x00\x01\x00\x00\x00\x64\x00\x00", "null or negative array count"),
         (3, b"\xff\xfe\x00\x01\x00\x00\x00\x64\x00\x00\x00\x00", "negative string length"),
-        (3, b"\xff\xff\x00\x01\x00\x00\x00\x64\x00\x00\x00\x01\xff\xff", "negative string length"),
-        (3, b"\xff\xff\x00\x01\x00\x00\x00\x64\x00\x00\x00\x01\x00\x01\xff", "not utf-8"),
+        # One topic, padded to the 6 bytes a topic takes at least, so its name is read.
+        (
+            3,
+            b"\xff\xff\x00\x01\x00\x00\x00\x64\x00\x00\x00\x01\xff\xff" + bytes(4),
+            "negative string length",
+        ),
+        (
+            3,
+            b"\xff\xff\x00\x01\x00\x00\x00\x64\x00\x00\x00\x01\x00\x01\xff" + bytes(3),
+            "not utf-8",
+        ),
         (9, b"\x00\x00\x01\x00\x00\x00\x64\x02\x02\xc3\x01", "not utf-8"),
         (9, b"\x80\x80\x80\x80\x80\x01", "overlong varint"),
         (
@@ -269,6 +278,47 @@ def test_produce_decode_rejects_malformed_fields(version: int, body: bytes, frag
     with pytest.raises(DecodeError, match=fragment) as caught:
         decode_produce_request(body, 0, version)
     assert ERROR_MESSAGE.match(str(caught.value)), str(caught.value)
+
+
+# Null transactional id, acks 1, timeout 100 ms: then the topic array.
+PRODUCE_V3_HEAD = b"\xff\xff\x00\x01\x00\x00\x00\x64"
+PRODUCE_V9_HEAD = b"\x00\x00\x01\x00\x00\x00\x64"
+
+
+@pytest.mark.parametrize(
+    ("version", "body", "fragment"),
+    [
+        (3, PRODUCE_V3_HEAD + b"\x7f\xff\xff\xff", "field=topic_data count=2147483647"),
+        (9, PRODUCE_V9_HEAD + b"\xff\xff\xff\xff\x0f", "field=topic_data count=4294967294"),
+        # Two topics need at least 6 bytes in v9; five are left.
+        (9, PRODUCE_V9_HEAD + b"\x03" + b"\x00" * 5, "field=topic_data count=2 min_element_size=3"),
+        (
+            3,
+            PRODUCE_V3_HEAD + b"\x00\x00\x00\x01\x00\x01t\x7f\xff\xff\xff",
+            "field=partition_data count=2147483647 min_element_size=8",
+        ),
+        (
+            9,
+            PRODUCE_V9_HEAD + b"\x02\x02t\xff\xff\xff\xff\x0f",
+            "field=partition_data count=4294967294 min_element_size=6",
+        ),
+    ],
+)
+def test_produce_decode_refuses_a_count_the_bytes_left_cannot_hold_before_reading_it(
+    version: int, body: bytes, fragment: str
+) -> None:
+    with pytest.raises(
+        DecodeError, match="has an array count the bytes left cannot hold"
+    ) as caught:
+        decode_produce_request(body, 0, version)
+    assert fragment in str(caught.value)
+    assert ERROR_MESSAGE.match(str(caught.value)), str(caught.value)
+
+
+@pytest.mark.parametrize("varint", [b"\x80\x80\x80\x80\x10", b"\xff\xff\xff\xff\x7f"])
+def test_produce_decode_refuses_a_varint_above_32_bits(varint: bytes) -> None:
+    with pytest.raises(DecodeError, match="has a varint above 32 bits field=topic_data"):
+        decode_produce_request(PRODUCE_V9_HEAD + varint + bytes(64), 0, 9)
 
 
 @pytest.mark.parametrize("version", [0, 2, 10, 13])
