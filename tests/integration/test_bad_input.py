@@ -36,6 +36,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     assert b.proc is not None and b.proc.returncode == 0, b.output()
 
 
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    """A broker of this test's own, for tests that read the log: lines a peer causes are
+    rate-limited per cause (docs/connections.md), so the module's broker may already
+    have spent the budget of the cause a test looks for."""
+    with BrokerProcess(tmp_path / "data", args=["--no-auto-create-topics"]) as b:
+        yield b
+    assert b.proc is not None and b.proc.returncode == 0, b.output()
+
+
 def api_versions_works(broker: BrokerProcess) -> bool:
     with RawClient(broker.bootstrap) as c:
         resp = c.request(ApiVersionsRequest(client_software_name="t", client_software_version="1"))
@@ -94,8 +104,9 @@ FOUR_BILLION_TOPICS = bytes.fromhex("000000110003000c0000000100017800ffffffff0f"
 
 
 def test_a_21_byte_request_announcing_four_billion_topics_closes_only_its_connection(
-    broker: BrokerProcess,
+    own_broker: BrokerProcess,
 ) -> None:
+    broker = own_broker
     with RawClient(broker.bootstrap) as bystander, RawClient(broker.bootstrap) as offender:
         offender.send_raw(FOUR_BILLION_TOPICS)
         assert offender.is_closed_by_peer()
@@ -120,8 +131,9 @@ def test_a_21_byte_request_announcing_four_billion_topics_closes_only_its_connec
     ],
 )
 def test_a_null_array_the_schema_forbids_closes_the_connection_without_a_traceback(
-    broker: BrokerProcess, api_key: int, body: bytes
+    own_broker: BrokerProcess, api_key: int, body: bytes
 ) -> None:
+    broker = own_broker
     version = {8: 8, 42: 2}[api_key]
     header = struct.pack(">hhih", api_key, version, 5, -1) + b"\x00"
     logged_before = len(broker.output())
