@@ -4,7 +4,8 @@ Owns: a walk of one request payload (no size prefix) along kio's schema classes 
 its (API, version), reading the wire format the way Kafka defines it, that lists every
 *site* a structure-aware mutation can aim at: int16/int32/compact string and bytes
 lengths, int32/compact array counts, tagged-field counts and sizes, nullable-struct
-markers and plain integer fields. Pure: bytes in, sites out; it trusts the frame (the
+markers and plain integer fields, with where each array element lies and which
+lengths belong to strings. Pure: bytes in, sites out; it trusts the frame (the
 corpus is valid), and the unit tests check that the walk ends exactly where kio's own
 reader does.
 """
@@ -48,6 +49,8 @@ class Site:
     value: int  # as written: a compact length is N+1 here
     nullable: bool = False
     name: str = ""  # the schema field, for messages
+    text: bool = False  # a length site of a string (not bytes or records)
+    spans: tuple[tuple[int, int], ...] = ()  # a count site: where each element lies
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +87,18 @@ class _Walk:
         self.pos = 0
         self.sites: list[Site] = []
 
-    def fixed(self, fmt: str, kind: Kind, name: str, nullable: bool = False) -> int:
+    def fixed(
+        self, fmt: str, kind: Kind, name: str, nullable: bool = False, text: bool = False
+    ) -> int:
         (value,) = struct.unpack_from(fmt, self.data, self.pos)
         width = struct.calcsize(fmt)
-        self.sites.append(Site(self.pos, width, kind, value, nullable, name))
+        self.sites.append(Site(self.pos, width, kind, value, nullable, name, text))
         self.pos += width
         return int(value)
 
-    def uvarint(self, kind: Kind, name: str, nullable: bool = False) -> int:
+    def uvarint(
+        self, kind: Kind | None, name: str, nullable: bool = False, text: bool = False
+    ) -> int:
         start, value, shift = self.pos, 0, 0
         while True:
             byte = self.data[self.pos]
@@ -100,7 +107,8 @@ class _Walk:
             shift += 7
             if not byte & 0x80:
                 break
-        self.sites.append(Site(start, self.pos - start, kind, value, nullable, name))
+        if kind is not None:
+            self.sites.append(Site(start, self.pos - start, kind, value, nullable, name, text))
         return value
 
     def skip(self, n: int) -> None:
@@ -111,10 +119,11 @@ class _Walk:
     # -- Kafka's types -----------------------------------------------------------------
 
     def length_prefixed(self, kafka_type: str, flexible: bool, nullable: bool, name: str) -> None:
+        text = kafka_type == "string"
         if flexible:
-            n = self.uvarint(Kind.COMPACT_LENGTH, name, nullable) - 1
-        elif kafka_type == "string":
-            n = self.fixed(">h", Kind.INT16_LENGTH, name, nullable)
+            n = self.uvarint(Kind.COMPACT_LENGTH, name, nullable, text) - 1
+        elif text:
+            n = self.fixed(">h", Kind.INT16_LENGTH, name, nullable, text)
         else:
             n = self.fixed(">i", Kind.INT32_LENGTH, name, nullable)
         if n >= 0:
@@ -135,7 +144,7 @@ class _Walk:
 
     def tagged_fields(self, name: str) -> None:
         for _ in range(self.uvarint(Kind.TAG_COUNT, name)):
-            self.uvarint(Kind.INT, f"{name}.tag")
+            self.uvarint(None, f"{name}.tag")
             self.skip(self.uvarint(Kind.TAG_SIZE, name))
 
     def entity(self, cls: type[Any], prefix: str = "") -> None:
@@ -151,11 +160,16 @@ class _Walk:
         inner, nullable = _unwrap_optional(field.type)
         if typing.get_origin(inner) is tuple:
             element = typing.get_args(inner)[0]
+            at = len(self.sites)
+            spans = []
             for _ in range(self.count(flexible, nullable, name)):
+                start = self.pos
                 if isinstance(element, type) and dataclasses.is_dataclass(element):
                     self.entity(element, f"{name}.")
                 else:
                     self.primitive(field.metadata["kafka_type"], flexible, False, name)
+                spans.append((start, self.pos))
+            self.sites[at] = dataclasses.replace(self.sites[at], spans=tuple(spans))
         elif dataclasses.is_dataclass(inner):
             if not nullable or self.fixed(">b", Kind.NULL_MARKER, name, True) >= 0:
                 self.entity(inner, f"{name}.")  # type: ignore[arg-type]

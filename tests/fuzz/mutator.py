@@ -9,7 +9,10 @@ The mutations: bit flips, byte inserts and deletes, truncation, garbage at the e
 and structure-aware ones aimed at the sites `frame_map` finds: lengths and counts set
 huge, negative, null, zero, off by one or just past the bytes left; varints overlong
 or unterminated; tagged-field counts and sizes huge; integers set to edge values; the
-header's API version swapped; the size prefix set to anything but the truth.
+header's API version swapped; the size prefix set to anything but the truth. And some
+that keep the frame well-formed, so that the values reach the handlers: a string
+replaced by a hostile one (empty, too long for a name, an internal topic's name, odd
+characters), an array element repeated or dropped with its count kept right.
 """
 
 from __future__ import annotations
@@ -23,6 +26,25 @@ from tests.fuzz.corpus import CorpusFrame
 from tests.fuzz.frame_map import FrameMap, Kind, Site, map_request
 
 MAX_GARBAGE = 256
+# Well-formed but hostile strings: empty, too long for a topic name, internal topic
+# names, the dots Kafka refuses, characters outside a name's alphabet.
+HOSTILE_STRINGS = (
+    "",
+    ".",
+    "..",
+    "a" * 249,
+    "a" * 250,
+    "x" * 1000,
+    "__consumer_offsets",
+    "__transaction_state",
+    "a b",
+    "a/b",
+    "\u00e9t\u00e9",
+    "\u540d\u524d",
+    "\x00",
+    "-",
+    "_",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +136,8 @@ class Mutator:
             (6, self._tagged),
             (12, self._integer),
             (4, self._version),
+            (8, self._string),
+            (6, self._elements),
             (8, self._bit_flips),
             (4, self._insert),
             (4, self._delete),
@@ -223,6 +247,45 @@ class Mutator:
         edited = payload[:2] + struct.pack(">h", version) + payload[4:]
         return Edit(edited, f"api_version {fmap.api_version} -> {version}")
 
+    def _string(self, rng: random.Random, payload: bytes, fmap: FrameMap) -> Edit:
+        kinds = (Kind.INT16_LENGTH, Kind.INT32_LENGTH, Kind.COMPACT_LENGTH)
+        sites = [s for s in fmap.sites if s.kind in kinds and _content_length(s) >= 0]
+        if not sites:
+            return self._integer(rng, payload, fmap)
+        site = rng.choice(sites)
+        if site.text:
+            content = rng.choice(HOSTILE_STRINGS).encode()
+        else:
+            content = rng.randbytes(rng.choice([0, 1, 7, 64]))
+        length = len(content) + 1 if site.kind.is_varint else len(content)
+        end = site.offset + site.width + _content_length(site)
+        edited = payload[: site.offset] + encode_at(site, length) + content + payload[end:]
+        shown = content[:12].decode("utf-8", "replace") if site.text else content[:12].hex()
+        return Edit(edited, f"{_where(site)} content {len(content)} bytes {shown!r}")
+
+    def _elements(self, rng: random.Random, payload: bytes, fmap: FrameMap) -> Edit:
+        sites = [s for s in fmap.sites if s.spans]
+        if not sites:
+            return self._length(rng, payload, fmap)
+        site = rng.choice(sites)
+        start, end = rng.choice(site.spans)
+        element = payload[start:end]
+        count = len(site.spans)
+        if rng.random() < 0.7:
+            copies = rng.choice([1, 1, 2, 10])
+            middle, count, what = element * (copies + 1), count + copies, f"{copies} copies of"
+        else:
+            middle, count, what = b"", count - 1, "dropped"
+        new = encode_at(site, count + 1 if site.kind.is_varint else count)
+        edited = (
+            payload[: site.offset]
+            + new
+            + payload[site.offset + site.width : start]
+            + middle
+            + payload[end:]
+        )
+        return Edit(edited, f"{_where(site)} {what} element {start}-{end}")
+
     # -- blind -------------------------------------------------------------------------
 
     def _bit_flips(self, rng: random.Random, payload: bytes, fmap: FrameMap) -> Edit:
@@ -264,6 +327,11 @@ class Edit:
 
 def _replace(payload: bytes, site: Site, new: bytes, label: str) -> Edit:
     return Edit(payload[: site.offset] + new + payload[site.offset + site.width :], label)
+
+
+def _content_length(site: Site) -> int:
+    """Bytes after a length site (-1: null)."""
+    return site.value - 1 if site.kind.is_varint else site.value
 
 
 def _where(site: Site) -> str:

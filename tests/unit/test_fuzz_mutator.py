@@ -12,7 +12,8 @@ from kio.schema.metadata.v12.request import MetadataRequestTopic as TopicV12
 from kio.schema.types import TopicName
 
 from broker.handlers import HANDLERS
-from protocol.codec import encode_request
+from protocol.codec import decode_request, encode_request
+from protocol.headers import parse_request_header
 from tests.fuzz.corpus import CorpusFrame, load_corpus
 from tests.fuzz.frame_map import Kind, Site, map_request
 from tests.fuzz.mutator import (
@@ -131,10 +132,15 @@ def test_a_run_uses_every_kind_of_mutation_and_stays_small() -> None:
         "api_version",
         "size prefix -1 ",
         "size prefix 104857600",
+        "content 0 bytes",
+        "content 250 bytes",
+        "copies of element",
+        "dropped element",
     ):
         assert what in labels, what
+    # Ten more copies of the largest element, or a 1000-character name, at most.
     largest = max(len(f.payload) for f in CORPUS)
-    assert max(len(m.wire) for m in mutants) <= 4 + largest + MAX_GARBAGE + 32
+    assert max(len(m.wire) for m in mutants) <= 4 + 11 * largest + 1000 + MAX_GARBAGE
     assert all(m.wire != b"" for m in mutants)
     assert 0.02 < sum(not m.complete for m in mutants) / len(mutants) < 0.2
 
@@ -160,3 +166,19 @@ def test_a_null_mutation_writes_the_null_marker_at_its_site() -> None:
 def test_an_empty_corpus_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         Mutator([], 1, VERSIONS)
+
+
+@pytest.mark.parametrize("kind", ["content", "element"])
+def test_string_and_element_mutations_keep_the_frame_well_formed(kind: str) -> None:
+    mutator = Mutator(CORPUS, 4, VERSIONS)
+    mutants = [m for m in (mutator.mutant(i) for i in range(6_000)) if f" {kind} " in m.label]
+    mutants = [m for m in mutants if "flipped" not in m.label]  # no blind bits stacked on
+    assert len(mutants) > 100
+    for m in mutants:
+        payload = m.wire[4:]
+        header, offset = parse_request_header(payload)
+        if header.api_key == 0 and header.api_version < 3:
+            continue  # no schema to check against
+        map_request(payload)  # raises on a frame that is not well-formed
+        request = decode_request(header.api_key, header.api_version, payload, offset)
+        assert request.__api_key__ == header.api_key, m.label
