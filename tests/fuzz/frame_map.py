@@ -49,7 +49,7 @@ class Site:
     value: int  # as written: a compact length is N+1 here
     nullable: bool = False
     name: str = ""  # the schema field, for messages
-    text: bool = False  # a length site of a string (not bytes or records)
+    content: str = ""  # a length site: what it measures ("string", "bytes", "records")
     spans: tuple[tuple[int, int], ...] = ()  # a count site: where each element lies
 
 
@@ -88,16 +88,16 @@ class _Walk:
         self.sites: list[Site] = []
 
     def fixed(
-        self, fmt: str, kind: Kind, name: str, nullable: bool = False, text: bool = False
+        self, fmt: str, kind: Kind, name: str, nullable: bool = False, content: str = ""
     ) -> int:
         (value,) = struct.unpack_from(fmt, self.data, self.pos)
         width = struct.calcsize(fmt)
-        self.sites.append(Site(self.pos, width, kind, value, nullable, name, text))
+        self.sites.append(Site(self.pos, width, kind, value, nullable, name, content))
         self.pos += width
         return int(value)
 
     def uvarint(
-        self, kind: Kind | None, name: str, nullable: bool = False, text: bool = False
+        self, kind: Kind | None, name: str, nullable: bool = False, content: str = ""
     ) -> int:
         start, value, shift = self.pos, 0, 0
         while True:
@@ -108,7 +108,7 @@ class _Walk:
             if not byte & 0x80:
                 break
         if kind is not None:
-            self.sites.append(Site(start, self.pos - start, kind, value, nullable, name, text))
+            self.sites.append(Site(start, self.pos - start, kind, value, nullable, name, content))
         return value
 
     def skip(self, n: int) -> None:
@@ -119,13 +119,12 @@ class _Walk:
     # -- Kafka's types -----------------------------------------------------------------
 
     def length_prefixed(self, kafka_type: str, flexible: bool, nullable: bool, name: str) -> None:
-        text = kafka_type == "string"
         if flexible:
-            n = self.uvarint(Kind.COMPACT_LENGTH, name, nullable, text) - 1
-        elif text:
-            n = self.fixed(">h", Kind.INT16_LENGTH, name, nullable, text)
+            n = self.uvarint(Kind.COMPACT_LENGTH, name, nullable, kafka_type) - 1
+        elif kafka_type == "string":
+            n = self.fixed(">h", Kind.INT16_LENGTH, name, nullable, kafka_type)
         else:
-            n = self.fixed(">i", Kind.INT32_LENGTH, name, nullable)
+            n = self.fixed(">i", Kind.INT32_LENGTH, name, nullable, kafka_type)
         if n >= 0:
             self.skip(n)
 

@@ -22,6 +22,8 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from crc32c import crc32c
+
 from tests.fuzz.corpus import CorpusFrame
 from tests.fuzz.frame_map import FrameMap, Kind, Site, map_request
 
@@ -138,6 +140,7 @@ class Mutator:
             (4, self._version),
             (8, self._string),
             (6, self._elements),
+            (6, self._batch),
             (8, self._bit_flips),
             (4, self._insert),
             (4, self._delete),
@@ -253,14 +256,15 @@ class Mutator:
         if not sites:
             return self._integer(rng, payload, fmap)
         site = rng.choice(sites)
-        if site.text:
+        if site.content == "string":
             content = rng.choice(HOSTILE_STRINGS).encode()
         else:
             content = rng.randbytes(rng.choice([0, 1, 7, 64]))
         length = len(content) + 1 if site.kind.is_varint else len(content)
         end = site.offset + site.width + _content_length(site)
         edited = payload[: site.offset] + encode_at(site, length) + content + payload[end:]
-        shown = content[:12].decode("utf-8", "replace") if site.text else content[:12].hex()
+        text = site.content == "string"
+        shown = content[:12].decode("utf-8", "replace") if text else content[:12].hex()
         return Edit(edited, f"{_where(site)} content {len(content)} bytes {shown!r}")
 
     def _elements(self, rng: random.Random, payload: bytes, fmap: FrameMap) -> Edit:
@@ -285,6 +289,34 @@ class Mutator:
             + payload[end:]
         )
         return Edit(edited, f"{_where(site)} {what} element {start}-{end}")
+
+    def _batch(self, rng: random.Random, payload: bytes, fmap: FrameMap) -> Edit:
+        """A record batch header field (or a record byte) changed, its CRC made right
+        again, so the batch gets past the CRC check to what the broker does with it."""
+        sites = [s for s in fmap.sites if s.content == "records" and _content_length(s) >= 61]
+        if not sites:
+            return self._integer(rng, payload, fmap)
+        site = rng.choice(sites)
+        start = site.offset + site.width
+        edited = bytearray(payload)
+        (batch_length,) = struct.unpack_from(">i", payload, start + 8)
+        end = min(start + 12 + batch_length, start + _content_length(site))
+        if rng.random() < 0.15:
+            at = rng.randrange(start + 61, end) if end > start + 61 else end - 1
+            edited[at] = rng.randrange(256)
+            what = f"record byte {at - start} set to {edited[at]}"
+        else:
+            name, at, fmt = rng.choice(_BATCH_FIELDS)
+            value = rng.choice([*_edge_ints(struct.calcsize(fmt)), *_BATCH_VALUES.get(name, ())])
+            width = struct.calcsize(fmt)
+            struct.pack_into(fmt, edited, start + at, _wrap_signed(value, width))
+            if name == "records_count" and rng.random() < 0.5:  # and a delta that agrees
+                delta = _wrap_signed(value - 1, 4)
+                struct.pack_into(">i", edited, start + 23, delta)
+                name += " and last_offset_delta"
+            what = f"batch {name} set to {value}"
+        struct.pack_into(">I", edited, start + 17, crc32c(bytes(edited[start + 21 : end])))
+        return Edit(bytes(edited), f"{_where(site)} {what}, crc made right")
 
     # -- blind -------------------------------------------------------------------------
 
@@ -327,6 +359,31 @@ class Edit:
 
 def _replace(payload: bytes, site: Site, new: bytes, label: str) -> Edit:
     return Edit(payload[: site.offset] + new + payload[site.offset + site.width :], label)
+
+
+# Record batch v2 header fields after the CRC (so a change to them can be made valid),
+# and batch_length, partition_leader_epoch and base_offset, which the CRC does not cover.
+_BATCH_FIELDS = (
+    ("attributes", 21, ">h"),
+    ("last_offset_delta", 23, ">i"),
+    ("base_timestamp", 27, ">q"),
+    ("max_timestamp", 35, ">q"),
+    ("producer_id", 43, ">q"),
+    ("producer_epoch", 51, ">h"),
+    ("base_sequence", 53, ">i"),
+    ("records_count", 57, ">i"),
+    ("batch_length", 8, ">i"),
+    ("partition_leader_epoch", 12, ">i"),
+    ("base_offset", 0, ">q"),
+)
+# Beyond the edge values of each width: every codec and flag, and the epoch's limits.
+_BATCH_VALUES = {
+    "attributes": (1, 2, 3, 4, 5, 6, 7, 0x08, 0x10, 0x20, 0x30, 0x40),
+    "producer_epoch": (32767, 32766),
+    "base_sequence": (2**31 - 2, 2**31 - 1),
+    "records_count": (2, 3, 4),
+    "last_offset_delta": (1, 2, 3),
+}
 
 
 def _content_length(site: Site) -> int:

@@ -12,8 +12,10 @@ from kio.schema.metadata.v12.request import MetadataRequestTopic as TopicV12
 from kio.schema.types import TopicName
 
 from broker.handlers import HANDLERS
+from protocol.batch import check_crc, iter_batches
 from protocol.codec import decode_request, encode_request
 from protocol.headers import parse_request_header
+from protocol.produce_request import decode_produce_request
 from tests.fuzz.corpus import CorpusFrame, load_corpus
 from tests.fuzz.frame_map import Kind, Site, map_request
 from tests.fuzz.mutator import (
@@ -136,6 +138,9 @@ def test_a_run_uses_every_kind_of_mutation_and_stays_small() -> None:
         "content 250 bytes",
         "copies of element",
         "dropped element",
+        "batch producer_id set to",
+        "batch records_count and last_offset_delta set to",
+        "record byte",
     ):
         assert what in labels, what
     # Ten more copies of the largest element, or a 1000-character name, at most.
@@ -182,3 +187,23 @@ def test_string_and_element_mutations_keep_the_frame_well_formed(kind: str) -> N
         map_request(payload)  # raises on a frame that is not well-formed
         request = decode_request(header.api_key, header.api_version, payload, offset)
         assert request.__api_key__ == header.api_key, m.label
+
+
+def test_a_batch_mutation_leaves_a_crc_the_broker_accepts() -> None:
+    mutator = Mutator([f for f in CORPUS if f.api_key == 0 and f.api_version >= 3], 8, VERSIONS)
+    mutants = [m for m in (mutator.mutant(i) for i in range(3_000)) if "crc made right" in m.label]
+    outside_crc = ("batch_length", "base_offset", "partition_leader_epoch", "flipped")
+    checked = 0
+    for m in mutants:
+        if any(word in m.label for word in outside_crc):
+            continue
+        payload = m.wire[4:]
+        header, offset = parse_request_header(payload)
+        request = decode_produce_request(payload, offset, header.api_version)
+        for _, partitions in request.topics:
+            for _, records in partitions:
+                assert records is not None
+                for position, batch in iter_batches(records):
+                    check_crc(records, position, batch)  # raises on a mismatch
+                    checked += 1
+    assert checked > 50
