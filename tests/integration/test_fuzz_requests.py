@@ -360,24 +360,27 @@ def culprits(tally: Tally, mutator: Mutator, context: str) -> str:
 
 
 def diagnose(data_dir: Path, candidates: list[Mutant]) -> str:
-    """Replay the candidates one at a time against a fresh broker: the first that
-    kills it, or the one that raised its peak RSS the most."""
+    """Replay the candidates one at a time against a fresh broker: the one that raises
+    its peak RSS the most, and the first that kills it."""
+    found: list[str] = []
+    growth: list[tuple[int, Mutant]] = []
     with BrokerProcess(data_dir) as fresh:
         assert fresh.proc is not None
         limit_address_space(fresh.proc.pid)  # as the fuzzed one: the same allocations fail
         lane = Lane(0, fresh.port, Tally(fresh.proc.pid, 1 << 40), Versions(advertised(fresh)))
-        growth: list[tuple[int, Mutant]] = []
         for m in candidates:
             before = status_kb(fresh.proc.pid, "VmHWM")
             if not asyncio.run(replay_one(lane, m)):
                 fresh.kill()
-                return f"this frame kills a fresh broker on its own:\n{describe(m)}"
+                found.append(f"this frame kills a fresh broker on its own:\n{describe(m)}")
+                break
             growth.append((status_kb(fresh.proc.pid, "VmHWM") - before, m))
     grown, top = max(growth, key=lambda g: g[0], default=(0, None))
     if top is not None and grown > 10 << 10:
-        return (
-            f"this frame alone raises a fresh broker's peak RSS {grown >> 10} MB:\n{describe(top)}"
-        )
+        found.insert(0, f"this frame alone raises a fresh broker's peak RSS {grown >> 10} MB:")
+        found.insert(1, describe(top))
+    if found:
+        return "\n".join(found)
     shown = "\n".join(describe(m) for m in candidates)
     return f"none of these kills a fresh broker or grows it on its own:\n{shown}"
 
