@@ -17,9 +17,14 @@ import asyncio
 import itertools
 from collections.abc import Callable
 
-from broker.group_events import Effect, Event, Tick, Unload, Wakeup
+from broker.group_events import Delete, Effect, Event, Tick, Unload, Wakeup
 from broker.group_model import DEAD, Group, GroupConfig
-from broker.group_queries import answer_missing_group, answer_not_coordinator, creates_group
+from broker.group_queries import (
+    answer_invalid_group_id,
+    answer_missing_group,
+    answer_not_coordinator,
+    creates_group,
+)
 from broker.group_state import handle
 
 
@@ -54,6 +59,11 @@ class GroupCoordinator:
         return None if group is None or group.state is DEAD else group
 
     def _dispatch(self, group_id: str, event: Event) -> None:
+        if not group_id and not isinstance(event, Unload | Tick | Delete):
+            # As Kafka: a group that members join must be named ("" is only for offsets
+            # and the admin APIs), so no request can bring a nameless group into being.
+            self._deliver(group_id, answer_invalid_group_id(event))
+            return
         if not isinstance(event, Unload | Tick) and not self._coordinates(group_id):
             # The group's slot moved to another broker: let go of it, send clients there.
             if group_id in self.groups:

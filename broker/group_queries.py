@@ -146,7 +146,15 @@ def answer_missing_group(event: Event) -> list[Effect]:
 
 def answer_not_coordinator(event: Event) -> list[Effect]:
     """The answers of a broker that does not coordinate the group (any more)."""
-    code = ErrorCode.not_coordinator
+    return _refused(event, ErrorCode.not_coordinator)
+
+
+def answer_invalid_group_id(event: Event) -> list[Effect]:
+    """The answers to a membership request that names no group (group id "")."""
+    return _refused(event, ErrorCode.invalid_group_id)
+
+
+def _refused(event: Event, code: ErrorCode) -> list[Effect]:
     match event:
         case Join():
             return [JoinResponse(event.token, code, event.member_id, NO_GENERATION)]

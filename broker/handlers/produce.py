@@ -34,12 +34,25 @@ log = logging.getLogger(__name__)
 _FIRST_ZSTD_VERSION = 7
 _VALID_ACKS = (-1, 0, 1)
 _ATTRIBUTES_AT = 21
+_TRANSACTIONAL_BIT = 0x10  # in the low byte of the attributes
 
 
 def _is_zstd(records: memoryview | None) -> bool:
     if not records or len(records) <= _ATTRIBUTES_AT + 1:
         return False
     return records[_ATTRIBUTES_AT + 1] & 0x07 == Compression.ZSTD
+
+
+def _has_transactional_batch(request: ProduceRequestView) -> bool:
+    """Whether a partition's first batch says it belongs to a transaction (Kafka looks
+    at the first batch of each partition only; a second one is refused anyway)."""
+    return any(
+        records is not None
+        and len(records) > _ATTRIBUTES_AT + 1
+        and records[_ATTRIBUTES_AT + 1] & _TRANSACTIONAL_BIT
+        for _, partitions in request.topics
+        for _, records in partitions
+    )
 
 
 class ProduceHandler(Handler):
@@ -62,7 +75,9 @@ class ProduceHandler(Handler):
         return int(request.acks) != 0
 
     async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
-        if request.transactional_id is not None:
+        # Transactional records without a transactional id are refused as Kafka refuses
+        # them (it checks them against the id's ACL first), not stored as if committed.
+        if request.transactional_id is not None or _has_transactional_batch(request):
             return self._all_failed(
                 header,
                 request,
