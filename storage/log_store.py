@@ -12,12 +12,16 @@ Guarantees (docs/durability.md):
   consumer never sees an offset that a crash could take back;
 - at start-up every committed byte is found through the commit log and every WAL
   record beyond it is replayed and uploaded before the broker serves anyone;
-- a fenced broker (a newer claim exists) stops acknowledging at once.
+- a fenced broker (a newer claim exists) stops acknowledging at once;
+- a produce whose WAL write fails is answered KAFKA_STORAGE_ERROR and leaves the
+  partition as it was (offsets, bytes, producer sequences); while the WAL cannot write,
+  produce is refused before anything is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -90,6 +94,7 @@ class StoreConfig:
     # Checked before anything is allocated (docs/topics.md): one topic, and all together.
     max_partitions_per_topic: int = 10_000
     max_partitions: int = 50_000
+    wal_retry_ms: int = 1000  # after a failed WAL write, probe this often until one works
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +224,11 @@ class LogStore:
             replayed,
         )
         if self.config.durability == "wal":
-            self.wal = WalWriter(self._wal_dir, fsync=self.config.wal_fsync)
+            self.wal = WalWriter(
+                self._wal_dir,
+                fsync=self.config.wal_fsync,
+                probe_interval_s=self.config.wal_retry_ms / 1000,
+            )
             await self.wal.open(marks)
             write_wal_owner(self._wal_dir, self.stream_id)
         self.lease_until = time.monotonic() + self.lease_s
@@ -620,7 +629,7 @@ class LogStore:
                 dup = check.duplicate_of
                 return PendingAppend(
                     AppendResult(dup.base_offset, part.log_start, duplicate=True),
-                    self._wait_visible(part, dup.last_offset + 1),
+                    self._wait_visible(part, dup.last_offset + 1, part.discards),
                 )
             if check.verdict is Verdict.OUT_OF_ORDER:
                 raise StoreError(
@@ -639,6 +648,13 @@ class LogStore:
                 ErrorCode.kafka_storage_error,
                 f"upload backlog full; object store slow or unavailable "
                 f"backlog_bytes={self._uncommitted_bytes}",
+            )
+        if self.wal is not None and not self.wal.writable:
+            # Refused before anything is stored, so the answer comes at once and the log
+            # stays as it was (docs/wal-format.md, "A full disk").
+            raise StoreError(
+                ErrorCode.kafka_storage_error,
+                f"wal cannot write (disk full?); retry later topic={topic} partition={partition}",
             )
         base = part.next_offset
         data, end = _with_offsets(records, base)
@@ -661,11 +677,19 @@ class LogStore:
         if self.wal is None:
             return PendingAppend(result, self._wait_visible(part, end))
         head = encode_payload(KIND_BATCH, part.topic_id, topic, partition)
+        undo = functools.partial(self._give_back, part, base)
         try:
-            synced = self.wal.append(head, data, ((topic, partition), end))
+            synced = self.wal.append(head, data, ((topic, partition), end), undo)
         except WalError as exc:
+            undo()
             raise StoreError(ErrorCode.kafka_storage_error, str(exc)) from None
         return PendingAppend(result, self._wait_wal(part, end, synced))
+
+    def _give_back(self, part: PartitionLog, base: int) -> None:
+        """A batch's WAL write failed: forget it and everything after it in its partition
+        (those writes failed too), so a produce answered with an error stores nothing."""
+        part.discard_from(base)
+        self._recount()
 
     async def append(
         self, topic: str, partition: int, records: bytes | bytearray | memoryview
@@ -690,12 +714,20 @@ class LogStore:
             await self._lease_renewed.wait()
         part.advance_high_watermark(end)
 
-    async def _wait_visible(self, part: PartitionLog, end: int) -> None:
+    async def _wait_visible(self, part: PartitionLog, end: int, discards: int = -1) -> None:
+        """Until offsets below `end` are visible. With `discards` (a retry's wait for the
+        batch it duplicates): fail if batches were given back since, which may be it."""
         while part.high_watermark < end:
             if self.fenced:
                 raise StoreError(ErrorCode.not_leader_or_follower, "this broker was fenced")
             if self.partitions.get(part.key) is not part and part.high_watermark < end:
                 raise StoreError(ErrorCode.unknown_topic_or_partition, "topic deleted")
+            if discards >= 0 and part.discards != discards:
+                raise StoreError(
+                    ErrorCode.kafka_storage_error,
+                    f"the batch this retry repeats was not written to the wal; retry "
+                    f"topic={part.state.topic} partition={part.state.partition}",
+                )
             await part.waiter()
 
     def topic_config(self, topic: str, name: str) -> str:
