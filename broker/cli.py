@@ -4,8 +4,9 @@
 `tidelog bench` runs the benchmark suite (bench/suite.py, imported only when asked for).
 
 Owns: argument parsing, logging set-up, signal handling and exit codes. A user
-mistake prints one line to stderr and exits 2; SIGTERM/SIGINT stop the broker
-cleanly (in-flight requests finish, everything is flushed) and exit 0.
+mistake (or a node id a live broker has) prints one line to stderr and exits 2;
+SIGTERM/SIGINT stop the broker cleanly (in-flight requests finish, everything is
+flushed) and exit 0; a fenced broker exits 3.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from broker.groups_cli import add_groups_arguments, run_groups
 from broker.inspect_cli import add_inspect_arguments, run_inspect
 from broker.memory import tune_gc, tune_malloc
 from storage.commit_format import CorruptCommit
+from storage.membership import NodeIdInUse
 from storage.object_store import ObjectStoreError
 from storage.stream_state import StateError
 
@@ -192,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _install_uvloop()
     try:
         return asyncio.run(run_broker(config))
-    except ValueError as exc:  # e.g. a malformed --object-store URL
+    except (ValueError, NodeIdInUse) as exc:  # e.g. a malformed --object-store URL
         print(f"tidelog serve: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, ObjectStoreError, StateError, CorruptCommit) as exc:

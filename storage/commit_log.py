@@ -154,6 +154,11 @@ class CommitLog(Generic[S]):
                 self.applied_ids.popitem(last=False)
         return took_effect
 
+    async def read_header(self, key: str) -> CommitHeader:
+        """The header of the commit at `key` (one ranged GET, without its data)."""
+        header, _ = await self._read_header(key)
+        return header
+
     async def _read_header(self, key: str) -> tuple[CommitHeader, int]:
         head = await self.store.get_range(key, 0, _HEADER_PROBE)
         span = header_span(head)

@@ -48,7 +48,7 @@ from storage.data_dir import lock_data_dir, read_wal_owner, write_wal_owner
 from storage.errors import StoreError
 from storage.flusher import Flusher
 from storage.log_reader import LogReader, ReadResult
-from storage.membership import Membership
+from storage.membership import Membership, NodeIdInUse
 from storage.meta_state import GROUP_TOPIC, Member, MetaState, TopicState
 from storage.object_store import Buffer, ObjectStore, ObjectStoreError
 from storage.ownership import group_slot, open_stream
@@ -184,6 +184,12 @@ class LogStore:
         self._lock_fd = lock_data_dir(self.config.data_dir)
         stats = await self.meta.load()
         self._report_bad_configs()
+        wal_owner = read_wal_owner(self._wal_dir)
+        try:
+            await self.membership.ensure_node_id_free(wal_owner)
+        except NodeIdInUse:
+            self.release_data_dir()
+            raise
         epoch = await self.meta.append(
             ops=[
                 {
@@ -204,9 +210,12 @@ class LogStore:
         self.stream.epoch = epoch
         self.flusher = self._new_flusher()
         self._started = True
-        wal_owner = read_wal_owner(self._wal_dir)
         read_before = self.meta.bytes_read
-        taken = await self.membership.start(wal_owner)
+        try:
+            taken = await self.membership.start(wal_owner)
+        except NodeIdInUse:
+            self.release_data_dir()
+            raise
         replayed, marks = self._replay_wal()
         self.load_stats = LoadStats(
             stats.snapshot_seq,
@@ -230,7 +239,10 @@ class LogStore:
                 probe_interval_s=self.config.wal_retry_ms / 1000,
             )
             await self.wal.open(marks)
-            write_wal_owner(self._wal_dir, self.stream_id)
+        # Both modes: a restart on this data dir takes this incarnation over at once
+        # (we hold the dir's lock for our life, so whoever finds it named here is dead).
+        self._wal_dir.mkdir(parents=True, exist_ok=True)
+        write_wal_owner(self._wal_dir, self.stream_id)
         self.lease_until = time.monotonic() + self.lease_s
         self.flusher.start()
         self.membership.run()
