@@ -254,6 +254,10 @@ class CommitLog(Generic[S]):
         finally:
             self._snapshotting = False
 
-    async def close(self) -> None:
+    async def close(self, *, abandon: bool = False) -> None:
+        """Wait for background snapshot writes; `abandon` cancels them instead."""
+        if abandon:
+            for task in self._background:
+                task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)

@@ -21,6 +21,7 @@ Guarantees (docs/durability.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -263,26 +264,108 @@ class LogStore:
     def lease_s(self) -> float:
         return self.config.session_timeout_ms / 1000
 
-    async def stop(self) -> None:
-        """Upload everything (unless fenced), hand our keys over, stop, close the WAL."""
+    async def stop(self, deadline: float | None = None) -> bool:
+        """Upload everything and hand our keys over (unless fenced), then stop and close
+        the WAL. With a `deadline` (event-loop time) the upload is retried until it lands
+        or the deadline passes; without one it is tried once. Returns False if the
+        deadline cut it short; what did not reach the bucket is logged either way."""
         await self.membership.stop()
         if not self._started:
             self.release_data_dir()
-            return
-        if not self.fenced and await self.flush_once() is None and self._uncommitted_bytes:
-            log.error("final upload failed; data stays in the wal (wal mode) until restart")
-        elif not self.fenced:
-            await self.membership.leave()
+            return True
+        finished = True
+        try:
+            async with asyncio.timeout_at(deadline):
+                if not self.fenced and await self._final_upload(retry=deadline is not None):
+                    await self.membership.leave()
+        except TimeoutError:
+            finished = False
         await self.flusher.stop()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-        await self.stream.close()
-        await self.meta.close()
+        await self._settle(self._background, cancel=not finished)
+        try:
+            async with asyncio.timeout_at(deadline if finished else None):
+                await self.stream.close(abandon=not finished)
+                await self.meta.close(abandon=not finished)
+        except TimeoutError:  # a snapshot upload hung: give it up too
+            finished = False
+            await self.stream.close(abandon=True)
+            await self.meta.close(abandon=True)
         if self.wal is not None:
             await self.wal.close()
         for part in self.partitions.values():
             part.wake_all()
+        self._report_left_behind("shutdown timed out" if not finished else "final upload failed")
         self.release_data_dir()
+        return finished
+
+    async def _final_upload(self, *, retry: bool) -> bool:
+        """Upload everything accepted; with `retry`, until it lands (the caller bounds
+        it). Returns whether everything is in the bucket."""
+        pause = 0.1
+        while True:
+            if retry and self.wal is not None and time.monotonic() >= self.lease_until:
+                # Batches past the lease wait for a landed commit before they may be
+                # uploaded, and the tick that would commit is stopped: commit here.
+                with contextlib.suppress(Fenced):
+                    await self.flusher.commit_ops([])
+            await self.flush_once()
+            if not self._uncommitted_bytes:
+                return True
+            if not retry or self.fenced:
+                return False
+            if pause == 0.1:
+                log.warning(
+                    "final upload failed; retrying until the shutdown deadline backlog_bytes=%d",
+                    self._uncommitted_bytes,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    @staticmethod
+    async def _settle(tasks: set[asyncio.Task[Any]], *, cancel: bool) -> None:
+        if cancel:
+            for task in tasks:
+                task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _report_left_behind(self, why: str) -> None:
+        """Say what is not in the bucket at shutdown, and where it is now. (A fenced
+        broker's partitions belong to another broker: nothing of theirs is ours to keep.)"""
+        if self.fenced:
+            return
+        left = [
+            (key, part)
+            for key, part in sorted(self.partitions.items())
+            if key[0] != GROUP_TOPIC and part.next_offset > part.committed_end
+        ]
+        if not left:
+            return
+        size = sum(part.bytes_from(part.committed_end) for _, part in left)
+        ranges = ",".join(
+            f"{t}-{p}:[{part.committed_end},{part.next_offset})" for (t, p), part in left[:64]
+        ) + (",..." if len(left) > 64 else "")
+        if self.wal is not None:
+            log.error(
+                "%s; what is not in the bucket stays in the wal for the next start on this "
+                "data dir, which uploads it before serving (acknowledged records included, "
+                "none lost) bytes=%d partitions=%d offsets=%s wal=%s",
+                why,
+                size,
+                len(left),
+                ranges,
+                self._wal_dir,
+            )
+        else:
+            log.error(
+                "%s; records not in the bucket were never acknowledged (object mode acks "
+                "only after the upload) and are dropped; their producers were not told "
+                "they were stored bytes=%d partitions=%d offsets=%s",
+                why,
+                size,
+                len(left),
+                ranges,
+            )
 
     def release_data_dir(self) -> None:
         if self._lock_fd >= 0:
