@@ -4,8 +4,10 @@
 `tidelog bench` runs the benchmark suite (bench/suite.py, imported only when asked for).
 
 Owns: argument parsing, logging set-up, signal handling and exit codes. A user
-mistake prints one line to stderr and exits 2; SIGTERM/SIGINT stop the broker
-cleanly (in-flight requests finish, everything is flushed) and exit 0.
+mistake (or a node id a live broker has) prints one line to stderr and exits 2;
+SIGTERM/SIGINT stop the broker cleanly (in-flight requests finish, everything is
+flushed) and exit 0, or exit 4 once --shutdown-timeout-ms has passed (a second signal
+keeps that deadline); a fenced broker exits 3.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -30,6 +33,7 @@ from broker.groups_cli import add_groups_arguments, run_groups
 from broker.inspect_cli import add_inspect_arguments, run_inspect
 from broker.memory import tune_gc, tune_malloc
 from storage.commit_format import CorruptCommit
+from storage.membership import NodeIdInUse
 from storage.object_store import ObjectStoreError
 from storage.stream_state import StateError
 
@@ -116,14 +120,34 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+EXIT_FENCED = 3
+EXIT_SHUTDOWN_TIMED_OUT = 4
+
+
 async def run_broker(config: ServeConfig) -> int:
     from broker.server import Broker
 
     broker = Broker(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    deadline: list[float] = []  # loop time by which shutdown ends; set when it starts
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        # Shutdown is under way: a second signal neither restarts nor skips it. It ends
+        # by the deadline either way, and waiting for uploads is what saves data.
+        remaining = (deadline[0] - loop.time()) * 1000 if deadline else config.shutdown_timeout_ms
+        log.warning(
+            "signal received again during shutdown; still exiting by the shutdown deadline "
+            "signal=%s remaining_ms=%d",
+            sig.name,
+            max(0.0, remaining),
+        )
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await broker.start()
     tune_gc()  # full collections skip start-up objects and come rarely (broker/memory.py)
     stopped = asyncio.ensure_future(stop.wait())
@@ -131,15 +155,36 @@ async def run_broker(config: ServeConfig) -> int:
     await asyncio.wait((stopped, fenced), return_when=asyncio.FIRST_COMPLETED)
     for waiter in (stopped, fenced):
         waiter.cancel()
+    stop.set()  # from here on a signal only says it is already stopping
+    deadline.append(loop.time() + config.shutdown_timeout_ms / 1000)
     if broker.fenced.is_set():
         # Another broker sealed our stream and owns our partitions: nothing we accept
         # could be acknowledged any more. Close every connection so clients move on.
         log.error("fenced by another broker; closing connections and exiting with 3")
-        await broker.stop()
-        return 3
-    log.info("shutdown requested; finishing in-flight requests and flushing")
-    await broker.stop()
-    return 0
+        code = EXIT_FENCED
+    else:
+        log.info(
+            "shutdown requested; finishing in-flight requests and flushing timeout_ms=%d",
+            config.shutdown_timeout_ms,
+        )
+        code = 0
+    if not await broker.stop(deadline[0]):
+        log.error(
+            "shutdown timed out; exiting with %d timeout_ms=%d",
+            EXIT_SHUTDOWN_TIMED_OUT,
+            config.shutdown_timeout_ms,
+        )
+        _exit_now(EXIT_SHUTDOWN_TIMED_OUT)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for threads: an object-store call stuck in a worker thread
+    would otherwise hold the interpreter's exit past the shutdown deadline."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _install_uvloop() -> None:
@@ -192,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _install_uvloop()
     try:
         return asyncio.run(run_broker(config))
-    except ValueError as exc:  # e.g. a malformed --object-store URL
+    except (ValueError, NodeIdInUse) as exc:  # e.g. a malformed --object-store URL
         print(f"tidelog serve: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, ObjectStoreError, StateError, CorruptCommit) as exc:

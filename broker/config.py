@@ -56,6 +56,7 @@ class ServeConfig:
     session_timeout_ms: int
     replace: tuple[int, ...]
     wal_failover: str
+    shutdown_timeout_ms: int
     log_level: str
 
     @property
@@ -269,6 +270,15 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         "(nothing acked is lost), or take its partitions over after the session timeout "
         "(what only its WAL held is lost); object-mode brokers are always taken over",
         "wait|takeover",
+    ),
+    _Option(
+        "shutdown-timeout-ms",
+        _int_in(0, 3_600_000),
+        "30000",
+        "on SIGTERM/SIGINT, how long to finish requests, upload and hand partitions over "
+        "before exiting anyway (exit code 4; wal mode keeps what was not uploaded in the "
+        "WAL for the next start)",
+        "MS",
     ),
     _Option("log-level", _choice(LOG_LEVELS), "info", "logging verbosity", "LEVEL"),
 )

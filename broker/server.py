@@ -2,7 +2,8 @@
 
 Owns: start-up order (recover storage before listening), the handler table (which is
 also what ApiVersions advertises), and clean shutdown: stop accepting, finish
-in-flight requests, flush everything to the object store, close.
+in-flight requests, flush everything to the object store, close; all of it by the
+shutdown deadline, after which what is left is given up (docs/durability.md).
 """
 
 from __future__ import annotations
@@ -136,7 +137,10 @@ class Broker:
             (time.monotonic() - started) * 1000,
         )
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: float | None = None) -> bool:
+        """Stop accepting, finish in-flight requests, upload, hand over, close. With a
+        `deadline` (event-loop time) whatever has not finished by then is given up;
+        returns False if so (the store logs what it left behind)."""
         if self._server is not None:
             self._server.close()
         self.groups.close()  # parked joins/syncs get NOT_COORDINATOR instead of hanging
@@ -145,15 +149,35 @@ class Broker:
         if self._sweeper is not None:
             self._sweeper.cancel()
         open_connections = [c for c in self.connections if isinstance(c, Connection)]
-        for conn in open_connections:
-            await conn.drain()
+        finished = True
+        try:
+            async with asyncio.timeout_at(deadline):
+                for conn in open_connections:
+                    await conn.drain()
+        except TimeoutError:
+            finished = False
+            log.warning(
+                "in-flight requests did not finish by the shutdown deadline; closing "
+                "connections=%d",
+                len(open_connections),
+            )
         for conn in open_connections:
             if conn.transport is not None:
-                conn.transport.close()
-        await self.store.stop()
-        await self.object_store.close()
+                if finished:
+                    conn.transport.close()
+                else:
+                    conn.transport.abort()
+        loop = asyncio.get_running_loop()
+        store_deadline = deadline if finished else loop.time()
+        finished = await self.store.stop(store_deadline) and finished
+        try:
+            async with asyncio.timeout_at(deadline if finished else loop.time()):
+                await self.object_store.close()
+        except TimeoutError:
+            finished = False
         self._stopped.set()
         log.info("tidelog stopped node_id=%d", self.node_id)
+        return finished
 
     def live_brokers(self) -> list[Member]:
         """Brokers in the cluster now, one per node id (its newest incarnation)."""

@@ -154,6 +154,11 @@ class CommitLog(Generic[S]):
                 self.applied_ids.popitem(last=False)
         return took_effect
 
+    async def read_header(self, key: str) -> CommitHeader:
+        """The header of the commit at `key` (one ranged GET, without its data)."""
+        header, _ = await self._read_header(key)
+        return header
+
     async def _read_header(self, key: str) -> tuple[CommitHeader, int]:
         head = await self.store.get_range(key, 0, _HEADER_PROBE)
         span = header_span(head)
@@ -249,6 +254,10 @@ class CommitLog(Generic[S]):
         finally:
             self._snapshotting = False
 
-    async def close(self) -> None:
+    async def close(self, *, abandon: bool = False) -> None:
+        """Wait for background snapshot writes; `abandon` cancels them instead."""
+        if abandon:
+            for task in self._background:
+                task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)

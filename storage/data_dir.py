@@ -2,8 +2,9 @@
 
 Owns: `<data-dir>/LOCK` (an exclusive `flock` held for the broker's life: the kernel
 drops it when the process dies, even by kill -9) and `<data-dir>/wal/OWNER` (the
-stream id of the broker that wrote the WAL, so a broker handed this WAL knows whose
-partitions it must take over before replaying it).
+stream id of the broker incarnation that held the data dir, in both durability
+modes, so a broker handed this dir knows whose partitions it must take over before
+replaying the WAL, and that this incarnation is dead: it held the lock we now hold).
 
 Guarantees: a second broker on a data dir that a live broker holds fails at start with
 a one-line error instead of sharing its WAL (a WAL volume is attached to one machine).

@@ -12,12 +12,17 @@ Guarantees (docs/durability.md):
   consumer never sees an offset that a crash could take back;
 - at start-up every committed byte is found through the commit log and every WAL
   record beyond it is replayed and uploaded before the broker serves anyone;
-- a fenced broker (a newer claim exists) stops acknowledging at once.
+- a fenced broker (a newer claim exists) stops acknowledging at once;
+- a produce whose WAL write fails is answered KAFKA_STORAGE_ERROR and leaves the
+  partition as it was (offsets, bytes, producer sequences); while the WAL cannot write,
+  produce is refused before anything is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import re
@@ -44,7 +49,7 @@ from storage.data_dir import lock_data_dir, read_wal_owner, write_wal_owner
 from storage.errors import StoreError
 from storage.flusher import Flusher
 from storage.log_reader import LogReader, ReadResult
-from storage.membership import Membership
+from storage.membership import Membership, NodeIdInUse
 from storage.meta_state import GROUP_TOPIC, Member, MetaState, TopicState
 from storage.object_store import Buffer, ObjectStore, ObjectStoreError
 from storage.ownership import group_slot, open_stream
@@ -90,6 +95,7 @@ class StoreConfig:
     # Checked before anything is allocated (docs/topics.md): one topic, and all together.
     max_partitions_per_topic: int = 10_000
     max_partitions: int = 50_000
+    wal_retry_ms: int = 1000  # after a failed WAL write, probe this often until one works
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +185,12 @@ class LogStore:
         self._lock_fd = lock_data_dir(self.config.data_dir)
         stats = await self.meta.load()
         self._report_bad_configs()
+        wal_owner = read_wal_owner(self._wal_dir)
+        try:
+            await self.membership.ensure_node_id_free(wal_owner)
+        except NodeIdInUse:
+            self.release_data_dir()
+            raise
         epoch = await self.meta.append(
             ops=[
                 {
@@ -199,9 +211,12 @@ class LogStore:
         self.stream.epoch = epoch
         self.flusher = self._new_flusher()
         self._started = True
-        wal_owner = read_wal_owner(self._wal_dir)
         read_before = self.meta.bytes_read
-        taken = await self.membership.start(wal_owner)
+        try:
+            taken = await self.membership.start(wal_owner)
+        except NodeIdInUse:
+            self.release_data_dir()
+            raise
         replayed, marks = self._replay_wal()
         self.load_stats = LoadStats(
             stats.snapshot_seq,
@@ -219,9 +234,16 @@ class LogStore:
             replayed,
         )
         if self.config.durability == "wal":
-            self.wal = WalWriter(self._wal_dir, fsync=self.config.wal_fsync)
+            self.wal = WalWriter(
+                self._wal_dir,
+                fsync=self.config.wal_fsync,
+                probe_interval_s=self.config.wal_retry_ms / 1000,
+            )
             await self.wal.open(marks)
-            write_wal_owner(self._wal_dir, self.stream_id)
+        # Both modes: a restart on this data dir takes this incarnation over at once
+        # (we hold the dir's lock for our life, so whoever finds it named here is dead).
+        self._wal_dir.mkdir(parents=True, exist_ok=True)
+        write_wal_owner(self._wal_dir, self.stream_id)
         self.lease_until = time.monotonic() + self.lease_s
         self.flusher.start()
         self.membership.run()
@@ -242,26 +264,108 @@ class LogStore:
     def lease_s(self) -> float:
         return self.config.session_timeout_ms / 1000
 
-    async def stop(self) -> None:
-        """Upload everything (unless fenced), hand our keys over, stop, close the WAL."""
+    async def stop(self, deadline: float | None = None) -> bool:
+        """Upload everything and hand our keys over (unless fenced), then stop and close
+        the WAL. With a `deadline` (event-loop time) the upload is retried until it lands
+        or the deadline passes; without one it is tried once. Returns False if the
+        deadline cut it short; what did not reach the bucket is logged either way."""
         await self.membership.stop()
         if not self._started:
             self.release_data_dir()
-            return
-        if not self.fenced and await self.flush_once() is None and self._uncommitted_bytes:
-            log.error("final upload failed; data stays in the wal (wal mode) until restart")
-        elif not self.fenced:
-            await self.membership.leave()
+            return True
+        finished = True
+        try:
+            async with asyncio.timeout_at(deadline):
+                if not self.fenced and await self._final_upload(retry=deadline is not None):
+                    await self.membership.leave()
+        except TimeoutError:
+            finished = False
         await self.flusher.stop()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-        await self.stream.close()
-        await self.meta.close()
+        await self._settle(self._background, cancel=not finished)
+        try:
+            async with asyncio.timeout_at(deadline if finished else None):
+                await self.stream.close(abandon=not finished)
+                await self.meta.close(abandon=not finished)
+        except TimeoutError:  # a snapshot upload hung: give it up too
+            finished = False
+            await self.stream.close(abandon=True)
+            await self.meta.close(abandon=True)
         if self.wal is not None:
             await self.wal.close()
         for part in self.partitions.values():
             part.wake_all()
+        self._report_left_behind("shutdown timed out" if not finished else "final upload failed")
         self.release_data_dir()
+        return finished
+
+    async def _final_upload(self, *, retry: bool) -> bool:
+        """Upload everything accepted; with `retry`, until it lands (the caller bounds
+        it). Returns whether everything is in the bucket."""
+        pause = 0.1
+        while True:
+            if retry and self.wal is not None and time.monotonic() >= self.lease_until:
+                # Batches past the lease wait for a landed commit before they may be
+                # uploaded, and the tick that would commit is stopped: commit here.
+                with contextlib.suppress(Fenced):
+                    await self.flusher.commit_ops([])
+            await self.flush_once()
+            if not self._uncommitted_bytes:
+                return True
+            if not retry or self.fenced:
+                return False
+            if pause == 0.1:
+                log.warning(
+                    "final upload failed; retrying until the shutdown deadline backlog_bytes=%d",
+                    self._uncommitted_bytes,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    @staticmethod
+    async def _settle(tasks: set[asyncio.Task[Any]], *, cancel: bool) -> None:
+        if cancel:
+            for task in tasks:
+                task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _report_left_behind(self, why: str) -> None:
+        """Say what is not in the bucket at shutdown, and where it is now. (A fenced
+        broker's partitions belong to another broker: nothing of theirs is ours to keep.)"""
+        if self.fenced:
+            return
+        left = [
+            (key, part)
+            for key, part in sorted(self.partitions.items())
+            if key[0] != GROUP_TOPIC and part.next_offset > part.committed_end
+        ]
+        if not left:
+            return
+        size = sum(part.bytes_from(part.committed_end) for _, part in left)
+        ranges = ",".join(
+            f"{t}-{p}:[{part.committed_end},{part.next_offset})" for (t, p), part in left[:64]
+        ) + (",..." if len(left) > 64 else "")
+        if self.wal is not None:
+            log.error(
+                "%s; what is not in the bucket stays in the wal for the next start on this "
+                "data dir, which uploads it before serving (acknowledged records included, "
+                "none lost) bytes=%d partitions=%d offsets=%s wal=%s",
+                why,
+                size,
+                len(left),
+                ranges,
+                self._wal_dir,
+            )
+        else:
+            log.error(
+                "%s; records not in the bucket were never acknowledged (object mode acks "
+                "only after the upload) and are dropped; their producers were not told "
+                "they were stored bytes=%d partitions=%d offsets=%s",
+                why,
+                size,
+                len(left),
+                ranges,
+            )
 
     def release_data_dir(self) -> None:
         if self._lock_fd >= 0:
@@ -620,7 +724,7 @@ class LogStore:
                 dup = check.duplicate_of
                 return PendingAppend(
                     AppendResult(dup.base_offset, part.log_start, duplicate=True),
-                    self._wait_visible(part, dup.last_offset + 1),
+                    self._wait_visible(part, dup.last_offset + 1, part.discards),
                 )
             if check.verdict is Verdict.OUT_OF_ORDER:
                 raise StoreError(
@@ -639,6 +743,13 @@ class LogStore:
                 ErrorCode.kafka_storage_error,
                 f"upload backlog full; object store slow or unavailable "
                 f"backlog_bytes={self._uncommitted_bytes}",
+            )
+        if self.wal is not None and not self.wal.writable:
+            # Refused before anything is stored, so the answer comes at once and the log
+            # stays as it was (docs/wal-format.md, "A full disk").
+            raise StoreError(
+                ErrorCode.kafka_storage_error,
+                f"wal cannot write (disk full?); retry later topic={topic} partition={partition}",
             )
         base = part.next_offset
         data, end = _with_offsets(records, base)
@@ -661,11 +772,19 @@ class LogStore:
         if self.wal is None:
             return PendingAppend(result, self._wait_visible(part, end))
         head = encode_payload(KIND_BATCH, part.topic_id, topic, partition)
+        undo = functools.partial(self._give_back, part, base)
         try:
-            synced = self.wal.append(head, data, ((topic, partition), end))
+            synced = self.wal.append(head, data, ((topic, partition), end), undo)
         except WalError as exc:
+            undo()
             raise StoreError(ErrorCode.kafka_storage_error, str(exc)) from None
         return PendingAppend(result, self._wait_wal(part, end, synced))
+
+    def _give_back(self, part: PartitionLog, base: int) -> None:
+        """A batch's WAL write failed: forget it and everything after it in its partition
+        (those writes failed too), so a produce answered with an error stores nothing."""
+        part.discard_from(base)
+        self._recount()
 
     async def append(
         self, topic: str, partition: int, records: bytes | bytearray | memoryview
@@ -690,12 +809,20 @@ class LogStore:
             await self._lease_renewed.wait()
         part.advance_high_watermark(end)
 
-    async def _wait_visible(self, part: PartitionLog, end: int) -> None:
+    async def _wait_visible(self, part: PartitionLog, end: int, discards: int = -1) -> None:
+        """Until offsets below `end` are visible. With `discards` (a retry's wait for the
+        batch it duplicates): fail if batches were given back since, which may be it."""
         while part.high_watermark < end:
             if self.fenced:
                 raise StoreError(ErrorCode.not_leader_or_follower, "this broker was fenced")
             if self.partitions.get(part.key) is not part and part.high_watermark < end:
                 raise StoreError(ErrorCode.unknown_topic_or_partition, "topic deleted")
+            if discards >= 0 and part.discards != discards:
+                raise StoreError(
+                    ErrorCode.kafka_storage_error,
+                    f"the batch this retry repeats was not written to the wal; retry "
+                    f"topic={part.state.topic} partition={part.state.partition}",
+                )
             await part.waiter()
 
     def topic_config(self, topic: str, name: str) -> str:

@@ -1,10 +1,12 @@
 """This broker's part in the cluster: join, take over, adopt, hand off, watch, leave.
 
-Owns: the start-up takeovers (the stream whose WAL we were handed, older incarnations
-of our node id, `--replace` nodes), the background tick (fold the metadata log, probe
-other brokers' streams for liveness, fence silent ones, claim ownerless keys, adopt
-what was assigned to us, hand keys to the broker they belong to), heartbeats when idle,
-and the clean leave. Everything goes through the bucket: no other channel exists.
+Owns: the start-up check that no live broker has our node id, the start-up takeovers
+(the stream whose WAL we were handed, dead incarnations of our node id, `--replace`
+nodes), the background tick (fold the metadata log, answer a probe for our node id,
+probe other brokers' streams for liveness, fence silent ones, claim ownerless keys,
+adopt what was assigned to us, hand keys to the broker they belong to), heartbeats
+when idle, and the clean leave. Everything goes through the bucket: no other channel
+exists.
 
 Guarantees (docs/cluster.md):
 - a key is served by at most one broker: it is assigned by compare-and-set in the
@@ -13,25 +15,31 @@ Guarantees (docs/cluster.md):
   take effect; a silent broker is fenced only if its stream did not move for the
   session timeout (a moving stream aborts the seal);
 - before handing a key over we stop accepting writes for it and upload everything we
-  accepted, so the new owner's copy of the index is complete.
+  accepted, so the new owner's copy of the index is complete;
+- a broker never takes over a live incarnation of its own node id by accident: one is
+  taken at start only if our data dir names it, `--replace` names our node id, or it
+  stayed silent for its session timeout after being probed (`NodeIdInUse` otherwise).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from storage import paths
+from storage.commit_format import CommitHeader
 from storage.commit_log import CommitLog, Fenced
 from storage.meta_state import GROUP_TOPIC, Member, MetaState, Owner, Source
 from storage.object_store import ObjectStoreError
 from storage.ownership import (
     WriterAlive,
     group_slot,
+    open_stream,
     preferred_owner,
     read_stream,
     seal_stream,
@@ -44,6 +52,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MIN_TICK_S = 0.1
+_MAX_WATCH_POLL_S = 0.25
+
+
+class NodeIdInUse(Exception):
+    """A live broker has our node id: this one must not start (the CLI exits 2)."""
 
 
 @dataclass
@@ -77,6 +90,10 @@ class Membership:
         self.commits_read = 0
         self.bytes_read = 0
         self.leaving = False
+        # Incarnations of our node id that stayed silent for their session timeout after
+        # our probe: stream -> its last seq then (a commit after it means it is alive).
+        self._silent: dict[str, int] = {}
+        self._answered_probe = -1
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -126,10 +143,20 @@ class Membership:
                 continue
             if m.node == store.config.node_id or m.node in store.config.replace_nodes:
                 # A wal-mode broker acks from its WAL while its lease lasts; object-mode
-                # acks need a commit, which the seal already rules out.
-                victims[m.stream] = m.session_timeout_ms / 1000 if m.durability == "wal" else 0
+                # acks need a commit, which the seal already rules out. One we watched
+                # stay silent for its session timeout has no lease left.
+                wal = m.durability == "wal" and m.stream not in self._silent
+                victims[m.stream] = m.session_timeout_ms / 1000 if wal else 0
+        self._answered_probe = meta.probes.get(store.config.node_id, -1)
         for stream, lease_s in sorted(victims.items()):
-            await self.take_over(stream, to_self=True)
+            try:
+                await self.take_over(stream, to_self=True, expect_seq=self._silent.get(stream))
+            except WriterAlive:
+                # It committed after all (a slow answer to our probe): it is alive.
+                await self._withdraw()
+                raise NodeIdInUse(
+                    await self._refusal(meta.members[stream], after=self._silent[stream])
+                ) from None
             if lease_s:
                 log.info(
                     "waiting out the lease of the replaced broker before serving "
@@ -141,6 +168,112 @@ class Membership:
         await self.claim_ownerless()
         await self.adopt_assigned(first=True)
         return sorted(victims)
+
+    async def ensure_node_id_free(self, wal_owner: str | None) -> None:
+        """Before joining: raise NodeIdInUse if a live broker has our node id.
+
+        An incarnation of our node id is ours to take over at once when our data dir
+        names it (we hold that dir's lock, so it died) or when `--replace` names our
+        node id (the operator says it died). Any other one may be a live broker started
+        elsewhere with the same id, perhaps alone and idle (such a broker commits
+        nothing). So we ring it: a `probe` op in the metadata log, which a live broker
+        answers with a commit at its next tick. Then we watch its stream for its session
+        timeout: a commit of its own means it is alive and we refuse; silence means it
+        is dead and its lease is over, so `start` takes it over without waiting again."""
+        store = self._store
+        node = store.config.node_id
+        if node in store.config.replace_nodes:
+            return
+        suspects = {
+            m.stream: m
+            for m in store.meta.state.members.values()
+            if m.node == node and m.stream != wal_owner
+        }
+        if not suspects:
+            return
+        last = {stream: await self._newest_commit(stream, None) for stream in suspects}
+        await store.meta.append(ops=[{"op": "probe", "node": node}])
+        started = time.monotonic()
+        longest = max(m.session_timeout_ms for m in suspects.values()) / 1000
+        log.info(
+            "our node id has an incarnation this data dir does not name; probed it and "
+            "watching its stream to tell a live broker from a dead one node=%d streams=%s "
+            "watch_s=%.1f",
+            node,
+            ",".join(sorted(suspects)),
+            longest,
+        )
+        poll_s = min(_MAX_WATCH_POLL_S, longest / 20)
+        while suspects:
+            for stream, member in list(suspects.items()):
+                key = await self._newest_commit(stream, last[stream])
+                if key is not None:
+                    header = await self._reader(stream).read_header(key)
+                    if (header.node_id, header.epoch) == (member.node, member.epoch):
+                        raise NodeIdInUse(self._refusal_text(member, header))
+                    # Another broker wrote there (a seal): it is being taken over.
+                    last[stream] = key
+                    del suspects[stream]
+                    self._silent[stream] = paths.stream_layout(stream).parse_commit_key(key)
+                elif time.monotonic() - started >= member.session_timeout_ms / 1000:
+                    del suspects[stream]
+                    before = last[stream]
+                    layout = paths.stream_layout(stream)
+                    self._silent[stream] = layout.parse_commit_key(before) if before else -1
+            if suspects:
+                await asyncio.sleep(poll_s)
+
+    async def _newest_commit(self, stream: str, after: str | None) -> str | None:
+        """The key of the newest commit in `stream` listed after `after`, or None."""
+        infos = await self._store.store.list(
+            paths.stream_layout(stream).log_prefix, start_after=after
+        )
+        return infos[-1].key if infos else None
+
+    def _reader(self, stream: str) -> CommitLog[StreamState]:
+        store = self._store
+        return open_stream(
+            store.store, stream, node_id=store.config.node_id, clock_ms=store.clock_ms
+        )
+
+    async def _refusal(self, member: Member, *, after: int) -> str:
+        after_key = paths.stream_layout(member.stream).commit_key(after) if after >= 0 else None
+        key = await self._newest_commit(member.stream, after_key)
+        header = await self._reader(member.stream).read_header(key) if key else None
+        return self._refusal_text(member, header)
+
+    def _refusal_text(self, member: Member, header: CommitHeader | None) -> str:
+        host = f"[{member.host}]" if ":" in member.host else member.host
+        if header is None:
+            beat, age = "unknown", "unknown"
+        else:
+            at = datetime.datetime.fromtimestamp(header.timestamp_ms / 1000, datetime.UTC)
+            beat = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            age = str(self._store.clock_ms() - header.timestamp_ms)
+        return (
+            "node id in use by a live broker; give this broker its own --node-id, or stop "
+            f"that one first (--replace {member.node} takes over one known to be dead) "
+            f"node_id={member.node} address={host}:{member.port} stream={member.stream} "
+            f"last_heartbeat={beat} heartbeat_age_ms={age}"
+        )
+
+    async def _withdraw(self) -> None:
+        """Leave again right after joining, having served nothing: seal our own empty
+        stream and `leave`, so nobody waits for us or takes over what we never had."""
+        store = self._store
+        try:
+            sealed = await seal_stream(
+                store.store,
+                self.me,
+                by=self.me,
+                node_id=store.config.node_id,
+                epoch=store.epoch,
+                clock_ms=store.clock_ms,
+            )
+            leave = {"op": "leave", "stream": self.me, "seal_seq": sealed.state.sealed_seq}
+            await store.meta.append(ops=[leave], guard=self.is_member)
+        except (Fenced, ObjectStoreError) as exc:
+            log.warning("could not leave again; fenced after the session timeout error=%s", exc)
 
     def run(self) -> None:
         self._stopping = False
@@ -357,6 +490,7 @@ class Membership:
         if not self.is_member(store.meta.state):
             store.step_down("fenced in the metadata log by another broker")
             return
+        self._answer_probe()
         for victim, seq in await self._silent_members():
             try:
                 await self.take_over(victim, to_self=False, expect_seq=seq)
@@ -412,6 +546,21 @@ class Membership:
             member.stream,
             silent_s,
         )
+
+    def _answer_probe(self) -> None:
+        """A broker about to start with our node id rang: commit now, so it sees us alive
+        and refuses to start (instead of fencing us after our silence)."""
+        probe = self._store.meta.state.probes.get(self._store.config.node_id, -1)
+        if probe <= self._answered_probe:
+            return
+        self._answered_probe = probe
+        log.warning(
+            "another broker is starting with our node id; answering its probe so it "
+            "refuses to start node=%d probe_seq=%d",
+            self._store.config.node_id,
+            probe,
+        )
+        self.renew_lease()
 
     def _maybe_heartbeat(self) -> None:
         """An empty commit when idle and watched: it tells the others we are alive.

@@ -19,9 +19,13 @@ Ops (docs/commit-format.md):
     {"op": "delete_topic", "name", "id"}
     {"op": "create_partitions", "name", "id", "count"}
     {"op": "alloc_pids", "node", "count"}    the next `count` producer ids go to `node`
+    {"op": "probe", "node"}                   a broker about to start as `node` asks any
+                                              live incarnation of `node` to commit at once
+                                              (docs/cluster.md, "One broker per node id")
 
 Fencing: a commit whose writer (node, epoch) is not a member when it is folded takes
-no effect (a fenced broker's late write), except a commit of `join` ops alone.
+no effect (a fenced broker's late write), except a commit of `join` and `probe` ops
+alone (they come from brokers that are not members yet).
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ class Owner:
 
 
 _MAX_SOURCES = 4
+_OPEN_OPS = frozenset({"join", "probe"})  # taken from writers that are not members
 
 
 @dataclass(slots=True)
@@ -96,6 +101,7 @@ class MetaState:
     ended: dict[str, int] = field(default_factory=dict)  # stream -> its seal seq
     next_producer_id: int = 1000
     pid_blocks: dict[int, tuple[int, int]] = field(default_factory=dict)
+    probes: dict[int, int] = field(default_factory=dict)  # node -> seq of its last probe
 
     def apply(self, seq: int, header: CommitHeader, data_start: int) -> bool:
         """Fold commit `seq`; see storage/stream_state.py for chaining. Returns whether
@@ -106,8 +112,8 @@ class MetaState:
         if header.prev_id != self.head_id:
             self.orphans += 1
             return False
-        joins_only = all(op.get("op") == "join" for op in header.ops)
-        if not joins_only and not self.is_member(header.node_id, header.epoch):
+        from_outside = all(op.get("op") in _OPEN_OPS for op in header.ops)
+        if not from_outside and not self.is_member(header.node_id, header.epoch):
             self.rejected += 1
             self.head_id = header.commit_id  # it chained: the position is used
             return False
@@ -162,6 +168,8 @@ class MetaState:
             count = int(op["count"])
             self.pid_blocks[int(op["node"])] = (self.next_producer_id, count)
             self.next_producer_id += count
+        elif kind == "probe":
+            self.probes[int(op["node"])] = seq
         else:
             raise StateError(f"unknown metadata op op={kind!r} seq={seq}")
 
@@ -213,6 +221,7 @@ class MetaState:
                 for (t, p), o in self.owners.items()
             ],
             "ended": self.ended,
+            "probes": [[n, s] for n, s in self.probes.items()],
         }
 
     @classmethod
@@ -234,4 +243,5 @@ class MetaState:
                 str(stream), int(seq), tuple(Source(str(x), int(r), int(e)) for x, r, e in sources)
             )
         state.ended = {str(k): int(v) for k, v in raw["ended"].items()}
+        state.probes = {int(n): int(s) for n, s in raw.get("probes", [])}
         return state

@@ -7,6 +7,8 @@ the waiters of long-polling fetches. Pure bookkeeping: no I/O; the store does I/
 Guarantees: offsets are dense and assigned in append order; the high watermark only
 moves forward and never past what is durable; every offset >= `tail_start` is served
 from memory, every committed offset below it from the bucket via `PartitionState`.
+Batches above the high watermark can be given back (`discard_from`: their WAL write
+failed), which restores the offsets and the producer state they took.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from storage.commit_format import ProducerBatch
+from storage.producer_state import SavedEntry
 from storage.stream_state import PartitionState
 
 
@@ -33,7 +36,9 @@ class Batch:
 
 class PartitionLog:
     __slots__ = (
+        "_producer_undo",
         "_waiters",
+        "discards",
         "high_watermark",
         "launched_end",
         "next_offset",
@@ -50,6 +55,10 @@ class PartitionLog:
         self.tail: deque[Batch] = deque()
         self.tail_bytes = 0
         self._waiters: list[asyncio.Future[None]] = []
+        # (base offset, producer id, its entry before that batch) for batches above the
+        # high watermark: enough to give them back exactly.
+        self._producer_undo: deque[tuple[int, int, SavedEntry]] = deque()
+        self.discards = 0  # how many times batches were given back
 
     @property
     def key(self) -> tuple[str, int]:
@@ -82,15 +91,42 @@ class PartitionLog:
         self.tail_bytes += len(batch.data)
         self.next_offset = batch.end_offset
         if batch.producer is not None:
+            pid = batch.producer.producer_id
+            self._producer_undo.append((batch.base_offset, pid, self.state.producers.saved(pid)))
             self.state.producers.record(batch.producer)
 
     def advance_high_watermark(self, offset: int) -> None:
         if offset > self.high_watermark:
             self.high_watermark = min(offset, self.next_offset)
+            undo = self._producer_undo
+            while undo and undo[0][0] < self.high_watermark:
+                undo.popleft()  # visible now: never given back
             waiters, self._waiters = self._waiters, []
             for w in waiters:
                 if not w.done():
                     w.set_result(None)
+
+    def discard_from(self, offset: int) -> None:
+        """Give back the batches from `offset` on (their WAL write failed): the log end,
+        the bytes and every producer's sequence state are as before they came."""
+        if offset >= self.next_offset:
+            return
+        if offset < self.high_watermark:
+            raise ValueError(
+                f"cannot discard visible batches topic={self.state.topic} "
+                f"partition={self.state.partition} offset={offset} "
+                f"high_watermark={self.high_watermark}"
+            )
+        while self.tail and self.tail[-1].base_offset >= offset:
+            self.tail_bytes -= len(self.tail.pop().data)
+        undo = self._producer_undo
+        while undo and undo[-1][0] >= offset:
+            _, pid, saved = undo.pop()
+            self.state.producers.restore_saved(pid, saved)
+        self.next_offset = offset
+        self.launched_end = min(self.launched_end, offset)
+        self.discards += 1
+        self.wake_all()  # a retry waiting on a discarded batch must find out
 
     def take_unlaunched(self, limit: int, budget: int, at_least_one: bool) -> list[Batch]:
         """Batches not yet in any upload, ending at or below `limit` and together at most

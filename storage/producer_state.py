@@ -38,6 +38,9 @@ class Check:
 
 _APPEND = Check(Verdict.APPEND)
 
+# A producer's entry as it was: (epoch, its cached batches), or None if it had none.
+SavedEntry = tuple[int, tuple[ProducerBatch, ...]] | None
+
 
 @dataclass(slots=True)
 class ProducerEntry:
@@ -83,6 +86,19 @@ class ProducerStates:
         if entry.batches and entry.batches[-1].base_offset >= batch.base_offset:
             return  # already known: replaying something folded before
         entry.batches.append(batch)
+
+    def saved(self, producer_id: int) -> SavedEntry:
+        """What `restore_saved` needs to put this producer back as it is now."""
+        entry = self._entries.get(producer_id)
+        return None if entry is None else (entry.epoch, tuple(entry.batches))
+
+    def restore_saved(self, producer_id: int, saved: SavedEntry) -> None:
+        """Undo what was recorded since `saved(producer_id)` (a batch given back)."""
+        if saved is None:
+            self._entries.pop(producer_id, None)
+            return
+        epoch, batches = saved
+        self._entries[producer_id] = ProducerEntry(epoch, deque(batches, maxlen=CACHED_BATCHES))
 
     def latest(self, producer_id: int) -> ProducerBatch | None:
         entry = self._entries.get(producer_id)

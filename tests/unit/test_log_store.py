@@ -405,3 +405,51 @@ def test_small_commits_carry_everything_to_a_replacement_in_order(tmp_path: Path
 
     run(produce)
     run(replace)
+
+
+def test_a_produce_the_wal_could_not_write_leaves_the_partition_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.full_disk import FullDisk
+
+    disk = FullDisk(monkeypatch)
+    mem = MemoryObjectStore()
+    failed = batch([b"failed"], pid=5000, seq=1)
+
+    async def full() -> None:
+        store = make(tmp_path, mem, wal_retry_ms=0)
+        await store.start()
+        await store.create_topic("t", 1)
+        await store.append("t", 0, batch([b"acked"], pid=5000, seq=0))
+        disk.full = True
+        with pytest.raises(StoreError) as err:
+            await store.append("t", 0, failed)
+        assert err.value.code == ErrorCode.kafka_storage_error
+        assert store.partition("t", 0).next_offset == 1  # its offset is free again
+        # While the WAL cannot write, produce is answered at once, nothing is stored.
+        with pytest.raises(StoreError) as err:
+            store.append_nowait("t", 0, batch([b"refused"], pid=5000, seq=1))
+        assert err.value.code == ErrorCode.kafka_storage_error
+        assert store.partition("t", 0).next_offset == 1
+        disk.full = False
+        assert store.wal is not None
+        await store.wal.wait_writable()
+        # The client's retry is a new append at the freed offset, not a "duplicate" of
+        # a batch that was never stored (whose ack would wait forever).
+        again = await store.append("t", 0, failed)
+        assert (again.base_offset, again.duplicate) == (1, False)
+        assert await read_values(store, "t") == [b"acked", b"failed"]
+        # Crash: only the WAL holds these two.
+        await store.wal.close()
+        await store.flusher.stop()
+        await store.membership.stop()
+        store.release_data_dir()
+
+    async def replay() -> None:
+        store = make(tmp_path, mem)
+        await store.start()
+        assert await read_values(store, "t") == [b"acked", b"failed"]
+        await store.stop()
+
+    run(full)
+    run(replay)

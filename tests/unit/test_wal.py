@@ -3,11 +3,13 @@
 import asyncio
 import itertools
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from storage.wal import KIND_BATCH, MAGIC, WalError, WalWriter, encode_payload, read_wal
+from tests.unit.full_disk import FullDisk
 
 TOPIC_ID = str(uuid.uuid4())
 
@@ -137,3 +139,109 @@ def test_synced_whole_pages_leave_the_page_cache_but_the_last_partial_page_stays
     assert advised[0][0] == 0
     assert advised[-1][0] + advised[-1][1] == size - size % page
     assert [e.body[:1] for _, e in read_wal(tmp_path)] == [b"a", b"b", b"c", b"d"]
+
+
+def test_a_write_that_hits_a_full_disk_is_cut_from_the_file_and_fails_its_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FullDisk(monkeypatch)
+
+    async def main() -> None:
+        wal = await _write(tmp_path, [b"acked-before"])
+        (path,) = tmp_path.glob("*.wal")
+        size = path.stat().st_size
+        head = encode_payload(KIND_BATCH, TOPIC_ID, "payments", 3)
+        disk.full = True
+        with pytest.raises(WalError):
+            await wal.append(head, b"x" * 5000, (("payments", 3), 2))
+        # Nothing of the failed record stays behind: replay can never make it visible.
+        assert path.stat().st_size == size
+        # While the disk is full an append is refused at once, not queued behind a wait.
+        with pytest.raises(WalError):
+            wal.append(head, b"refused", (("payments", 3), 2))
+        await wal.close()
+
+    asyncio.run(main())
+    assert [e.body for _, e in read_wal(tmp_path)] == [b"acked-before"]
+
+
+def test_appends_resume_by_themselves_once_the_disk_has_space_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FullDisk(monkeypatch)
+
+    async def main() -> None:
+        wal = WalWriter(tmp_path, probe_interval_s=0.0)
+        await wal.open({})
+        head = encode_payload(KIND_BATCH, TOPIC_ID, "payments", 3)
+        await wal.append(head, b"before", (("payments", 3), 1))
+        disk.full = True
+        with pytest.raises(WalError):
+            await wal.append(head, b"failed", (("payments", 3), 2))
+        assert not wal.writable
+        disk.full = False  # space freed: the probe finds out without any append
+        await wal.wait_writable()
+        await wal.append(head, b"after", (("payments", 3), 2))
+        await wal.close()
+
+    asyncio.run(main())
+    assert [e.body for _, e in read_wal(tmp_path)] == [b"before", b"after"]
+
+
+def test_a_failed_write_undoes_its_records_newest_first_before_failing_their_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store gives the records' offsets back in `undo`, before any append can run."""
+    disk = FullDisk(monkeypatch)
+    undone: list[tuple[int, bool]] = []
+
+    async def main() -> None:
+        wal = WalWriter(tmp_path)
+        await wal.open({})
+        head = encode_payload(KIND_BATCH, TOPIC_ID, "t", 0)
+        disk.full = True
+        futures: list[asyncio.Future[None]] = []
+
+        def undo(i: int) -> None:
+            undone.append((i, futures[i].done()))
+
+        for i in range(3):
+            futures.append(wal.append(head, b"x" * 100, (("t", 0), i + 1), partial(undo, i)))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        assert all(isinstance(r, WalError) for r in results)
+        await wal.close()
+
+    asyncio.run(main())
+    assert undone == [(2, False), (1, False), (0, False)]
+
+
+def test_a_failed_write_that_cannot_be_cut_yet_is_answered_only_once_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until its bytes are out of the file its outcome is unknown (a crash would replay
+    them), so it gets no answer; once the probe cuts them, it fails like any other."""
+    disk = FullDisk(monkeypatch)
+
+    async def main() -> None:
+        wal = WalWriter(tmp_path, probe_interval_s=0.0)
+        await wal.open({})
+        (path,) = tmp_path.glob("*.wal")
+        size = path.stat().st_size
+        head = encode_payload(KIND_BATCH, TOPIC_ID, "t", 0)
+        disk.full = disk.broken_truncate = True
+        fut = wal.append(head, b"x" * 100, (("t", 0), 1))
+        while wal.writable:  # until the failed write is noticed
+            await asyncio.sleep(0)
+        for _ in range(20):  # the probe keeps trying (and failing) meanwhile
+            await asyncio.sleep(0)
+        assert not fut.done()
+        assert path.stat().st_size > size  # the half-written record is still there
+        disk.full = False
+        with pytest.raises(WalError):
+            await fut
+        assert path.stat().st_size == size
+        await wal.wait_writable()
+        await wal.close()
+
+    asyncio.run(main())
+    assert read_wal(tmp_path) == []
