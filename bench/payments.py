@@ -46,13 +46,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from payments.app import CommandIssuer, Layout, PaymentsApp, read_status
-from payments.broker_process import BrokerProcess, free_port
-from payments.kafka_io import WatermarkReader, create_topics
-from payments.rebuild import rebuild
-from payments.verifier import verify_all
-from payments.workload import make_workload
-from payments.write_model import WriteModel
+from tidelog.payments.app import CommandIssuer, Layout, PaymentsApp, read_status
+from tidelog.payments.broker_process import BrokerProcess, free_port
+from tidelog.payments.kafka_io import WatermarkReader, create_topics
+from tidelog.payments.rebuild import rebuild
+from tidelog.payments.verifier import verify_all
+from tidelog.payments.workload import make_workload
+from tidelog.payments.write_model import WriteModel
 
 CATCH_UP_TIMEOUT_S = 300.0
 WARM_UP_PAYMENTS = 500

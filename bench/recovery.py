@@ -29,7 +29,7 @@ def run_once(mode: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
-        "broker.cli",
+        "tidelog.broker.cli",
         "drill",
         "replace",
         "--json",

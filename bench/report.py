@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.sides import TIDELOG_FLUSH_INTERVAL_MS
+from tidelog.bench.sides import TIDELOG_FLUSH_INTERVAL_MS
 
 # figures[workload][setup][label][metric] -> samples (one per round)
 Samples = dict[str, dict[str, dict[str, dict[str, list[float | None]]]]]

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.brokers import S3Endpoint, run_broker, s3_client
+from tidelog.bench.brokers import S3Endpoint, run_broker, s3_client
 
 TIDELOG_FLUSH_INTERVAL_MS = 200  # `tidelog serve`'s default --flush-interval-ms
 

@@ -26,8 +26,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.brokers import ROOT, S3Endpoint, empty_s3, moto_server, s3_client, seaweedfs_server
-from bench.report import (
+from tidelog.bench.brokers import (
+    ROOT,
+    S3Endpoint,
+    empty_s3,
+    moto_server,
+    s3_client,
+    seaweedfs_server,
+)
+from tidelog.bench.report import (
     Samples,
     Summaries,
     charts,
@@ -39,9 +46,9 @@ from bench.report import (
     read_targets,
     write_json,
 )
-from bench.s3proxy import CountingProxy
-from bench.sides import Side
-from bench.workloads import WORKLOADS, Context, Params, Workload, s3_put_latency, summarize
+from tidelog.bench.s3proxy import CountingProxy
+from tidelog.bench.sides import Side
+from tidelog.bench.workloads import WORKLOADS, Context, Params, Workload, s3_put_latency, summarize
 
 NOTE = (
     "Broker, peer, S3 server and clients all share this machine's cores, and other work "

@@ -30,13 +30,13 @@ from kio.serial import entity_reader
 from kio.static.primitive import Records, i16, i32, i32Timedelta, i64
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from protocol.body_guard import body_guard
-from protocol.codec import decode_request, encode_request, encode_response, request_schema
-from protocol.errors import ErrorCode
-from protocol.fetch_response import FetchPartitionResult, encode_fetch_response
-from protocol.headers import parse_request_header
-from protocol.produce_request import decode_produce_request
-from protocol.records import Record, build_batch
+from tidelog.protocol.body_guard import body_guard
+from tidelog.protocol.codec import decode_request, encode_request, encode_response, request_schema
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.fetch_response import FetchPartitionResult, encode_fetch_response
+from tidelog.protocol.headers import parse_request_header
+from tidelog.protocol.produce_request import decode_produce_request
+from tidelog.protocol.records import Record, build_batch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "clients"
 GUARDED_FRAMES = sorted([*FIXTURES.glob("*-fetch-*.bin"), *FIXTURES.glob("*-metadata-*.bin")])

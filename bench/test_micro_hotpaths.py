@@ -28,14 +28,14 @@ from kio.schema.types import TopicName
 from kio.static.primitive import Records, i16, i32, i32Timedelta
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from protocol.batch import validate_produce_records
-from protocol.codec import encode_request
-from protocol.fetch_response import FetchPartitionResult, encode_fetch_response
-from protocol.headers import parse_request_header
-from protocol.produce_request import decode_produce_request
-from protocol.records import Record, build_batch
-from storage.commit_format import Chunk, CommitHeader, encode_commit
-from storage.wal import WalWriter, encode_payload
+from tidelog.protocol.batch import validate_produce_records
+from tidelog.protocol.codec import encode_request
+from tidelog.protocol.fetch_response import FetchPartitionResult, encode_fetch_response
+from tidelog.protocol.headers import parse_request_header
+from tidelog.protocol.produce_request import decode_produce_request
+from tidelog.protocol.records import Record, build_batch
+from tidelog.storage.commit_format import Chunk, CommitHeader, encode_commit
+from tidelog.storage.wal import WalWriter, encode_payload
 
 PARTITIONS = 6
 TOPIC_ID = str(uuid.UUID(int=7))

@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 if __package__ in (None, ""):  # run as `python bench/throughput.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.brokers import (
+from tidelog.bench.brokers import (
     PARTITIONS,
     S3Endpoint,
     create_topic,

@@ -23,11 +23,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bench import groups
-from bench.brokers import PARTITIONS, ROOT, create_topic
-from bench.s3proxy import CountingProxy, Counts
-from bench.sides import TIDELOG_FLUSH_INTERVAL_MS, Running, Side, rss_kib
-from bench.throughput import consume, produce
+from tidelog.bench import groups
+from tidelog.bench.brokers import PARTITIONS, ROOT, create_topic
+from tidelog.bench.s3proxy import CountingProxy, Counts
+from tidelog.bench.sides import TIDELOG_FLUSH_INTERVAL_MS, Running, Side, rss_kib
+from tidelog.bench.throughput import consume, produce
 
 MB = 1_000_000
 KIB = 1024
@@ -234,7 +234,7 @@ def paced_produce_consume(bootstrap: str, topic: str, p: Params) -> tuple[list[f
 
 def s3_put_latency(s3_url: str, env: dict[str, str], p: Params) -> Figures:
     """The S3 server's own PUT latency, from boto3 (the path the broker uses, proxy and all)."""
-    from bench.brokers import S3Endpoint, s3_client
+    from tidelog.bench.brokers import S3Endpoint, s3_client
 
     client: Any = s3_client(S3Endpoint(s3_url, env, "bench"))
     body = os.urandom(p.s3_put_bytes)
@@ -373,7 +373,7 @@ def run_drill(side: Side, p: Params, ctx: Context) -> Figures:
 
 
 def drill_report(mode: str, records: int) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "broker.cli", "drill", "replace", "--json"]
+    cmd = [sys.executable, "-m", "tidelog.broker.cli", "drill", "replace", "--json"]
     cmd += ["--mode", mode, "--records", str(records)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=600, check=False)
     try:

@@ -27,9 +27,9 @@ from typing import Any
 from kio.index import load_payload_module
 from kio.static.constants import EntityType
 
-from broker.handlers.base import build
-from protocol.codec import decode_response, encode_request
-from protocol.errors import ErrorCode, ProtocolError
+from tidelog.broker.handlers.base import build
+from tidelog.protocol.codec import decode_response, encode_request
+from tidelog.protocol.errors import ErrorCode, ProtocolError
 
 __all__ = [
     "AdminClient",

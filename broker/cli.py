@@ -21,21 +21,21 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from broker.config import (
+from tidelog.broker.config import (
     ConfigError,
     ServeConfig,
     add_serve_arguments,
     environment,
     resolve_serve_config,
 )
-from broker.drills.cli import add_drill_arguments, run_drill
-from broker.groups_cli import add_groups_arguments, run_groups
-from broker.inspect_cli import add_inspect_arguments, run_inspect
-from broker.memory import tune_gc, tune_malloc
-from storage.commit_format import CorruptCommit
-from storage.membership import NodeIdInUse
-from storage.object_store import ObjectStoreError
-from storage.stream_state import StateError
+from tidelog.broker.drills.cli import add_drill_arguments, run_drill
+from tidelog.broker.groups_cli import add_groups_arguments, run_groups
+from tidelog.broker.inspect_cli import add_inspect_arguments, run_inspect
+from tidelog.broker.memory import tune_gc, tune_malloc
+from tidelog.storage.commit_format import CorruptCommit
+from tidelog.storage.membership import NodeIdInUse
+from tidelog.storage.object_store import ObjectStoreError
+from tidelog.storage.stream_state import StateError
 
 log = logging.getLogger("tidelog")
 
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dir, breaks one under load and verifies every acknowledged record.",
     )
     add_drill_arguments(drill, _Parser)
-    from payments.cli import add_payments_arguments  # the app, only when the CLI is built
+    from tidelog.payments.cli import add_payments_arguments  # the app, only when the CLI is built
 
     payments = sub.add_parser(
         "payments",
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     try:
-        from bench.options import add_bench_arguments
+        from tidelog.bench.options import add_bench_arguments
     except ImportError:  # installed without the bench extra: `tidelog bench` says so
         return
     add_bench_arguments(parser)
@@ -125,7 +125,7 @@ EXIT_SHUTDOWN_TIMED_OUT = 4
 
 
 async def run_broker(config: ServeConfig) -> int:
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
     broker = Broker(config)
     stop = asyncio.Event()
@@ -196,8 +196,8 @@ def _install_uvloop() -> None:
 
 def _run_bench(args: argparse.Namespace) -> int:
     try:
-        from bench.needs import missing_line
-        from bench.suite import run_bench
+        from tidelog.bench.needs import missing_line
+        from tidelog.bench.suite import run_bench
     except ImportError as exc:
         print(f"tidelog bench: error: needs the bench extra (pip install 'tidelog[bench]'): "
               f"{exc}", file=sys.stderr)  # fmt: skip
@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "drill":
         return run_drill(args)
     if args.command == "payments":
-        from payments.cli import run_payments
+        from tidelog.payments.cli import run_payments
 
         return run_payments(args)
     if args.command == "bench":

@@ -33,16 +33,16 @@ import termios
 from collections import Counter, deque
 from typing import TYPE_CHECKING, Any, cast
 
-from broker.connection_table import ConnectionTable
-from broker.handlers.base import Handler, client_host
-from protocol.api_versions_fallback import encode_api_versions_fallback
-from protocol.codec import encode_response
-from protocol.errors import ErrorCode, FrameTooLarge, InvalidFrame, ProtocolError
-from protocol.framing import FrameReader
-from protocol.headers import RequestHeader, parse_request_header
+from tidelog.broker.connection_table import ConnectionTable
+from tidelog.broker.handlers.base import Handler, client_host
+from tidelog.protocol.api_versions_fallback import encode_api_versions_fallback
+from tidelog.protocol.codec import encode_response
+from tidelog.protocol.errors import ErrorCode, FrameTooLarge, InvalidFrame, ProtocolError
+from tidelog.protocol.framing import FrameReader
+from tidelog.protocol.headers import RequestHeader, parse_request_header
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from broker.log_limiter import LogLimiter
-from protocol.framing import SCRATCH_BYTES
+from tidelog.broker.log_limiter import LogLimiter
+from tidelog.protocol.framing import SCRATCH_BYTES
 
-log = logging.getLogger("broker.connection")
+log = logging.getLogger("tidelog.broker.connection")
 
 # The sweep runs this often relative to the idle limit, within these bounds: an idle
 # connection is closed at most a quarter of the limit late.

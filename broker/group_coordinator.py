@@ -17,15 +17,15 @@ import asyncio
 import itertools
 from collections.abc import Callable
 
-from broker.group_events import Delete, Effect, Event, Tick, Unload, Wakeup
-from broker.group_model import DEAD, Group, GroupConfig
-from broker.group_queries import (
+from tidelog.broker.group_events import Delete, Effect, Event, Tick, Unload, Wakeup
+from tidelog.broker.group_model import DEAD, Group, GroupConfig
+from tidelog.broker.group_queries import (
     answer_invalid_group_id,
     answer_missing_group,
     answer_not_coordinator,
     creates_group,
 )
-from broker.group_state import handle
+from tidelog.broker.group_state import handle
 
 
 class GroupCoordinator:

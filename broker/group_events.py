@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from protocol.errors import ErrorCode
+from tidelog.protocol.errors import ErrorCode
 
 UNKNOWN_MEMBER_ID = ""
 """The member id a client sends before it has one (Kafka's JoinGroupRequest.UNKNOWN_MEMBER_ID)."""

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from broker.group_events import ProtocolEntry
-from protocol.errors import ErrorCode
+from tidelog.broker.group_events import ProtocolEntry
+from tidelog.protocol.errors import ErrorCode
 
 
 class GroupState(Enum):

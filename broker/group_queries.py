@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.group_events import (
+from tidelog.broker.group_events import (
     NO_GENERATION,
     UNKNOWN_MEMBER_ID,
     Delete,
@@ -29,8 +29,16 @@ from broker.group_events import (
     Sync,
     SyncResponse,
 )
-from broker.group_model import COMPLETING, DEAD, EMPTY, STABLE, Group, Member, validate_member
-from protocol.errors import ErrorCode
+from tidelog.broker.group_model import (
+    COMPLETING,
+    DEAD,
+    EMPTY,
+    STABLE,
+    Group,
+    Member,
+    validate_member,
+)
+from tidelog.protocol.errors import ErrorCode
 
 
 def validate_commit(

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from broker.group_events import (
+from tidelog.broker.group_events import (
     UNKNOWN_MEMBER_ID,
     Delete,
     DeleteResponse,
@@ -48,7 +48,7 @@ from broker.group_events import (
     Unload,
     Wakeup,
 )
-from broker.group_model import (
+from tidelog.broker.group_model import (
     COMPLETING,
     DEAD,
     DEFAULT_CONFIG,
@@ -62,8 +62,8 @@ from broker.group_model import (
     random_member_id,
     validate_member,
 )
-from broker.group_protocol_vote import common_protocols, select_protocol
-from protocol.errors import ErrorCode
+from tidelog.broker.group_protocol_vote import common_protocols, select_protocol
+from tidelog.protocol.errors import ErrorCode
 
 __all__ = [
     "Group",

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from broker.admin_client import (
+from tidelog.broker.admin_client import (
     AdminClient,
     AdminConnectionError,
     AdminError,

@@ -28,16 +28,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol.batch import iter_batches
-from protocol.errors import RecordBatchError
-from storage import paths, wal
-from storage.commit_format import CommitHeader, CorruptCommit
-from storage.commit_log import CommitLog
-from storage.meta_state import GROUP_TOPIC, MetaState, Owner
-from storage.object_store import ObjectInfo, ObjectStore, ObjectStoreError
-from storage.ownership import group_slot, read_stream
-from storage.store_url import file_url_path, open_object_store
-from storage.stream_state import GroupOffsets, PartitionState, StreamState
+from tidelog.protocol.batch import iter_batches
+from tidelog.protocol.errors import RecordBatchError
+from tidelog.storage import paths, wal
+from tidelog.storage.commit_format import CommitHeader, CorruptCommit
+from tidelog.storage.commit_log import CommitLog
+from tidelog.storage.meta_state import GROUP_TOPIC, MetaState, Owner
+from tidelog.storage.object_store import ObjectInfo, ObjectStore, ObjectStoreError
+from tidelog.storage.ownership import group_slot, read_stream
+from tidelog.storage.store_url import file_url_path, open_object_store
+from tidelog.storage.stream_state import GroupOffsets, PartitionState, StreamState
 
 OBJECT_STORE_ENV = "TIDELOG_OBJECT_STORE"
 S3_ENDPOINT_ENV = "TIDELOG_S3_ENDPOINT"

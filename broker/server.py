@@ -14,19 +14,23 @@ import time
 import uuid
 from pathlib import Path
 
-from broker.config import ServeConfig
-from broker.connection import Connection
-from broker.connection_table import ConnectionLimits, ConnectionTable, default_max_connections
-from broker.group_coordinator import GroupCoordinator
-from broker.group_model import GroupConfig
-from broker.handlers import HANDLERS
-from broker.handlers.base import Handler
-from protocol.errors import ErrorCode
-from storage.errors import StoreError
-from storage.log_store import LogStore, StoreConfig
-from storage.meta_state import Member, TopicState
-from storage.s3_store import S3ObjectStore
-from storage.store_url import open_object_store
+from tidelog.broker.config import ServeConfig
+from tidelog.broker.connection import Connection
+from tidelog.broker.connection_table import (
+    ConnectionLimits,
+    ConnectionTable,
+    default_max_connections,
+)
+from tidelog.broker.group_coordinator import GroupCoordinator
+from tidelog.broker.group_model import GroupConfig
+from tidelog.broker.handlers import HANDLERS
+from tidelog.broker.handlers.base import Handler
+from tidelog.protocol.errors import ErrorCode
+from tidelog.storage.errors import StoreError
+from tidelog.storage.log_store import LogStore, StoreConfig
+from tidelog.storage.meta_state import Member, TopicState
+from tidelog.storage.s3_store import S3ObjectStore
+from tidelog.storage.store_url import open_object_store
 
 log = logging.getLogger(__name__)
 

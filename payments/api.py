@@ -32,9 +32,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from payments.app import Layout, read_status
-from payments.kafka_io import WatermarkReader
-from payments.sqlite_db import connect
+from tidelog.payments.app import Layout, read_status
+from tidelog.payments.kafka_io import WatermarkReader
+from tidelog.payments.sqlite_db import connect
 
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 REFRESH_S = 2
@@ -288,9 +288,9 @@ def make_server(api: ReadApi, host: str, port: int) -> ThreadingHTTPServer:
 
 
 def run_api_command(data_dir: Path, listen: str, bootstrap: str | None, follow: bool) -> int:
-    from payments.app import PaymentsApp
-    from payments.broker_process import BrokerProcess, BrokerStartError, free_port
-    from payments.kafka_io import BrokerUnavailable, create_topics
+    from tidelog.payments.app import PaymentsApp
+    from tidelog.payments.broker_process import BrokerProcess, BrokerStartError, free_port
+    from tidelog.payments.kafka_io import BrokerUnavailable, create_topics
 
     host, _, port_text = listen.rpartition(":")
     if not host or not port_text.isdigit():

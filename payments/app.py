@@ -21,14 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from payments.kafka_io import BrokerUnavailable, WatermarkReader
-from payments.outbox_relay import OutboxRelay
-from payments.projection_runner import ProjectionRunner, lag, stored_offsets
-from payments.projections import all_projections
-from payments.sqlite_db import connect
-from payments.state_machine import CommandError, parse_command
-from payments.workload import PlannedCommand
-from payments.write_model import WriteModel, open_write_db, outbox_counts
+from tidelog.payments.kafka_io import BrokerUnavailable, WatermarkReader
+from tidelog.payments.outbox_relay import OutboxRelay
+from tidelog.payments.projection_runner import ProjectionRunner, lag, stored_offsets
+from tidelog.payments.projections import all_projections
+from tidelog.payments.sqlite_db import connect
+from tidelog.payments.state_machine import CommandError, parse_command
+from tidelog.payments.workload import PlannedCommand
+from tidelog.payments.write_model import WriteModel, open_write_db, outbox_counts
 
 ISSUE_BATCH = 500
 _MASKED = re.compile(r"\b(\w*_id|amount|open|refundable|captured|key)=\S+")
@@ -234,7 +234,7 @@ class PaymentsApp:
         command = [
             sys.executable,
             "-m",
-            "payments.projection_runner",
+            "tidelog.payments.projection_runner",
             "--projection",
             name,
             "--db",

@@ -1,6 +1,6 @@
 """A `tidelog serve` subprocess for `tidelog payments` (the embedded default).
 
-Owns: starting the broker as a child process (`python -m broker.cli serve`: a process,
+Owns: starting the broker as a child process (`python -m tidelog.broker.cli serve`: a process,
 not an import — payments never imports broker code), waiting for its "tidelog ready"
 line, SIGKILL (the drill's crash) and SIGTERM (a clean stop). Its output goes to a log
 file next to its data dir.
@@ -51,7 +51,7 @@ class BrokerProcess:
         command = [
             sys.executable,
             "-m",
-            "broker.cli",
+            "tidelog.broker.cli",
             "serve",
             "--listen",
             self.bootstrap,

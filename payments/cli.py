@@ -111,10 +111,10 @@ def run_payments(args: argparse.Namespace) -> int:
     if args.payments_command == "demo":
         return _demo(args)
     if args.payments_command == "rebuild":
-        from payments.rebuild import run_rebuild_command
+        from tidelog.payments.rebuild import run_rebuild_command
 
         return run_rebuild_command(args.projection, args.data_dir, args.bootstrap)
-    from payments.api import run_api_command
+    from tidelog.payments.api import run_api_command
 
     return run_api_command(args.data_dir, args.listen, args.bootstrap, args.follow)
 
@@ -126,7 +126,7 @@ def _demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from payments.demo import DemoOptions, Narrator, run_demo
+    from tidelog.payments.demo import DemoOptions, Narrator, run_demo
 
     opts = DemoOptions(
         payments=args.payments,

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from payments.app import AppStatus, CommandIssuer, Layout, PaymentsApp, read_status
-from payments.broker_process import BrokerProcess, BrokerStartError, free_port
-from payments.kafka_io import BrokerUnavailable, WatermarkReader, create_topics
-from payments.verifier import render, verify_all
-from payments.workload import make_workload
-from payments.write_model import WriteModel
+from tidelog.payments.app import AppStatus, CommandIssuer, Layout, PaymentsApp, read_status
+from tidelog.payments.broker_process import BrokerProcess, BrokerStartError, free_port
+from tidelog.payments.kafka_io import BrokerUnavailable, WatermarkReader, create_topics
+from tidelog.payments.verifier import render, verify_all
+from tidelog.payments.workload import make_workload
+from tidelog.payments.write_model import WriteModel
 
 CATCH_UP_TIMEOUT_S = 180.0
 

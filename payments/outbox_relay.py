@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from payments.kafka_io import EVENTS_TOPIC, producer_config
-from payments.sqlite_db import connect, transaction
+from tidelog.payments.kafka_io import EVENTS_TOPIC, producer_config
+from tidelog.payments.sqlite_db import connect, transaction
 
 log = logging.getLogger("payments.relay")
 BATCH_ROWS = 5_000

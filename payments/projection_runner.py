@@ -34,16 +34,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from payments import events as ev
-from payments.kafka_io import (
+from tidelog.payments import events as ev
+from tidelog.payments.kafka_io import (
     DLQ_TOPIC,
     EVENTS_PARTITIONS,
     EVENTS_TOPIC,
     consumer_config,
     producer_config,
 )
-from payments.projections import Projection
-from payments.sqlite_db import connect, transaction
+from tidelog.payments.projections import Projection
+from tidelog.payments.sqlite_db import connect, transaction
 
 log = logging.getLogger("payments.projection")
 BATCH_MESSAGES = 5_000
@@ -248,7 +248,7 @@ class ProjectionRunner:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """One projection as its own process (SIGTERM/SIGINT: finish the batch, exit 0)."""
-    from payments.projections import by_name
+    from tidelog.payments.projections import by_name
 
     parser = argparse.ArgumentParser(prog="python -m payments.projection_runner")
     parser.add_argument("--projection", required=True)

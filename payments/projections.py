@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from payments import events as ev
+from tidelog.payments import events as ev
 
 Key = tuple[str, ...]
 

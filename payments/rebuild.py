@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from payments.app import Layout
-from payments.broker_process import BrokerProcess, BrokerStartError, free_port
-from payments.kafka_io import BrokerUnavailable
-from payments.projection_runner import ProjectionRunner, stored_offsets
-from payments.projections import Projection, by_name
-from payments.sqlite_db import connect
-from payments.verifier import ProjectionReport, compare
+from tidelog.payments.app import Layout
+from tidelog.payments.broker_process import BrokerProcess, BrokerStartError, free_port
+from tidelog.payments.kafka_io import BrokerUnavailable
+from tidelog.payments.projection_runner import ProjectionRunner, stored_offsets
+from tidelog.payments.projections import Projection, by_name
+from tidelog.payments.sqlite_db import connect
+from tidelog.payments.verifier import ProjectionReport, compare
 
 REPLAY_TIMEOUT_S = 600.0
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from payments import events as ev
+from tidelog.payments import events as ev
 
 AUTHORIZE: Final = "authorize"
 CAPTURE: Final = "capture"

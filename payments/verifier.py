@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from payments.projection_runner import lag, stored_offsets
-from payments.projections import Projection, all_projections, utc_day
-from payments.sqlite_db import connect
+from tidelog.payments.projection_runner import lag, stored_offsets
+from tidelog.payments.projections import Projection, all_projections, utc_day
+from tidelog.payments.sqlite_db import connect
 
 Row = tuple[object, ...]
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from payments import events as ev
-from payments.sqlite_db import connect, transaction
-from payments.state_machine import Accepted, Command, PaymentState, decide
+from tidelog.payments import events as ev
+from tidelog.payments.sqlite_db import connect, transaction
+from tidelog.payments.state_machine import Accepted, Command, PaymentState, decide
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (

@@ -6,8 +6,8 @@ the details (``framing``, ``headers``, ``codec``, ``api_versions_fallback``,
 ``batch`` on the hot path, ``records`` off it, ``errors``).
 """
 
-from protocol.api_versions_fallback import encode_api_versions_fallback
-from protocol.batch import (
+from tidelog.protocol.api_versions_fallback import encode_api_versions_fallback
+from tidelog.protocol.batch import (
     BatchHeader,
     Compression,
     TimestampType,
@@ -16,8 +16,8 @@ from protocol.batch import (
     set_base_offsets,
     validate_produce_records,
 )
-from protocol.codec import decode_request, encode_response
-from protocol.errors import (
+from tidelog.protocol.codec import decode_request, encode_response
+from tidelog.protocol.errors import (
     DecodeError,
     EncodeError,
     ErrorCode,
@@ -27,8 +27,8 @@ from protocol.errors import (
     RecordBatchError,
     UnsupportedRequest,
 )
-from protocol.framing import FrameDecoder, frame
-from protocol.headers import RequestHeader, parse_request_header
+from tidelog.protocol.framing import FrameDecoder, frame
+from tidelog.protocol.headers import RequestHeader, parse_request_header
 
 __all__ = [
     "BatchHeader",

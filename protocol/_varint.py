@@ -9,7 +9,7 @@ the buffer. Writers append to a ``bytearray``.
 
 from __future__ import annotations
 
-from protocol._types import BytesLike
+from tidelog.protocol._types import BytesLike
 
 __all__ = [
     "read_uvarint",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from protocol.errors import ErrorCode
+from tidelog.protocol.errors import ErrorCode
 
 __all__ = ["encode_api_versions_fallback"]
 

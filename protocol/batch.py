@@ -26,8 +26,8 @@ from typing import NamedTuple
 
 from crc32c import crc32c
 
-from protocol._types import BytesLike
-from protocol.errors import (
+from tidelog.protocol._types import BytesLike
+from tidelog.protocol.errors import (
     CorruptRecordBatch,
     InvalidRecordBatch,
     UnsupportedCompression,

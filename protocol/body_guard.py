@@ -55,8 +55,8 @@ from kio.serial._introspect import (
 )
 from kio.static.constants import EntityType
 
-from protocol._types import BytesLike
-from protocol.errors import DecodeError
+from tidelog.protocol._types import BytesLike
+from tidelog.protocol.errors import DecodeError
 
 __all__ = ["BodyGuard", "body_guard"]
 

@@ -33,11 +33,11 @@ from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
 from kio.static.protocol import RequestPayload, ResponsePayload
 
-from protocol._types import BytesLike
-from protocol._varint import skip_tagged_fields
-from protocol.body_guard import BodyGuard, body_guard
-from protocol.errors import DecodeError, EncodeError, UnsupportedRequest
-from protocol.headers import (
+from tidelog.protocol._types import BytesLike
+from tidelog.protocol._varint import skip_tagged_fields
+from tidelog.protocol.body_guard import BodyGuard, body_guard
+from tidelog.protocol.errors import DecodeError, EncodeError, UnsupportedRequest
+from tidelog.protocol.headers import (
     is_flexible_request,
     is_flexible_response,
 )

@@ -34,9 +34,9 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from protocol._types import BytesLike
-from protocol._varint import write_uvarint
-from protocol.errors import EncodeError
+from tidelog.protocol._types import BytesLike
+from tidelog.protocol._varint import write_uvarint
+from tidelog.protocol.errors import EncodeError
 
 __all__ = [
     "FIRST_VERSION",

@@ -19,7 +19,7 @@ import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from protocol.errors import FrameTooLarge, InvalidFrame, ProtocolError
+from tidelog.protocol.errors import FrameTooLarge, InvalidFrame, ProtocolError
 
 __all__ = ["FrameDecoder", "FrameReader", "frame"]
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from protocol._types import BytesLike
-from protocol._varint import skip_tagged_fields
-from protocol.errors import DecodeError
+from tidelog.protocol._types import BytesLike
+from tidelog.protocol._varint import skip_tagged_fields
+from tidelog.protocol.errors import DecodeError
 
 __all__ = [
     "API_VERSIONS_KEY",

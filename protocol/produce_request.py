@@ -38,8 +38,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from protocol._types import BytesLike
-from protocol.errors import DecodeError, UnsupportedRequest
+from tidelog.protocol._types import BytesLike
+from tidelog.protocol.errors import DecodeError, UnsupportedRequest
 
 __all__ = [
     "FIRST_VERSION",

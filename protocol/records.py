@@ -29,9 +29,9 @@ from typing import NamedTuple
 
 import cramjam
 
-from protocol._types import BytesLike
-from protocol._varint import read_varint, read_varlong, write_varint, write_varlong
-from protocol.batch import (
+from tidelog.protocol._types import BytesLike
+from tidelog.protocol._varint import read_varint, read_varlong, write_varint, write_varlong
+from tidelog.protocol.batch import (
     HEADER_BYTES,
     BatchHeader,
     Compression,
@@ -40,7 +40,7 @@ from protocol.batch import (
     rewrite_crc,
     write_header,
 )
-from protocol.errors import CorruptRecordBatch
+from tidelog.protocol.errors import CorruptRecordBatch
 
 __all__ = [
     "Record",

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, Self, TypeVar
 
-from storage.commit_format import (
+from tidelog.storage.commit_format import (
     Chunk,
     CommitHeader,
     CorruptCommit,
@@ -31,8 +31,8 @@ from storage.commit_format import (
     encode_commit,
     header_span,
 )
-from storage.object_store import Buffer, ObjectStore, ObjectStoreError, PreconditionFailed
-from storage.paths import LogLayout
+from tidelog.storage.object_store import Buffer, ObjectStore, ObjectStoreError, PreconditionFailed
+from tidelog.storage.paths import LogLayout
 
 log = logging.getLogger(__name__)
 

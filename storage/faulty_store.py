@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from storage.object_store import Data, ObjectInfo, ObjectStore, ObjectStoreUnavailable
+from tidelog.storage.object_store import Data, ObjectInfo, ObjectStore, ObjectStoreUnavailable
 
 
 class FaultyObjectStore:

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from storage.commit_format import Chunk, CommitHeader
-from storage.commit_log import CommitContent, CommitLog, Fenced
-from storage.object_store import Buffer, ObjectStoreError, PreconditionFailed
-from storage.stream_state import StreamState
+from tidelog.storage.commit_format import Chunk, CommitHeader
+from tidelog.storage.commit_log import CommitContent, CommitLog, Fenced
+from tidelog.storage.object_store import Buffer, ObjectStoreError, PreconditionFailed
+from tidelog.storage.stream_state import StreamState
 
 log = logging.getLogger(__name__)
 

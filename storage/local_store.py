@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from storage.object_store import (
+from tidelog.storage.object_store import (
     Data,
     ObjectInfo,
     ObjectNotFound,

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 
 import crc32c
 
-from protocol.batch import iter_batches
-from protocol.errors import ErrorCode
-from protocol.records import decode_batch
-from storage.errors import StoreError
-from storage.object_store import ObjectStore, ObjectStoreError
-from storage.partition_log import PartitionLog
-from storage.paths import stream_commit_key
-from storage.stream_state import ChunkRef
+from tidelog.protocol.batch import iter_batches
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import decode_batch
+from tidelog.storage.errors import StoreError
+from tidelog.storage.object_store import ObjectStore, ObjectStoreError
+from tidelog.storage.partition_log import PartitionLog
+from tidelog.storage.paths import stream_commit_key
+from tidelog.storage.stream_state import ChunkRef
 
 log = logging.getLogger(__name__)
 

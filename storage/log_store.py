@@ -35,29 +35,29 @@ from typing import Any, Literal
 
 import crc32c
 
-from protocol.batch import (
+from tidelog.protocol.batch import (
     iter_batches,
     patch_base_offset,
     set_base_offsets,
     validate_produce_records,
 )
-from protocol.errors import ErrorCode, RecordBatchError
-from storage import paths
-from storage.commit_format import Chunk, ProducerBatch
-from storage.commit_log import CommitLog, Fenced, LoadStats
-from storage.data_dir import lock_data_dir, read_wal_owner, write_wal_owner
-from storage.errors import StoreError
-from storage.flusher import Flusher
-from storage.log_reader import LogReader, ReadResult
-from storage.membership import Membership, NodeIdInUse
-from storage.meta_state import GROUP_TOPIC, Member, MetaState, TopicState
-from storage.object_store import Buffer, ObjectStore, ObjectStoreError
-from storage.ownership import group_slot, open_stream
-from storage.partition_log import Batch, PartitionLog
-from storage.producer_state import Verdict
-from storage.stream_state import CommittedOffset, StreamState
-from storage.topic_config import DEFAULT_TOPIC_CONFIGS, problem, validate_topic_configs
-from storage.wal import KIND_BATCH, WalError, WalWriter, encode_payload, read_wal
+from tidelog.protocol.errors import ErrorCode, RecordBatchError
+from tidelog.storage import paths
+from tidelog.storage.commit_format import Chunk, ProducerBatch
+from tidelog.storage.commit_log import CommitLog, Fenced, LoadStats
+from tidelog.storage.data_dir import lock_data_dir, read_wal_owner, write_wal_owner
+from tidelog.storage.errors import StoreError
+from tidelog.storage.flusher import Flusher
+from tidelog.storage.log_reader import LogReader, ReadResult
+from tidelog.storage.membership import Membership, NodeIdInUse
+from tidelog.storage.meta_state import GROUP_TOPIC, Member, MetaState, TopicState
+from tidelog.storage.object_store import Buffer, ObjectStore, ObjectStoreError
+from tidelog.storage.ownership import group_slot, open_stream
+from tidelog.storage.partition_log import Batch, PartitionLog
+from tidelog.storage.producer_state import Verdict
+from tidelog.storage.stream_state import CommittedOffset, StreamState
+from tidelog.storage.topic_config import DEFAULT_TOPIC_CONFIGS, problem, validate_topic_configs
+from tidelog.storage.wal import KIND_BATCH, WalError, WalWriter, encode_payload, read_wal
 
 log = logging.getLogger(__name__)
 

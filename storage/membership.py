@@ -31,12 +31,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from storage import paths
-from storage.commit_format import CommitHeader
-from storage.commit_log import CommitLog, Fenced
-from storage.meta_state import GROUP_TOPIC, Member, MetaState, Owner, Source
-from storage.object_store import ObjectStoreError
-from storage.ownership import (
+from tidelog.storage import paths
+from tidelog.storage.commit_format import CommitHeader
+from tidelog.storage.commit_log import CommitLog, Fenced
+from tidelog.storage.meta_state import GROUP_TOPIC, Member, MetaState, Owner, Source
+from tidelog.storage.object_store import ObjectStoreError
+from tidelog.storage.ownership import (
     WriterAlive,
     group_slot,
     open_stream,
@@ -44,10 +44,10 @@ from storage.ownership import (
     read_stream,
     seal_stream,
 )
-from storage.stream_state import PartitionKey, PartitionState, StreamState, group_rows
+from tidelog.storage.stream_state import PartitionKey, PartitionState, StreamState, group_rows
 
 if TYPE_CHECKING:
-    from storage.log_store import LogStore
+    from tidelog.storage.log_store import LogStore
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 from collections import Counter
 
-from storage.object_store import (
+from tidelog.storage.object_store import (
     Data,
     ObjectInfo,
     ObjectNotFound,

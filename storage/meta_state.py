@@ -33,9 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage import paths
-from storage.commit_format import CommitHeader
-from storage.stream_state import GROUP_SLOTS_TOPIC, PartitionKey, StateError
+from tidelog.storage import paths
+from tidelog.storage.commit_format import CommitHeader
+from tidelog.storage.stream_state import GROUP_SLOTS_TOPIC, PartitionKey, StateError
 
 # Group coordination is spread over this many slots, owned like partitions (Kafka's
 # __consumer_offsets partitions): a group's coordinator is the owner of its slot. The

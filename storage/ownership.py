@@ -18,12 +18,12 @@ import uuid
 import zlib
 from collections.abc import Callable, Sequence
 
-from storage import paths
-from storage.commit_format import CommitHeader, encode_commit
-from storage.commit_log import CommitLog
-from storage.meta_state import GROUP_SLOTS, Member
-from storage.object_store import ObjectStore, PreconditionFailed
-from storage.stream_state import PartitionKey, StreamState
+from tidelog.storage import paths
+from tidelog.storage.commit_format import CommitHeader, encode_commit
+from tidelog.storage.commit_log import CommitLog
+from tidelog.storage.meta_state import GROUP_SLOTS, Member
+from tidelog.storage.object_store import ObjectStore, PreconditionFailed
+from tidelog.storage.stream_state import PartitionKey, StreamState
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass
 
-from storage.commit_format import ProducerBatch
-from storage.producer_state import SavedEntry
-from storage.stream_state import PartitionState
+from tidelog.storage.commit_format import ProducerBatch
+from tidelog.storage.producer_state import SavedEntry
+from tidelog.storage.stream_state import PartitionState
 
 
 @dataclass(frozen=True, slots=True)

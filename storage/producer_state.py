@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from storage.commit_format import ProducerBatch
+from tidelog.storage.commit_format import ProducerBatch
 
 # Kafka keeps the last five batches per producer: a client has at most five in flight.
 CACHED_BATCHES = 5

@@ -35,7 +35,7 @@ import botocore.exceptions
 import crc32c
 from botocore.config import Config
 
-from storage.object_store import (
+from tidelog.storage.object_store import (
     Data,
     ObjectInfo,
     ObjectNotFound,

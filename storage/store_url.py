@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from storage.faulty_store import FaultyObjectStore
-from storage.local_store import LocalObjectStore
-from storage.object_store import ObjectStore
-from storage.s3_store import S3ObjectStore
+from tidelog.storage.faulty_store import FaultyObjectStore
+from tidelog.storage.local_store import LocalObjectStore
+from tidelog.storage.object_store import ObjectStore
+from tidelog.storage.s3_store import S3ObjectStore
 
 _FILE_SCHEME = "file://"
 _S3_SCHEME = "s3://"

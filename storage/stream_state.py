@@ -30,8 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage.commit_format import Chunk, CommitHeader
-from storage.producer_state import ProducerStates
+from tidelog.storage.commit_format import Chunk, CommitHeader
+from tidelog.storage.producer_state import ProducerStates
 
 PartitionKey = tuple[str, int]
 GROUP_SLOTS_TOPIC = "__consumer_offsets"  # the key of a group slot: (this, slot)

@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
-from protocol.errors import ErrorCode
-from storage.errors import StoreError
+from tidelog.protocol.errors import ErrorCode
+from tidelog.storage.errors import StoreError
 
 INT_MAX = 2**31 - 1
 LONG_MAX = 2**63 - 1

@@ -15,13 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from broker.drills import outage, replace, scale, zombie
-from broker.drills.harness import DrillContext, DrillOptions, render_json, render_table
-from broker.drills.load import RECORDS_PER_S
-from broker.drills.narration import Narrator
-from broker.drills.processes import DrillError
-from broker.drills.schedule import MIN_RECORDS, Schedule, ScheduleError
-from broker.drills.stores import open_store
+from tidelog.broker.drills import outage, replace, scale, zombie
+from tidelog.broker.drills.harness import DrillContext, DrillOptions, render_json, render_table
+from tidelog.broker.drills.load import RECORDS_PER_S
+from tidelog.broker.drills.narration import Narrator
+from tidelog.broker.drills.processes import DrillError
+from tidelog.broker.drills.schedule import MIN_RECORDS, Schedule, ScheduleError
+from tidelog.broker.drills.stores import open_store
 
 SCENARIOS = {
     s.name: s

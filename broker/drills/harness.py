@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from broker.drills.load import (
+from tidelog.broker.drills.load import (
     PARTITIONS,
     RECORDS_PER_S,
     Load,
@@ -28,11 +28,11 @@ from broker.drills.load import (
     committed_offsets,
     read_back,
 )
-from broker.drills.narration import Narrator
-from broker.drills.processes import BrokerRun
-from broker.drills.records import ReadRecord, payment_stream, verify
-from broker.drills.schedule import Schedule
-from broker.drills.stores import DrillStore, Reads
+from tidelog.broker.drills.narration import Narrator
+from tidelog.broker.drills.processes import BrokerRun
+from tidelog.broker.drills.records import ReadRecord, payment_stream, verify
+from tidelog.broker.drills.schedule import Schedule
+from tidelog.broker.drills.stores import DrillStore, Reads
 
 Report = dict[str, Any]
 Row = tuple[str, object]

@@ -17,14 +17,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from broker.drills.processes import StoreArgs
+from tidelog.broker.drills.processes import StoreArgs
 
 INSPECT_TIMEOUT_S = 30.0
 _NOT_SHOWN = ("store", "head_id")  # long, and the same in every look
 
 
 def inspect_line(store: StoreArgs, data_dir: Path | None = None) -> str:
-    command = [sys.executable, "-m", "broker.cli", "inspect", "--object-store", store.url]
+    command = [sys.executable, "-m", "tidelog.broker.cli", "inspect", "--object-store", store.url]
     if store.endpoint:
         command += ["--s3-endpoint", store.endpoint]
     if data_dir is not None:

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.drills.processes import DrillError
-from broker.drills.records import Ack, Payment, ReadRecord
+from tidelog.broker.drills.processes import DrillError
+from tidelog.broker.drills.records import Ack, Payment, ReadRecord
 
 TOPIC = "payments"
 PARTITIONS = 6

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from broker.drills.harness import (
+from tidelog.broker.drills.harness import (
     DrillContext,
     Report,
     Row,
@@ -32,15 +32,15 @@ from broker.drills.harness import (
     verdict_fields,
     wait_for_failure_point,
 )
-from broker.drills.load import (
+from tidelog.broker.drills.load import (
     LOAD_TIMEOUT_S,
     PARTITIONS,
     TOPIC,
     create_topic,
 )
-from broker.drills.narration import Progress
-from broker.drills.processes import DrillError, LogWatch, free_port
-from broker.drills.records import acks_between, first_ack_after
+from tidelog.broker.drills.narration import Progress
+from tidelog.broker.drills.processes import DrillError, LogWatch, free_port
+from tidelog.broker.drills.records import acks_between, first_ack_after
 
 
 def run(ctx: DrillContext) -> Report:

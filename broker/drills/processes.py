@@ -68,7 +68,7 @@ class BrokerRun:
         return [
             sys.executable,
             "-m",
-            "broker.cli",
+            "tidelog.broker.cli",
             "serve",
             "--listen",
             f"127.0.0.1:{self.port}",

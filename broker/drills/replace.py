@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from broker.drills.harness import (
+from tidelog.broker.drills.harness import (
     DrillContext,
     Report,
     Row,
@@ -30,16 +30,16 @@ from broker.drills.harness import (
     verdict_fields,
     wait_for_failure_point,
 )
-from broker.drills.inspection import inspect_line
-from broker.drills.load import (
+from tidelog.broker.drills.inspection import inspect_line
+from tidelog.broker.drills.load import (
     LOAD_TIMEOUT_S,
     PARTITIONS,
     TOPIC,
     create_topic,
 )
-from broker.drills.narration import Progress
-from broker.drills.processes import DrillError, free_port
-from broker.drills.records import first_ack_after
+from tidelog.broker.drills.narration import Progress
+from tidelog.broker.drills.processes import DrillError, free_port
+from tidelog.broker.drills.records import first_ack_after
 
 
 def run(ctx: DrillContext) -> Report:

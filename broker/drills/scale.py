@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 from confluent_kafka.admin import AdminClient
 
-from broker.drills.harness import (
+from tidelog.broker.drills.harness import (
     DrillContext,
     Report,
     Row,
@@ -45,16 +45,16 @@ from broker.drills.harness import (
     verdict_fields,
     wait_for_failure_point,
 )
-from broker.drills.inspection import inspect_line
-from broker.drills.load import (
+from tidelog.broker.drills.inspection import inspect_line
+from tidelog.broker.drills.load import (
     LOAD_TIMEOUT_S,
     PARTITIONS,
     TOPIC,
     Load,
     create_topic,
 )
-from broker.drills.narration import Progress
-from broker.drills.processes import BrokerRun, DrillError, free_port
+from tidelog.broker.drills.narration import Progress
+from tidelog.broker.drills.processes import BrokerRun, DrillError, free_port
 
 PLACEMENT_TIMEOUT_S = 30.0
 

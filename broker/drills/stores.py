@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from broker.drills.processes import DrillError, StoreArgs
-from broker.drills.s3_servers import REGION, S3Server, running_moto, running_seaweedfs
-from broker.drills.tcp_proxy import TcpProxy
+from tidelog.broker.drills.processes import DrillError, StoreArgs
+from tidelog.broker.drills.s3_servers import REGION, S3Server, running_moto, running_seaweedfs
+from tidelog.broker.drills.tcp_proxy import TcpProxy
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,28 @@
 """The handler table: one module per Kafka API. ApiVersions advertises exactly this."""
 
-from broker.handlers.api_versions import ApiVersionsHandler
-from broker.handlers.base import Handler
-from broker.handlers.create_partitions import CreatePartitionsHandler
-from broker.handlers.create_topics import CreateTopicsHandler
-from broker.handlers.delete_groups import DeleteGroupsHandler
-from broker.handlers.delete_topics import DeleteTopicsHandler
-from broker.handlers.describe_cluster import DescribeClusterHandler
-from broker.handlers.describe_configs import DescribeConfigsHandler
-from broker.handlers.describe_groups import DescribeGroupsHandler
-from broker.handlers.fetch import FetchHandler
-from broker.handlers.find_coordinator import FindCoordinatorHandler
-from broker.handlers.heartbeat import HeartbeatHandler
-from broker.handlers.init_producer_id import InitProducerIdHandler
-from broker.handlers.join_group import JoinGroupHandler
-from broker.handlers.leave_group import LeaveGroupHandler
-from broker.handlers.list_groups import ListGroupsHandler
-from broker.handlers.list_offsets import ListOffsetsHandler
-from broker.handlers.metadata import MetadataHandler
-from broker.handlers.offset_commit import OffsetCommitHandler
-from broker.handlers.offset_delete import OffsetDeleteHandler
-from broker.handlers.offset_fetch import OffsetFetchHandler
-from broker.handlers.produce import ProduceHandler
-from broker.handlers.sync_group import SyncGroupHandler
+from tidelog.broker.handlers.api_versions import ApiVersionsHandler
+from tidelog.broker.handlers.base import Handler
+from tidelog.broker.handlers.create_partitions import CreatePartitionsHandler
+from tidelog.broker.handlers.create_topics import CreateTopicsHandler
+from tidelog.broker.handlers.delete_groups import DeleteGroupsHandler
+from tidelog.broker.handlers.delete_topics import DeleteTopicsHandler
+from tidelog.broker.handlers.describe_cluster import DescribeClusterHandler
+from tidelog.broker.handlers.describe_configs import DescribeConfigsHandler
+from tidelog.broker.handlers.describe_groups import DescribeGroupsHandler
+from tidelog.broker.handlers.fetch import FetchHandler
+from tidelog.broker.handlers.find_coordinator import FindCoordinatorHandler
+from tidelog.broker.handlers.heartbeat import HeartbeatHandler
+from tidelog.broker.handlers.init_producer_id import InitProducerIdHandler
+from tidelog.broker.handlers.join_group import JoinGroupHandler
+from tidelog.broker.handlers.leave_group import LeaveGroupHandler
+from tidelog.broker.handlers.list_groups import ListGroupsHandler
+from tidelog.broker.handlers.list_offsets import ListOffsetsHandler
+from tidelog.broker.handlers.metadata import MetadataHandler
+from tidelog.broker.handlers.offset_commit import OffsetCommitHandler
+from tidelog.broker.handlers.offset_delete import OffsetDeleteHandler
+from tidelog.broker.handlers.offset_fetch import OffsetFetchHandler
+from tidelog.broker.handlers.produce import ProduceHandler
+from tidelog.broker.handlers.sync_group import SyncGroupHandler
 
 HANDLERS: tuple[Handler, ...] = (
     ProduceHandler(),

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 from kio.index import load_payload_module
 from kio.static.constants import EntityType
 
-from protocol.codec import decode_request
-from protocol.headers import RequestHeader
+from tidelog.protocol.codec import decode_request
+from tidelog.protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
 
 # The client's address as Kafka reports it ("/127.0.0.1"), set by the connection for

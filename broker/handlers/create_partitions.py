@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from broker.handlers.base import Handler, build, response_module
-from protocol.errors import ErrorCode
-from protocol.headers import RequestHeader
-from storage.errors import StoreError
+from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.headers import RequestHeader
+from tidelog.storage.errors import StoreError
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
 
 class CreatePartitionsHandler(Handler):

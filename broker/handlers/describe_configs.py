@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from broker.handlers.base import Handler, build, response_module
-from protocol.errors import ErrorCode
-from protocol.headers import RequestHeader
-from storage.topic_config import TOPIC_CONFIGS, ConfigType, valid_overrides
+from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.headers import RequestHeader
+from tidelog.storage.topic_config import TOPIC_CONFIGS, ConfigType, valid_overrides
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
 TOPIC, BROKER = 2, 4
 # ConfigSource values from Kafka's DescribeConfigsResponse.

@@ -9,16 +9,16 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from broker.group_model import EMPTY
-from broker.group_queries import GroupDescription, describe
-from broker.handlers.base import Handler, build, response_module
-from protocol.errors import ErrorCode
-from protocol.headers import RequestHeader
+from tidelog.broker.group_model import EMPTY
+from tidelog.broker.group_queries import GroupDescription, describe
+from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
 
 class DescribeGroupsHandler(Handler):

@@ -13,15 +13,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from broker.handlers.base import Handler
-from protocol.errors import ErrorCode
-from protocol.fetch_response import FetchPartitionResult, encode_fetch_response
-from protocol.headers import RequestHeader
-from storage.errors import StoreError
-from storage.log_reader import ReadResult
+from tidelog.broker.handlers.base import Handler
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.fetch_response import FetchPartitionResult, encode_fetch_response
+from tidelog.protocol.headers import RequestHeader
+from tidelog.storage.errors import StoreError
+from tidelog.storage.log_reader import ReadResult
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
 _MAX_WAIT_CAP_S = 30.0
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from broker.group_events import Heartbeat, HeartbeatResponse
-from broker.handlers.base import Handler, build, response_module
-from protocol.headers import RequestHeader
+from tidelog.broker.group_events import Heartbeat, HeartbeatResponse
+from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
 
 class HeartbeatHandler(Handler):

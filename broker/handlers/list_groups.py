@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from broker.group_model import EMPTY
-from broker.group_queries import GroupListing, listing
-from broker.handlers.base import Handler, build, response_module
-from protocol.errors import ErrorCode
-from protocol.headers import RequestHeader
+from tidelog.broker.group_model import EMPTY
+from tidelog.broker.group_queries import GroupListing, listing
+from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
 
 def known_groups(broker: Broker) -> list[GroupListing]:

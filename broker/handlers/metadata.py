@@ -13,14 +13,14 @@ import datetime
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from broker.handlers.base import Handler, build, response_module
-from protocol.errors import ErrorCode
-from protocol.headers import RequestHeader
-from storage.errors import StoreError
-from storage.log_store import INTERNAL_TOPICS, validate_topic_name, validate_user_topic_name
+from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.headers import RequestHeader
+from tidelog.storage.errors import StoreError
+from tidelog.storage.log_store import INTERNAL_TOPICS, validate_topic_name, validate_user_topic_name
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
 # Bit mask of AclOperations clients see when they ask: everything, since tidelog has no ACLs.
 _ALL_OPERATIONS = -2147483648

@@ -12,15 +12,15 @@ import datetime
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from broker.handlers.base import Handler, build, response_module
-from protocol.errors import ErrorCode
-from protocol.headers import RequestHeader
+from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from broker.server import Broker
-    from storage.stream_state import CommittedOffset
+    from tidelog.broker.server import Broker
+    from tidelog.storage.stream_state import CommittedOffset
 
 V8_NAMES = ("OffsetFetchResponseTopics", "OffsetFetchResponsePartitions")
 OLD_NAMES = ("OffsetFetchResponseTopic", "OffsetFetchResponsePartition")

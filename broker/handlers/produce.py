@@ -17,16 +17,16 @@ import datetime
 import logging
 from typing import TYPE_CHECKING, Any
 
-from broker.handlers.base import Handler, build, response_module
-from protocol.batch import Compression
-from protocol.errors import ErrorCode
-from protocol.headers import RequestHeader
-from protocol.produce_request import ProduceRequestView, decode_produce_request
-from storage.errors import StoreError
-from storage.log_store import AppendResult, PendingAppend
+from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.protocol.batch import Compression
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.produce_request import ProduceRequestView, decode_produce_request
+from tidelog.storage.errors import StoreError
+from tidelog.storage.log_store import AppendResult, PendingAppend
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from tidelog.broker.server import Broker
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.codec import request_schema
-from protocol.errors import UnsupportedRequest
-from protocol.headers import is_flexible_request
+from tidelog.protocol.codec import request_schema
+from tidelog.protocol.errors import UnsupportedRequest
+from tidelog.protocol.headers import is_flexible_request
 
 
 class Kind(enum.Enum):

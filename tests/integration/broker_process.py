@@ -54,7 +54,7 @@ class BrokerProcess:
         return [
             sys.executable,
             "-m",
-            "broker.cli",
+            "tidelog.broker.cli",
             "serve",
             "--listen",
             self.bootstrap,

@@ -10,7 +10,7 @@ import socket
 import struct
 from typing import Any
 
-from protocol.codec import decode_response, encode_request
+from tidelog.protocol.codec import decode_response, encode_request
 
 
 class RawClient:

@@ -18,12 +18,12 @@ from kio.index import load_payload_module
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.static.constants import EntityType
 
-from broker.handlers.base import build
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient
 from tests.integration.test_clients import create_topic
+from tidelog.broker.handlers.base import build
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import Record, build_batch
 
 pytestmark = pytest.mark.integration
 

@@ -18,11 +18,11 @@ from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopi
 from kio.schema.types import TopicName
 from kio.static.primitive import Records, i8, i16, i32, i32Timedelta
 
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient, produce_request
 from tests.integration.test_clients import create_topic
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import Record, build_batch
 
 pytestmark = pytest.mark.integration
 
@@ -229,7 +229,15 @@ def test_bad_command_line_value_is_one_line_and_exit_2(tmp_path: Path) -> None:
         ["--object-store", "ftp://x"],
     ):
         proc = subprocess.run(
-            [sys.executable, "-m", "broker.cli", "serve", "--data-dir", str(tmp_path), *args],
+            [
+                sys.executable,
+                "-m",
+                "tidelog.broker.cli",
+                "serve",
+                "--data-dir",
+                str(tmp_path),
+                *args,
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -247,7 +255,7 @@ def test_environment_variable_sets_an_option(tmp_path: Path) -> None:
 
     env = {**os.environ, "TIDELOG_DURABILITY": "never"}
     proc = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "serve", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "tidelog.broker.cli", "serve", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -262,7 +270,7 @@ def test_zstd_in_produce_older_than_v7_is_unsupported_compression(broker: Broker
     from kio.schema.produce.v6.request import ProduceRequest as R6
     from kio.schema.produce.v6.request import TopicProduceData as T6
 
-    from protocol.batch import Compression
+    from tidelog.protocol.batch import Compression
 
     zstd = build_batch([Record(0, 1_700_000_000_000, None, b"z")], compression=Compression.ZSTD)
     req = R6(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench.options import WORKLOAD_NAMES
+from tidelog.bench.options import WORKLOAD_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +29,8 @@ SETUPS = {
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("bench")
     done = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "bench", "--quick", "--no-peer", "--no-profile",
-         "--out", str(out)],
+        [sys.executable, "-m", "tidelog.broker.cli", "bench", "--quick", "--no-peer",
+         "--no-profile", "--out", str(out)],
         capture_output=True, text=True, timeout=280,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -89,7 +89,7 @@ def test_quick_run_writes_charts_and_a_summary(quick_run: tuple[Path, dict[str, 
 
 def test_bench_usage_mistake_is_one_line_and_exit_2() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "bench", "--only", "nonsense"],
+        [sys.executable, "-m", "tidelog.broker.cli", "bench", "--only", "nonsense"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2

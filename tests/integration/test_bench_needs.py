@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.needs import INSTALL
+from tidelog.bench.needs import INSTALL
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,15 @@ def bench(tmp_path: Path, hidden: list[str], *args: str) -> subprocess.Completed
         )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stubs), os.getcwd()])}
     return subprocess.run(
-        [sys.executable, "-m", "broker.cli", "bench", "--out", str(tmp_path / "out"), *args],
+        [
+            sys.executable,
+            "-m",
+            "tidelog.broker.cli",
+            "bench",
+            "--out",
+            str(tmp_path / "out"),
+            *args,
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bench.s3proxy import CountingProxy
+from tidelog.bench.s3proxy import CountingProxy
 
 BODY = b"x" * (3 << 20)
 

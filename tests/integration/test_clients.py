@@ -301,8 +301,8 @@ def test_librdkafka_batches_are_stored_compressed_as_sent(
 ) -> None:
     """librdkafka silently falls back to no compression for lz4 unless the broker
     advertises FindCoordinator; batches must arrive (and stay) compressed."""
-    from protocol.batch import Compression, iter_batches
     from tests.integration.raw_client import fetch_records
+    from tidelog.protocol.batch import Compression, iter_batches
 
     topic = topic_name(f"codec-{compression}")
     create_topic(broker, topic)

@@ -22,10 +22,10 @@ import pytest
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.metadata.v12.request import MetadataRequest
 
-from protocol.codec import encode_request
-from protocol.errors import ErrorCode
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient
+from tidelog.protocol.codec import encode_request
+from tidelog.protocol.errors import ErrorCode
 
 pytestmark = pytest.mark.integration
 

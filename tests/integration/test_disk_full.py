@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient, produce_request
 from tests.integration.test_clients import create_topic
 from tests.integration.test_crash_recovery import read_partition
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import Record, build_batch
 
 pytestmark = pytest.mark.integration
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from broker.drills.s3_servers import S3Server
+from tidelog.broker.drills.s3_servers import S3Server
 
 pytestmark = pytest.mark.integration
 
 
 def run_drill(*args: str, timeout: float = 90) -> tuple[int, dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "drill", *args, "--json"],
+        [sys.executable, "-m", "tidelog.broker.cli", "drill", *args, "--json"],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -194,7 +194,7 @@ def test_every_drill_breaks_its_broker_while_a_500_record_load_still_runs(
 )
 def test_drill_usage_mistakes_are_one_line_and_exit_2(args: list[str], message: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "drill", *args],
+        [sys.executable, "-m", "tidelog.broker.cli", "drill", *args],
         capture_output=True,
         text=True,
         timeout=30,

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from protocol.batch import iter_batches
-from protocol.errors import ErrorCode
-from protocol.records import decode_records
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient, fetch_request
 from tests.integration.test_clients import create_topic, topic_name
+from tidelog.protocol.batch import iter_batches
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import decode_records
 
 pytestmark = pytest.mark.integration
 

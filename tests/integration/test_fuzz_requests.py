@@ -47,14 +47,14 @@ from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 from kio.schema.types import TopicName
 
-from protocol.codec import decode_response, encode_request
-from protocol.errors import DecodeError, ErrorCode, UnsupportedRequest
-from protocol.records import Record, build_batch, decode_records
 from tests.fuzz.corpus import load_corpus
 from tests.fuzz.mutator import Mutant, Mutator
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient, fetch_request, produce_request
 from tests.integration.test_clients import create_topic
+from tidelog.protocol.codec import decode_response, encode_request
+from tidelog.protocol.errors import DecodeError, ErrorCode, UnsupportedRequest
+from tidelog.protocol.records import Record, build_batch, decode_records
 
 pytestmark = pytest.mark.integration
 

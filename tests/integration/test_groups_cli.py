@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from broker.groups_cli import decode_assignment
 from tests.integration.broker_process import BrokerProcess, free_port
 from tests.integration.test_clients import create_topic, topic_name
+from tidelog.broker.groups_cli import decode_assignment
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def commit(broker: BrokerProcess, group: str, topic: str, offsets: dict[int, int
 
 def tidelog(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "broker.cli", *args],
+        [sys.executable, "-m", "tidelog.broker.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient, fetch_records, produce_request
 from tests.integration.test_clients import create_topic
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import Record, build_batch
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from broker.inspect_cli import (
+from tests.integration.broker_process import BrokerProcess
+from tests.integration.test_clients import create_topic
+from tidelog.broker.inspect_cli import (
     BrokerView,
     ChunkView,
     CommitView,
@@ -30,8 +32,6 @@ from broker.inspect_cli import (
     WalView,
     render_report,
 )
-from tests.integration.broker_process import BrokerProcess
-from tests.integration.test_clients import create_topic
 
 TOPIC = "orders"
 PARTITIONS = 2
@@ -56,7 +56,7 @@ def commit_offset(broker: BrokerProcess, group: str, partition: int, offset: int
 
 def inspect(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "broker.cli", "inspect", *args],
+        [sys.executable, "-m", "tidelog.broker.cli", "inspect", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from protocol.errors import ErrorCode
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient, produce_request
 from tests.integration.test_clients import admin
@@ -29,6 +28,7 @@ from tests.integration.topic_requests import (
     unique,
     write_topics_as_before_validation,
 )
+from tidelog.protocol.errors import ErrorCode
 
 pytestmark = pytest.mark.integration
 

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from protocol.batch import BatchHeader, Compression, iter_batches
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import fetch_records
 from tests.integration.test_clients import consume_all, create_topic, topic_name
+from tidelog.protocol.batch import BatchHeader, Compression, iter_batches
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from protocol.batch import Compression, iter_batches
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import fetch_records
 from tests.integration.test_clients import create_topic, topic_name
+from tidelog.protocol.batch import Compression, iter_batches
 
 KCAT = shutil.which("kcat")
 

@@ -20,10 +20,11 @@ from typing import Any
 import crc32c
 import pytest
 
-from storage import paths
-from storage.commit_log import CommitContent
-from storage.local_store import LocalObjectStore
-from storage.object_store import (
+from tests.integration.s3servers import S3Server, free_ports
+from tidelog.storage import paths
+from tidelog.storage.commit_log import CommitContent
+from tidelog.storage.local_store import LocalObjectStore
+from tidelog.storage.object_store import (
     Buffer,
     ObjectInfo,
     ObjectNotFound,
@@ -32,9 +33,8 @@ from storage.object_store import (
     ObjectStoreUnavailable,
     PreconditionFailed,
 )
-from storage.ownership import open_stream, read_stream, seal_stream
-from storage.s3_store import ConditionalWritesIgnored, S3ObjectStore
-from tests.integration.s3servers import S3Server, free_ports
+from tidelog.storage.ownership import open_stream, read_stream, seal_stream
+from tidelog.storage.s3_store import ConditionalWritesIgnored, S3ObjectStore
 
 pytestmark = pytest.mark.integration
 

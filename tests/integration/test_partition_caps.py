@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import ConfigResource
 
-from protocol.errors import ErrorCode
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.test_clients import admin
 from tests.integration.topic_requests import (
@@ -29,6 +28,7 @@ from tests.integration.topic_requests import (
     partition_counts,
     unique,
 )
+from tidelog.protocol.errors import ErrorCode
 
 pytestmark = pytest.mark.integration
 
@@ -140,7 +140,7 @@ def test_partition_caps_bound_create_topics_create_partitions_and_auto_create(
 def test_a_bad_partition_cap_is_a_one_line_error_and_exit_2(
     tmp_path: Path, args: list[str], env: dict[str, str], source: str
 ) -> None:
-    serve = [sys.executable, "-m", "broker.cli", "serve", "--listen", "127.0.0.1:0"]
+    serve = [sys.executable, "-m", "tidelog.broker.cli", "serve", "--listen", "127.0.0.1:0"]
     proc = subprocess.run(
         [*serve, "--data-dir", str(tmp_path), *args],
         capture_output=True,

@@ -24,7 +24,10 @@ TABLE_ROW = re.compile(
 
 def tidelog(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "broker.cli", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "tidelog.broker.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

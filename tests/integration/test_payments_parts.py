@@ -21,26 +21,26 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from payments import events as ev
-from payments.api import ReadApi, make_server
-from payments.app import CommandIssuer, Layout, PaymentsApp, read_status
-from payments.kafka_io import (
+from tests.integration.broker_process import BrokerProcess, free_port
+from tests.integration.tcp_proxy import TcpProxy
+from tidelog.payments import events as ev
+from tidelog.payments.api import ReadApi, make_server
+from tidelog.payments.app import CommandIssuer, Layout, PaymentsApp, read_status
+from tidelog.payments.kafka_io import (
     DLQ_TOPIC,
     EVENTS_PARTITIONS,
     EVENTS_TOPIC,
     WatermarkReader,
     create_topics,
 )
-from payments.outbox_relay import OutboxRelay
-from payments.projection_runner import ProjectionRunner, stored_offsets
-from payments.projections import LedgerProjection, PaymentStatusProjection
-from payments.sqlite_db import connect
-from payments.state_machine import Command
-from payments.verifier import verify_all, verify_projection
-from payments.workload import make_workload
-from payments.write_model import WriteModel, outbox_counts
-from tests.integration.broker_process import BrokerProcess, free_port
-from tests.integration.tcp_proxy import TcpProxy
+from tidelog.payments.outbox_relay import OutboxRelay
+from tidelog.payments.projection_runner import ProjectionRunner, stored_offsets
+from tidelog.payments.projections import LedgerProjection, PaymentStatusProjection
+from tidelog.payments.sqlite_db import connect
+from tidelog.payments.state_machine import Command
+from tidelog.payments.verifier import verify_all, verify_projection
+from tidelog.payments.workload import make_workload
+from tidelog.payments.write_model import WriteModel, outbox_counts
 
 pytestmark = pytest.mark.integration
 WAIT_S = 120.0
@@ -96,7 +96,7 @@ def start_relay(layout: Layout, bootstrap: str) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "payments.outbox_relay",
+            "tidelog.payments.outbox_relay",
             "--db",
             str(layout.write_db),
             "--bootstrap",
@@ -305,7 +305,7 @@ def test_projection_killed_mid_run_resumes_from_its_own_offsets(
                 [
                     sys.executable,
                     "-m",
-                    "payments.projection_runner",
+                    "tidelog.payments.projection_runner",
                     "--projection",
                     "ledger",
                     "--db",

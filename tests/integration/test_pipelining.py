@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import pytest
 from kio.schema.produce.v9.response import ProduceResponse
 
-from protocol.codec import decode_response, encode_request
-from protocol.records import Record, build_batch
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient, produce_request
 from tests.integration.test_clients import create_topic
+from tidelog.protocol.codec import decode_response, encode_request
+from tidelog.protocol.records import Record, build_batch
 
 pytestmark = pytest.mark.integration
 

@@ -25,12 +25,12 @@ from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, 
 from kio.schema.types import BrokerId, TopicName, TransactionalId
 from kio.static.primitive import Records, i8, i16, i32, i32Timedelta, i64
 
-from protocol.batch import Compression
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch, decode_records
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient, fetch_request
 from tests.integration.test_clients import admin
+from tidelog.protocol.batch import Compression
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import Record, build_batch, decode_records
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import ConfigResource, NewTopic
 
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch, decode_records
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient, fetch_request
 from tests.integration.test_clients import admin
@@ -29,6 +27,8 @@ from tests.integration.topic_requests import (
     unique,
     write_topics_as_before_validation,
 )
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import Record, build_batch, decode_records
 
 pytestmark = pytest.mark.integration
 

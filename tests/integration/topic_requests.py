@@ -23,9 +23,9 @@ from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopi
 from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
 
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch
 from tests.integration.raw_client import RawClient
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import Record, build_batch
 
 TEN_S = i32Timedelta.parse(datetime.timedelta(seconds=10))
 
@@ -109,9 +109,9 @@ def write_topics_as_before_validation(
 ) -> None:
     """Topics in the bucket's metadata log exactly as a broker without topic checks
     wrote them (the `create_topic` op itself), by a broker that then left cleanly."""
-    from storage.log_store import LogStore, StoreConfig
-    from storage.meta_state import MetaState
-    from storage.store_url import open_object_store
+    from tidelog.storage.log_store import LogStore, StoreConfig
+    from tidelog.storage.meta_state import MetaState
+    from tidelog.storage.store_url import open_object_store
 
     async def write() -> None:
         objects = open_object_store(bucket, s3_endpoint=None, default_root=tmp_path)

@@ -81,9 +81,9 @@ def _forbidden_nulls(value: Any, path: str = "") -> list[str]:
 def _decode(mode: str, frame: bytes) -> Outcome:
     from kio.serial import entity_reader
 
-    from protocol.codec import decode_request, request_schema
-    from protocol.errors import DecodeError
-    from protocol.headers import parse_request_header
+    from tidelog.protocol.codec import decode_request, request_schema
+    from tidelog.protocol.errors import DecodeError
+    from tidelog.protocol.headers import parse_request_header
 
     try:
         header, offset = parse_request_header(frame)
@@ -110,7 +110,7 @@ def _read_message(stream: IO[bytes]) -> bytes | None:
 
 
 def main() -> None:
-    import protocol.codec  # noqa: F401  (imported before the limit: its size is baseline)
+    import tidelog.protocol.codec  # noqa: F401  (imported before the limit: its size is baseline)
 
     _limit_address_space()
     stdin, stdout = sys.stdin.buffer, sys.stdout

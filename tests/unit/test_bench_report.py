@@ -6,10 +6,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.options import WORKLOAD_NAMES
-from bench.report import Summaries, markdown_summary, profile_summary, ratios, read_targets
-from bench.s3proxy import _kind
-from bench.workloads import WORKLOADS, _percentile, summarize
+from tidelog.bench.options import WORKLOAD_NAMES
+from tidelog.bench.report import Summaries, markdown_summary, profile_summary, ratios, read_targets
+from tidelog.bench.s3proxy import _kind
+from tidelog.bench.workloads import WORKLOADS, _percentile, summarize
 
 
 def test_option_names_are_the_workloads() -> None:

@@ -20,11 +20,6 @@ from kio.schema.index import api_key_map, schema_name_map
 from kio.serial import entity_reader
 from kio.static.constants import EntityType
 
-from protocol._varint import write_uvarint
-from protocol.body_guard import body_guard
-from protocol.codec import decode_request
-from protocol.errors import DecodeError
-from protocol.headers import parse_request_header
 from tests.unit.decode_worker import CODEC, DecodeWorker
 from tests.unit.wire_bodies import (
     HUGE_COMPACT,
@@ -34,6 +29,11 @@ from tests.unit.wire_bodies import (
     length_prefix,
     request_frame,
 )
+from tidelog.protocol._varint import write_uvarint
+from tidelog.protocol.body_guard import body_guard
+from tidelog.protocol.codec import decode_request
+from tidelog.protocol.errors import DecodeError
+from tidelog.protocol.headers import parse_request_header
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "clients"
 ISSUE_FRAME = bytes.fromhex("000000110003000c0000000100017800ffffffff0f")

@@ -23,11 +23,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from broker.handlers import HANDLERS
-from protocol.body_guard import body_guard
-from protocol.codec import encode_request
-from protocol.errors import DecodeError
-from protocol.headers import parse_request_header
 from tests.unit import kio_strategies  # noqa: F401  (registers Records and i64Timedelta)
 from tests.unit.decode_worker import KIO, DecodeWorker
 from tests.unit.wire_bodies import (
@@ -41,6 +36,11 @@ from tests.unit.wire_bodies import (
     paths,
     request_frame,
 )
+from tidelog.broker.handlers import HANDLERS
+from tidelog.protocol.body_guard import body_guard
+from tidelog.protocol.codec import encode_request
+from tidelog.protocol.errors import DecodeError
+from tidelog.protocol.headers import parse_request_header
 
 
 def served_schemas() -> list[tuple[int, int]]:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from protocol.errors import ErrorCode
-from storage import paths
-from storage.commit_format import Chunk, CommitHeader
-from storage.commit_log import CommitLog
-from storage.errors import StoreError
-from storage.memory_store import MemoryObjectStore
-from storage.meta_state import MetaState
-from storage.ownership import read_stream
-from storage.stream_state import PartitionState, StreamState
 from tests.unit.test_log_store import batch, make, read_values, run
+from tidelog.protocol.errors import ErrorCode
+from tidelog.storage import paths
+from tidelog.storage.commit_format import Chunk, CommitHeader
+from tidelog.storage.commit_log import CommitLog
+from tidelog.storage.errors import StoreError
+from tidelog.storage.memory_store import MemoryObjectStore
+from tidelog.storage.meta_state import MetaState
+from tidelog.storage.ownership import read_stream
+from tidelog.storage.stream_state import PartitionState, StreamState
 
 
 def test_a_commit_that_does_not_name_the_head_is_an_orphan() -> None:

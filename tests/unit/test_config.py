@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from broker.config import ConfigError, add_serve_arguments, resolve_serve_config
+from tidelog.broker.config import ConfigError, add_serve_arguments, resolve_serve_config
 
 
 def _resolve(argv: list[str], env: dict[str, str]) -> int:

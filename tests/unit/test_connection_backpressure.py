@@ -12,11 +12,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker import connection
-from broker.connection import Connection
-from broker.connection_table import ConnectionLimits, ConnectionTable
-from broker.handlers.base import Handler
-from protocol.headers import RequestHeader
+from tidelog.broker import connection
+from tidelog.broker.connection import Connection
+from tidelog.broker.connection_table import ConnectionLimits, ConnectionTable
+from tidelog.broker.handlers.base import Handler
+from tidelog.protocol.headers import RequestHeader
 
 
 class _Parked(Handler):

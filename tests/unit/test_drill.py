@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from broker.drills.records import (
+from tidelog.broker.drills.records import (
     Ack,
     ReadRecord,
     acks_between,

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.drills.load import Load
-from broker.drills.records import payment_stream
-from broker.drills.schedule import MIN_RECORDS, Schedule, ScheduleError
+from tidelog.broker.drills.load import Load
+from tidelog.broker.drills.records import payment_stream
+from tidelog.broker.drills.schedule import MIN_RECORDS, Schedule, ScheduleError
 
 
 @given(st.integers(min_value=MIN_RECORDS, max_value=10**9))

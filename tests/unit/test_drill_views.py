@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broker.drills.inspection import summarize
-from broker.drills.processes import BrokerRun, StoreArgs
+from tidelog.broker.drills.inspection import summarize
+from tidelog.broker.drills.processes import BrokerRun, StoreArgs
 
 
 def test_inspect_summary_names_the_head_and_what_is_only_in_the_wal() -> None:

@@ -12,10 +12,10 @@ from typing import TypeVar
 
 import pytest
 
-from storage.faulty_store import FaultyObjectStore
-from storage.local_store import LocalObjectStore
-from storage.object_store import ObjectStore, ObjectStoreUnavailable
-from storage.store_url import open_object_store
+from tidelog.storage.faulty_store import FaultyObjectStore
+from tidelog.storage.local_store import LocalObjectStore
+from tidelog.storage.object_store import ObjectStore, ObjectStoreUnavailable
+from tidelog.storage.store_url import open_object_store
 
 T = TypeVar("T")
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.errors import FrameTooLarge, InvalidFrame
-from protocol.framing import FrameReader
+from tidelog.protocol.errors import FrameTooLarge, InvalidFrame
+from tidelog.protocol.framing import FrameReader
 
 
 def stream(payloads: list[bytes]) -> bytes:

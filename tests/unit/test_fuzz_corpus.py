@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from kio.serial import entity_reader
 
-from broker.handlers import HANDLERS
-from protocol.codec import decode_request, request_schema
-from protocol.headers import parse_request_header
 from tests.fuzz.corpus import API_KEYS, FIXTURES, CorpusFrame, load_corpus
 from tests.fuzz.frame_map import map_request
+from tidelog.broker.handlers import HANDLERS
+from tidelog.protocol.codec import decode_request, request_schema
+from tidelog.protocol.headers import parse_request_header
 
 CORPUS = load_corpus()
 REQUESTS = [f for f in CORPUS if (FIXTURES / "requests" / f"{f.name}.bin").is_file()]

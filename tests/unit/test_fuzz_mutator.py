@@ -11,11 +11,6 @@ from kio.schema.metadata.v12.request import MetadataRequest as MetadataV12
 from kio.schema.metadata.v12.request import MetadataRequestTopic as TopicV12
 from kio.schema.types import TopicName
 
-from broker.handlers import HANDLERS
-from protocol.batch import check_crc, iter_batches
-from protocol.codec import decode_request, encode_request
-from protocol.headers import parse_request_header
-from protocol.produce_request import decode_produce_request
 from tests.fuzz.corpus import CorpusFrame, load_corpus
 from tests.fuzz.frame_map import Kind, Site, map_request
 from tests.fuzz.mutator import (
@@ -26,6 +21,11 @@ from tests.fuzz.mutator import (
     encode_uvarint,
     overlong_uvarint,
 )
+from tidelog.broker.handlers import HANDLERS
+from tidelog.protocol.batch import check_crc, iter_batches
+from tidelog.protocol.codec import decode_request, encode_request
+from tidelog.protocol.headers import parse_request_header
+from tidelog.protocol.produce_request import decode_produce_request
 
 CORPUS = load_corpus()
 VERSIONS = {h.api_key: (h.advertised_min_version, h.max_version) for h in HANDLERS}

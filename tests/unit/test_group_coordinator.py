@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from broker.group_coordinator import GroupCoordinator
-from broker.group_events import Effect, Event, Heartbeat, Join, Leave, Sync
-from broker.group_model import GroupConfig
-from protocol.errors import ErrorCode
+from tidelog.broker.group_coordinator import GroupCoordinator
+from tidelog.broker.group_events import Effect, Event, Heartbeat, Join, Leave, Sync
+from tidelog.broker.group_model import GroupConfig
+from tidelog.protocol.errors import ErrorCode
 
 
 def join(token: int) -> Event:

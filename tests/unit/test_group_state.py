@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.group_events import (
+from tidelog.broker.group_events import (
     Delete,
     DeleteResponse,
     Effect,
@@ -31,8 +31,8 @@ from broker.group_events import (
     Unload,
     Wakeup,
 )
-from broker.group_protocol_vote import select_protocol
-from broker.group_queries import (
+from tidelog.broker.group_protocol_vote import select_protocol
+from tidelog.broker.group_queries import (
     GroupListing,
     answer_missing_group,
     creates_group,
@@ -41,8 +41,8 @@ from broker.group_queries import (
     state_name,
     validate_commit,
 )
-from broker.group_state import Group, GroupConfig, GroupState, handle, next_deadline
-from protocol.errors import ErrorCode
+from tidelog.broker.group_state import Group, GroupConfig, GroupState, handle, next_deadline
+from tidelog.protocol.errors import ErrorCode
 
 RANGE: tuple[ProtocolEntry, ...] = (("range", b"range-meta"),)
 ROUNDROBIN: tuple[ProtocolEntry, ...] = (("roundrobin", b"rr-meta"),)

@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from storage.local_store import LocalObjectStore
-from storage.object_store import ObjectInfo, ObjectNotFound, ObjectStore, PreconditionFailed
-from storage.s3_store import S3ObjectStore
-from storage.store_url import open_object_store
+from tidelog.storage.local_store import LocalObjectStore
+from tidelog.storage.object_store import ObjectInfo, ObjectNotFound, ObjectStore, PreconditionFailed
+from tidelog.storage.s3_store import S3ObjectStore
+from tidelog.storage.store_url import open_object_store
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from broker.log_limiter import LogLimiter
+from tidelog.broker.log_limiter import LogLimiter
 
 
 class _Clock:

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from protocol.errors import ErrorCode
-from protocol.records import decode_records
-from storage.errors import StoreError
-from storage.log_reader import LogReader
-from storage.log_store import LogStore
-from storage.memory_store import MemoryObjectStore
-from storage.object_store import ObjectStoreUnavailable
-from storage.paths import stream_commit_key
 from tests.unit.test_log_store import batch, make, run
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import decode_records
+from tidelog.storage.errors import StoreError
+from tidelog.storage.log_reader import LogReader
+from tidelog.storage.log_store import LogStore
+from tidelog.storage.memory_store import MemoryObjectStore
+from tidelog.storage.object_store import ObjectStoreUnavailable
+from tidelog.storage.paths import stream_commit_key
 
 
 class SlowStore(MemoryObjectStore):

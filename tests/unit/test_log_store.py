@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch, decode_records
-from storage import paths
-from storage.errors import StoreError
-from storage.log_store import LogStore, StoreConfig
-from storage.memory_store import MemoryObjectStore
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import Record, build_batch, decode_records
+from tidelog.storage import paths
+from tidelog.storage.errors import StoreError
+from tidelog.storage.log_store import LogStore, StoreConfig
+from tidelog.storage.memory_store import MemoryObjectStore
 
 T = TypeVar("T")
 NOW = 1_700_000_000_000

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker.memory import GC_THRESHOLDS, tune_gc
+from tidelog.broker.memory import GC_THRESHOLDS, tune_gc
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storage import paths
+from tidelog.storage import paths
 
 
 @given(st.integers(min_value=0, max_value=paths.MAX_SEQ))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from payments import events as ev
+from tidelog.payments import events as ev
 
 
 def sample() -> ev.Event:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payments import events as ev
-from payments.state_machine import (
+from tidelog.payments import events as ev
+from tidelog.payments.state_machine import (
     Accepted,
     Command,
     CommandError,

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from payments import events as ev
-from payments.app import CommandIssuer, Layout
-from payments.projection_runner import open_read_model
-from payments.projections import PaymentStatusProjection, all_projections, postings
-from payments.sqlite_db import transaction
-from payments.verifier import verify_all
-from payments.workload import make_workload
-from payments.write_model import WriteModel
+from tidelog.payments import events as ev
+from tidelog.payments.app import CommandIssuer, Layout
+from tidelog.payments.projection_runner import open_read_model
+from tidelog.payments.projections import PaymentStatusProjection, all_projections, postings
+from tidelog.payments.sqlite_db import transaction
+from tidelog.payments.verifier import verify_all
+from tidelog.payments.workload import make_workload
+from tidelog.payments.write_model import WriteModel
 
 
 def build(tmp_path: Path, payments: int = 300, skip: int = 0) -> Layout:

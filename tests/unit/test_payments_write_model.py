@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from payments import events as ev
-from payments.state_machine import Command
-from payments.write_model import WriteModel, outbox_counts
+from tidelog.payments import events as ev
+from tidelog.payments.state_machine import Command
+from tidelog.payments.write_model import WriteModel, outbox_counts
 
 
 def auth(key: str = "k1", pid: str = "p1", amount: int = 1000) -> Command:

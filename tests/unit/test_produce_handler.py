@@ -6,10 +6,10 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from broker.handlers.produce import ProduceHandler
-from protocol.errors import ErrorCode
-from protocol.headers import RequestHeader
-from storage.log_store import AppendResult, PendingAppend
+from tidelog.broker.handlers.produce import ProduceHandler
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.headers import RequestHeader
+from tidelog.storage.log_store import AppendResult, PendingAppend
 
 
 class StoreWithABug:

@@ -1,5 +1,5 @@
-from storage.commit_format import ProducerBatch
-from storage.producer_state import ProducerStates, Verdict
+from tidelog.storage.commit_format import ProducerBatch
+from tidelog.storage.producer_state import ProducerStates, Verdict
 
 
 def _stored(states: ProducerStates, pid: int, epoch: int, first: int, last: int, base: int) -> None:

@@ -7,7 +7,7 @@ import struct
 import pytest
 from crc32c import crc32c
 
-from protocol.batch import (
+from tidelog.protocol.batch import (
     HEADER_BYTES,
     BatchHeader,
     Compression,
@@ -20,7 +20,7 @@ from protocol.batch import (
     set_base_offsets,
     validate_produce_records,
 )
-from protocol.errors import (
+from tidelog.protocol.errors import (
     CorruptRecordBatch,
     ErrorCode,
     InvalidRecordBatch,
@@ -28,7 +28,7 @@ from protocol.errors import (
     UnsupportedCompression,
     UnsupportedMagic,
 )
-from protocol.records import Record, build_batch, decode_records
+from tidelog.protocol.records import Record, build_batch, decode_records
 
 RECORDS = [
     Record(0, 1_000, b"k0", b"v0", (("h", b"x"),)),

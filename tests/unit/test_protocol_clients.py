@@ -13,11 +13,11 @@ from kio.schema.fetch.v12.request import FetchRequest
 from kio.schema.metadata.v12.request import MetadataRequest
 from kio.schema.produce.v9.request import ProduceRequest as ProduceRequestV9
 
-from protocol.batch import Compression, check_crc, iter_batches, validate_produce_records
-from protocol.codec import decode_request
-from protocol.framing import FrameDecoder, frame
-from protocol.headers import parse_request_header
-from protocol.records import Record, decode_records
+from tidelog.protocol.batch import Compression, check_crc, iter_batches, validate_produce_records
+from tidelog.protocol.codec import decode_request
+from tidelog.protocol.framing import FrameDecoder, frame
+from tidelog.protocol.headers import parse_request_header
+from tidelog.protocol.records import Record, decode_records
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "clients"
 ALL_FRAMES = sorted(FIXTURES.glob("*.bin"))

@@ -25,17 +25,17 @@ from kio.schema.types import BrokerId, TopicName
 from kio.serial import entity_reader
 from kio.static.primitive import Records, i16, i32, i32Timedelta
 
-from protocol.api_versions_fallback import encode_api_versions_fallback
-from protocol.codec import (
+from tests.unit import kio_strategies  # noqa: F401  (registers Records and i64Timedelta)
+from tidelog.protocol.api_versions_fallback import encode_api_versions_fallback
+from tidelog.protocol.codec import (
     decode_request,
     decode_response,
     encode_request,
     encode_response,
 )
-from protocol.errors import DecodeError, EncodeError, ErrorCode, UnsupportedRequest
-from protocol.framing import FrameDecoder
-from protocol.headers import is_flexible_request, parse_request_header
-from tests.unit import kio_strategies  # noqa: F401  (registers Records and i64Timedelta)
+from tidelog.protocol.errors import DecodeError, EncodeError, ErrorCode, UnsupportedRequest
+from tidelog.protocol.framing import FrameDecoder
+from tidelog.protocol.headers import is_flexible_request, parse_request_header
 
 # The APIs the broker is expected to serve, at the versions where the
 # encoding changes: oldest, newest, and either side of the flexible switch.

@@ -20,15 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kio.static.primitive import Records, i16, i32, i32Timedelta
 
-from protocol._types import BytesLike
-from protocol._varint import write_uvarint
-from protocol.batch import Compression
-from protocol.codec import decode_request, decode_response, encode_request, encode_response
-from protocol.errors import DecodeError, EncodeError, ErrorCode, UnsupportedRequest
-from protocol.fetch_response import FetchPartitionResult, encode_fetch_response
-from protocol.headers import parse_request_header
-from protocol.produce_request import ProduceRequestView, decode_produce_request
-from protocol.records import Record, build_batch
+from tidelog.protocol._types import BytesLike
+from tidelog.protocol._varint import write_uvarint
+from tidelog.protocol.batch import Compression
+from tidelog.protocol.codec import decode_request, decode_response, encode_request, encode_response
+from tidelog.protocol.errors import DecodeError, EncodeError, ErrorCode, UnsupportedRequest
+from tidelog.protocol.fetch_response import FetchPartitionResult, encode_fetch_response
+from tidelog.protocol.headers import parse_request_header
+from tidelog.protocol.produce_request import ProduceRequestView, decode_produce_request
+from tidelog.protocol.records import Record, build_batch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "clients"
 # "-produce-" so that InitProducerId captures are not mistaken for Produce.

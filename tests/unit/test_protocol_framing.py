@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from protocol.errors import FrameTooLarge, InvalidFrame, ProtocolError
-from protocol.framing import FrameDecoder, frame
+from tidelog.protocol.errors import FrameTooLarge, InvalidFrame, ProtocolError
+from tidelog.protocol.framing import FrameDecoder, frame
 
 PAYLOADS = [b"", b"a", b"hello kafka", bytes(range(256)) * 3]
 

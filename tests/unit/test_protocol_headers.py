@@ -8,8 +8,8 @@ import kio.index
 import pytest
 from kio.schema.index import api_key_map, schema_name_map
 
-from protocol.errors import DecodeError
-from protocol.headers import (
+from tidelog.protocol.errors import DecodeError
+from tidelog.protocol.headers import (
     RequestHeader,
     is_flexible_request,
     is_flexible_response,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kio.records.readers import read_batch
 
-from protocol._varint import (
+from tidelog.protocol._varint import (
     read_uvarint,
     read_varint,
     read_varlong,
@@ -18,9 +18,16 @@ from protocol._varint import (
     write_varint,
     write_varlong,
 )
-from protocol.batch import Compression, TimestampType, rewrite_crc, validate_produce_records
-from protocol.errors import CorruptRecordBatch
-from protocol.records import Record, build_batch, compress, decode_batch, decode_records, decompress
+from tidelog.protocol.batch import Compression, TimestampType, rewrite_crc, validate_produce_records
+from tidelog.protocol.errors import CorruptRecordBatch
+from tidelog.protocol.records import (
+    Record,
+    build_batch,
+    compress,
+    decode_batch,
+    decode_records,
+    decompress,
+)
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT64 = st.integers(-(2**63), 2**63 - 1)

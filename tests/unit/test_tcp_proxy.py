@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from broker.drills.tcp_proxy import TcpProxy
+from tidelog.broker.drills.tcp_proxy import TcpProxy
 
 
 def _server_that_answers_once_then_closes() -> tuple[socket.socket, threading.Thread]:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch
-from storage.errors import StoreError
-from storage.log_store import LogStore, StoreConfig
-from storage.memory_store import MemoryObjectStore
+from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.records import Record, build_batch
+from tidelog.storage.errors import StoreError
+from tidelog.storage.log_store import LogStore, StoreConfig
+from tidelog.storage.memory_store import MemoryObjectStore
 
 NOW = 1_700_000_000_000
 

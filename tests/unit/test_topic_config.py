@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.errors import ErrorCode
-from storage.errors import StoreError
-from storage.topic_config import (
+from tidelog.protocol.errors import ErrorCode
+from tidelog.storage.errors import StoreError
+from tidelog.storage.topic_config import (
     DEFAULT_TOPIC_CONFIGS,
     effective,
     valid_overrides,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.wal import KIND_BATCH, MAGIC, WalError, WalWriter, encode_payload, read_wal
 from tests.unit.full_disk import FullDisk
+from tidelog.storage.wal import KIND_BATCH, MAGIC, WalError, WalWriter, encode_payload, read_wal
 
 TOPIC_ID = str(uuid.uuid4())
 

@@ -31,8 +31,8 @@ from kio.serial._introspect import (
     get_schema_field_type,
 )
 
-from protocol._varint import write_uvarint
-from protocol.headers import is_flexible_request
+from tidelog.protocol._varint import write_uvarint
+from tidelog.protocol.headers import is_flexible_request
 
 FIXED_SIZES = {"bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "error_code": 2}
 FIXED_SIZES |= {"int32": 4, "uint32": 4, "timedelta_i32": 4, "uuid": 16}
