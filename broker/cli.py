@@ -21,6 +21,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from tidelog.broker.admin.groups import add_groups_arguments, run_groups
+from tidelog.broker.admin.inspect import add_inspect_arguments, run_inspect
 from tidelog.broker.config import (
     ConfigError,
     ServeConfig,
@@ -29,8 +31,6 @@ from tidelog.broker.config import (
     resolve_serve_config,
 )
 from tidelog.broker.drills.cli import add_drill_arguments, run_drill
-from tidelog.broker.groups_cli import add_groups_arguments, run_groups
-from tidelog.broker.inspect_cli import add_inspect_arguments, run_inspect
 from tidelog.broker.memory import tune_gc, tune_malloc
 from tidelog.storage.commit_format import CorruptCommit
 from tidelog.storage.membership import NodeIdInUse

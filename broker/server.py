@@ -21,8 +21,8 @@ from tidelog.broker.connection_table import (
     ConnectionTable,
     default_max_connections,
 )
-from tidelog.broker.group_coordinator import GroupCoordinator
-from tidelog.broker.group_model import GroupConfig
+from tidelog.broker.groups.coordinator import GroupCoordinator
+from tidelog.broker.groups.model import GroupConfig
 from tidelog.broker.handlers import HANDLERS
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.group_events import Delete, DeleteResponse
+from tidelog.broker.groups.events import Delete, DeleteResponse
 from tidelog.broker.handlers.base import Handler, build, response_module
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader

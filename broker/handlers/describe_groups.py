@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.group_model import EMPTY
-from tidelog.broker.group_queries import GroupDescription, describe
+from tidelog.broker.groups.model import EMPTY
+from tidelog.broker.groups.queries import GroupDescription, describe
 from tidelog.broker.handlers.base import Handler, build, response_module
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.group_events import Heartbeat, HeartbeatResponse
+from tidelog.broker.groups.events import Heartbeat, HeartbeatResponse
 from tidelog.broker.handlers.base import Handler, build, response_module
 from tidelog.protocol.headers import RequestHeader
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.group_events import Join, JoinResponse
+from tidelog.broker.groups.events import Join, JoinResponse
 from tidelog.broker.handlers.base import Handler, build, client_host, response_module
 from tidelog.protocol.headers import RequestHeader
 

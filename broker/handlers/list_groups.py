@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.group_model import EMPTY
-from tidelog.broker.group_queries import GroupListing, listing
+from tidelog.broker.groups.model import EMPTY
+from tidelog.broker.groups.queries import GroupListing, listing
 from tidelog.broker.handlers.base import Handler, build, response_module
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.group_queries import validate_commit
+from tidelog.broker.groups.queries import validate_commit
 from tidelog.broker.handlers.base import Handler, build, response_module
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess, free_port
 from tests.integration.test_clients import create_topic, topic_name
-from tidelog.broker.groups_cli import decode_assignment
+from tidelog.broker.admin.groups import decode_assignment
 
 pytestmark = pytest.mark.integration
 

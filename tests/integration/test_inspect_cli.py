@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.test_clients import create_topic
-from tidelog.broker.inspect_cli import (
+from tidelog.broker.admin.inspect import (
     BrokerView,
     ChunkView,
     CommitView,

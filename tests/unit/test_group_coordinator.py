@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tidelog.broker.group_coordinator import GroupCoordinator
-from tidelog.broker.group_events import Effect, Event, Heartbeat, Join, Leave, Sync
-from tidelog.broker.group_model import GroupConfig
+from tidelog.broker.groups.coordinator import GroupCoordinator
+from tidelog.broker.groups.events import Effect, Event, Heartbeat, Join, Leave, Sync
+from tidelog.broker.groups.model import GroupConfig
 from tidelog.protocol.errors import ErrorCode
 
 

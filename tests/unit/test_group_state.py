@@ -1,4 +1,4 @@
-"""The classic group state machine (`broker.group_state`), driven without sockets or clocks."""
+"""The classic group state machine (`broker/groups/state.py`), driven without sockets or clocks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tidelog.broker.group_events import (
+from tidelog.broker.groups.events import (
     Delete,
     DeleteResponse,
     Effect,
@@ -31,8 +31,8 @@ from tidelog.broker.group_events import (
     Unload,
     Wakeup,
 )
-from tidelog.broker.group_protocol_vote import select_protocol
-from tidelog.broker.group_queries import (
+from tidelog.broker.groups.protocol_vote import select_protocol
+from tidelog.broker.groups.queries import (
     GroupListing,
     answer_missing_group,
     creates_group,
@@ -41,7 +41,7 @@ from tidelog.broker.group_queries import (
     state_name,
     validate_commit,
 )
-from tidelog.broker.group_state import Group, GroupConfig, GroupState, handle, next_deadline
+from tidelog.broker.groups.state import Group, GroupConfig, GroupState, handle, next_deadline
 from tidelog.protocol.errors import ErrorCode
 
 RANGE: tuple[ProtocolEntry, ...] = (("range", b"range-meta"),)

@@ -8,9 +8,9 @@ GroupCoordinator; the broker relays protocols and assignments and never assigns.
 
 `handle` mutates the `Group` in place (one owner: the coordinator task for that group)
 and returns effects: responses keyed by the caller's request token, then one `Wakeup`.
-Events and effects are in `broker.group_events`, the data in `broker.group_model`, the
-protocol vote in `broker.group_protocol_vote`, read-only checks (OffsetCommit,
-DescribeGroups, ListGroups) in `broker.group_queries`. docs/group-coordinator.md says why.
+Events and effects are in `broker/groups/events.py`, the data in `broker/groups/model.py`, the
+protocol vote in `broker/groups/protocol_vote.py`, read-only checks (OffsetCommit,
+DescribeGroups, ListGroups) in `broker/groups/queries.py`. docs/group-coordinator.md says why.
 
 Guarantees:
 * No I/O, no clock, no logging: time is `now_ms` (must not go backwards) and new member
@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from tidelog.broker.group_events import (
+from tidelog.broker.groups.events import (
     UNKNOWN_MEMBER_ID,
     Delete,
     DeleteResponse,
@@ -48,7 +48,7 @@ from tidelog.broker.group_events import (
     Unload,
     Wakeup,
 )
-from tidelog.broker.group_model import (
+from tidelog.broker.groups.model import (
     COMPLETING,
     DEAD,
     DEFAULT_CONFIG,
@@ -62,7 +62,7 @@ from tidelog.broker.group_model import (
     random_member_id,
     validate_member,
 )
-from tidelog.broker.group_protocol_vote import common_protocols, select_protocol
+from tidelog.broker.groups.protocol_vote import common_protocols, select_protocol
 from tidelog.protocol.errors import ErrorCode
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tidelog.broker.group_events import (
+from tidelog.broker.groups.events import (
     NO_GENERATION,
     UNKNOWN_MEMBER_ID,
     Delete,
@@ -29,7 +29,7 @@ from tidelog.broker.group_events import (
     Sync,
     SyncResponse,
 )
-from tidelog.broker.group_model import (
+from tidelog.broker.groups.model import (
     COMPLETING,
     DEAD,
     EMPTY,

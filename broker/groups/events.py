@@ -1,4 +1,4 @@
-"""What goes into and comes out of the group state machine (`broker.group_state`).
+"""What goes into and comes out of the group state machine (`broker/groups/state.py`).
 
 Owns: the event types a coordinator feeds in (one per classic group API, plus `Tick`,
 `Delete` and `Unload`) and the effect types it gets back. Every request event carries

@@ -2,7 +2,7 @@
 
 Owns: `GroupState` (with Kafka's state names), `Member`, `Group`, `GroupConfig`, and
 the member check every group API shares (`validate_member`). Plain mutable data with
-small derived views; the transitions live in `broker.group_state`, which re-exports
+small derived views; the transitions live in `broker/groups/state.py`, which re-exports
 these names.
 
 Guarantees: nothing here reads a clock or does I/O; ids come from
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from tidelog.broker.group_events import ProtocolEntry
+from tidelog.broker.groups.events import ProtocolEntry
 from tidelog.protocol.errors import ErrorCode
 
 

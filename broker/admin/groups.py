@@ -2,7 +2,7 @@
 
 Owns: the `groups` sub-command's arguments, decoding the consumer protocol's assignment
 bytes, computing lag per partition, and rendering as a table or as JSON (`--json`).
-Everything it knows comes from a broker through `broker.admin_client`; nothing reads the
+Everything it knows comes from a broker through `broker/admin/client.py`; nothing reads the
 data directory or the bucket.
 
 Guarantees: exit 0 on success; an unreachable broker, a Kafka error or an unknown group
@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tidelog.broker.admin_client import (
+from tidelog.broker.admin.client import (
     AdminClient,
     AdminConnectionError,
     AdminError,

@@ -3,7 +3,7 @@
 Owns: the live `Group`s of this broker, one timer per group (re-armed from every
 `Wakeup` effect), and the futures of requests whose answers are deferred (a JoinGroup
 completes when the rebalance does; a follower's SyncGroup when the leader's arrives).
-All transitions happen in `broker/group_state.py::handle`; this module only feeds it
+All transitions happen in `broker/groups/state.py::handle`; this module only feeds it
 events, the clock and ticks, and routes its effects back to the waiting requests.
 
 Guarantees: calls for one group are applied one at a time in arrival order (the event
@@ -17,15 +17,15 @@ import asyncio
 import itertools
 from collections.abc import Callable
 
-from tidelog.broker.group_events import Delete, Effect, Event, Tick, Unload, Wakeup
-from tidelog.broker.group_model import DEAD, Group, GroupConfig
-from tidelog.broker.group_queries import (
+from tidelog.broker.groups.events import Delete, Effect, Event, Tick, Unload, Wakeup
+from tidelog.broker.groups.model import DEAD, Group, GroupConfig
+from tidelog.broker.groups.queries import (
     answer_invalid_group_id,
     answer_missing_group,
     answer_not_coordinator,
     creates_group,
 )
-from tidelog.broker.group_state import handle
+from tidelog.broker.groups.state import handle
 
 
 class GroupCoordinator:

@@ -1,0 +1,6 @@
+"""Admin and offline tools: they speak only the Kafka protocol or only read the bucket.
+
+client.py (a small Kafka admin client over kio's schemas, through `protocol/`),
+groups.py (`tidelog groups`), inspect.py (`tidelog inspect`, reads the bucket and a WAL).
+Nothing here imports the broker's server, handlers or coordinator.
+"""
