@@ -1,9 +1,10 @@
 """The data of one classic consumer group: its state, members and settings.
 
 Owns: `GroupState` (with Kafka's state names), `Member`, `Group`, `GroupConfig`, and
-the member check every group API shares (`validate_member`). Plain mutable data with
-small derived views; the transitions live in `broker/groups/state.py`, which re-exports
-these names.
+the member checks the group APIs share (`validate_member`, and
+`validate_generation_member` for Sync and Heartbeat). Plain mutable data with small
+derived views; the transitions live in the modules `broker/groups/state.py` dispatches
+to, and state.py re-exports these names.
 
 Guarantees: nothing here reads a clock or does I/O; ids come from
 `GroupConfig.new_member_id` (random UUIDs by default, injectable for tests).
@@ -134,4 +135,18 @@ def validate_member(group: Group, member_id: str, group_instance_id: str | None)
             return ErrorCode.fenced_instance_id
     if member_id not in group.members:
         return ErrorCode.unknown_member_id
+    return ErrorCode.none
+
+
+def validate_generation_member(
+    group: Group, member_id: str, group_instance_id: str | None, generation_id: int
+) -> ErrorCode:
+    """The checks Sync and Heartbeat share: a live group, a known member, this generation."""
+    if group.state is DEAD:
+        return ErrorCode.coordinator_not_available
+    error = validate_member(group, member_id, group_instance_id)
+    if error is not ErrorCode.none:
+        return error
+    if generation_id != group.generation_id:
+        return ErrorCode.illegal_generation
     return ErrorCode.none
