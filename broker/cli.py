@@ -1,9 +1,10 @@
-"""The `tidelog` command line: `tidelog serve` starts a broker; `tidelog groups` reads groups;
-`tidelog inspect` shows what lives in the bucket; `tidelog drill` breaks a broker on purpose;
-`tidelog payments` runs the payments reference app (which lives in `payments/`);
-`tidelog bench` runs the benchmark suite (bench/suite.py, imported only when asked for).
+"""The `tidelog` command line: `tidelog serve` starts a broker; every other sub-command
+(`groups`, `inspect`, `drill`, `payments`, `bench`) is a plug-in found through the
+`tidelog.commands` entry points (broker/commands.py), so this module imports none of them.
 
-Owns: argument parsing, logging set-up, signal handling and exit codes. A user
+Owns: the top-level parser, `serve` (its logging set-up, signal handling and exit
+codes), and dispatch to a plug-in's runner. A plug-in that fails to load is skipped
+with one warning line; `serve` never depends on one. A user
 mistake (or a node id a live broker has) prints one line to stderr and exits 2;
 SIGTERM/SIGINT stop the broker cleanly (in-flight requests finish, everything is
 flushed) and exit 0, or exit 4 once --shutdown-timeout-ms has passed (a second signal
@@ -21,8 +22,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from tidelog.broker.admin.groups import add_groups_arguments, run_groups
-from tidelog.broker.admin.inspect import add_inspect_arguments, run_inspect
+from tidelog.broker.commands import Runner, add_commands, discover
 from tidelog.broker.config import (
     ConfigError,
     ServeConfig,
@@ -30,7 +30,6 @@ from tidelog.broker.config import (
     environment,
     resolve_serve_config,
 )
-from tidelog.broker.drills.cli import add_drill_arguments, run_drill
 from tidelog.broker.memory import tune_gc, tune_malloc
 from tidelog.storage.commit_format import CorruptCommit
 from tidelog.storage.membership import NodeIdInUse
@@ -47,7 +46,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
+    """The parser, and the runner of every plug-in command by name (`serve` is not one)."""
     parser = _Parser(
         prog="tidelog",
         description="A Kafka-compatible broker whose brokers are stateless: a local WAL in "
@@ -62,52 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. TIDELOG_DATA_DIR).",
     )
     add_serve_arguments(serve)
-    groups = sub.add_parser(
-        "groups",
-        help="list consumer groups, describe one with its lag",
-        description="Consumer groups, read from a broker over the Kafka protocol.",
-    )
-    add_groups_arguments(groups, _Parser)
-    inspect = sub.add_parser(
-        "inspect",
-        help="show what lives in the bucket (and only in a WAL)",
-        description="Read-only: the metadata head, brokers, partitions, commit objects with "
-        "their chunks, group offsets and, with --data-dir, what is only in the WAL.",
-    )
-    add_inspect_arguments(inspect)
-    drill = sub.add_parser(
-        "drill",
-        help="failure drills on throw-away brokers (replace, zombie, object-store-outage)",
-        description="Self-contained failure drills: each starts its own brokers in a temp "
-        "dir, breaks one under load and verifies every acknowledged record.",
-    )
-    add_drill_arguments(drill, _Parser)
-    from tidelog.payments.cli import add_payments_arguments  # the app, only when the CLI is built
-
-    payments = sub.add_parser(
-        "payments",
-        help="the payments CQRS reference application (demo, rebuild, api)",
-        description="A payments app over tidelog, through confluent-kafka only.",
-    )
-    add_payments_arguments(payments, _Parser)
-    bench = sub.add_parser(
-        "bench",
-        help="benchmark suite: tidelog side by side with Tansu 0.6",
-        description="Run the standard benchmark suite (throughput, latency, object-store "
-        "cost, groups, replacement, memory) against tidelog and the peer broker Tansu 0.6, "
-        "alternating the two over rounds; print medians and ratios, read them against the "
-        "targets, write JSON, PNG charts and SUMMARY.md. Run it from the source checkout.",
-    )
-    _add_bench_arguments(bench)
-    return parser
-
-
-def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    try:
-        from tidelog.bench.options import add_bench_arguments
-    except ImportError:  # installed without the bench extra: `tidelog bench` says so
-        return
-    add_bench_arguments(parser)
+    commands, _ = discover()  # a broken one is logged there and left out
+    return parser, add_commands(sub, commands, _Parser)
 
 
 def setup_logging(level: str) -> None:
@@ -194,39 +150,14 @@ def _install_uvloop() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _run_bench(args: argparse.Namespace) -> int:
-    try:
-        from tidelog.bench.needs import missing_line
-        from tidelog.bench.suite import run_bench
-    except ImportError as exc:
-        print(f"tidelog bench: error: needs the bench extra (pip install 'tidelog[bench]'): "
-              f"{exc}", file=sys.stderr)  # fmt: skip
-        return 2
-    missing = missing_line(args)  # before anything starts: a run takes minutes
-    if missing is not None:
-        print(missing, file=sys.stderr)
-        return 2
-    return run_bench(args)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser, runners = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "groups":
-        return run_groups(args)
-    if args.command == "inspect":
-        return run_inspect(args)
-    if args.command == "drill":
-        return run_drill(args)
-    if args.command == "payments":
-        from tidelog.payments.cli import run_payments
-
-        return run_payments(args)
-    if args.command == "bench":
-        return _run_bench(args)
+    if args.command != "serve":
+        return runners[args.command](args)
     try:
         config = resolve_serve_config(args, environment())
     except ConfigError as exc:

@@ -1,8 +1,10 @@
 """`tidelog payments demo|rebuild|api`: the command line of the reference application.
 
-Owns: the `payments` sub-parser (filled in by `add_payments_arguments`, called from
-`broker/cli.py`) and `run_payments`, which dispatches. Guarantees: a usage mistake is one
-line on stderr and exit 2; heavy modules are imported only by the subcommand that runs.
+Owns: the `payments` sub-parser (filled in by `add_payments_arguments`) and
+`run_payments`, which dispatches; `COMMAND` hands both to `tidelog` as the `payments`
+entry point of `tidelog.commands` (pyproject.toml), so the broker never imports this app.
+Guarantees: a usage mistake is one line on stderr and exit 2; heavy modules are imported
+only by the subcommand that runs.
 """
 
 from __future__ import annotations
@@ -139,3 +141,21 @@ def _demo(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
     )
     return run_demo(opts, Narrator())
+
+
+class PaymentsCommand:
+    """What `tidelog` needs of a sub-command (the shape of broker/commands.py's `Command`;
+    the app does not import the broker)."""
+
+    order = 40
+    help = "the payments CQRS reference application (demo, rebuild, api)"
+    description = "A payments app over tidelog, through confluent-kafka only."
+
+    def add_arguments(self, parser: argparse.ArgumentParser, parser_class: type[Any]) -> None:
+        add_payments_arguments(parser, parser_class)
+
+    def run(self, args: argparse.Namespace) -> int:
+        return run_payments(args)
+
+
+COMMAND = PaymentsCommand()

@@ -1,7 +1,8 @@
 """`tidelog groups list|describe`: consumer groups and their lag, read over the Kafka protocol.
 
-Owns: the `groups` sub-command's arguments, decoding the consumer protocol's assignment
-bytes, computing lag per partition, and rendering as a table or as JSON (`--json`).
+Owns: the `groups` sub-command (`COMMAND`, the `tidelog.commands` entry point) and its
+arguments, decoding the consumer protocol's assignment bytes, computing lag per
+partition, and rendering as a table or as JSON (`--json`).
 Everything it knows comes from a broker through `broker/admin/client.py`; nothing reads the
 data directory or the bucket.
 
@@ -29,6 +30,7 @@ from tidelog.broker.admin.client import (
     GroupDescription,
     parse_bootstrap,
 )
+from tidelog.broker.commands import SubCommand
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 BOOTSTRAP_ENV = "TIDELOG_BOOTSTRAP"
@@ -252,3 +254,12 @@ def run_groups(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(data, indent=2) if args.json else text)
     return 0
+
+
+COMMAND = SubCommand(
+    order=10,
+    help="list consumer groups, describe one with its lag",
+    description="Consumer groups, read from a broker over the Kafka protocol.",
+    add_arguments=add_groups_arguments,
+    run=run_groups,
+)

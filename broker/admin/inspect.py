@@ -1,6 +1,7 @@
 """`tidelog inspect`: what lives in the bucket (and, given a data dir, only in the WAL).
 
-Owns: the `inspect` sub-command's arguments, where the store and the data dir come from
+Owns: the `inspect` sub-command (`COMMAND`, the `tidelog.commands` entry point), its
+arguments, where the store and the data dir come from
 (command line, then environment, then default), opening the store without creating it,
 and the run: gather (bucket_report.py, wal_report.py), render (report_text.py), exit code.
 The report's dataclasses are in report.py and re-exported here.
@@ -35,11 +36,13 @@ from tidelog.broker.admin.report import (
     WalView,
 )
 from tidelog.broker.admin.report_text import render_json, render_report
+from tidelog.broker.commands import SubCommand
 from tidelog.storage.commit_format import CorruptCommit
 from tidelog.storage.object_store import ObjectStore, ObjectStoreError
 from tidelog.storage.store_url import file_url_path, open_object_store
 
 __all__ = [
+    "COMMAND",
     "BrokerView",
     "ChunkView",
     "CommitView",
@@ -145,3 +148,17 @@ def run_inspect(args: argparse.Namespace) -> int:
         return 1
     print(render_json(report) if args.json else render_report(report))
     return 0
+
+
+def _add_arguments(parser: argparse.ArgumentParser, _: type[argparse.ArgumentParser]) -> None:
+    add_inspect_arguments(parser)
+
+
+COMMAND = SubCommand(
+    order=20,
+    help="show what lives in the bucket (and only in a WAL)",
+    description="Read-only: the metadata head, brokers, partitions, commit objects with "
+    "their chunks, group offsets and, with --data-dir, what is only in the WAL.",
+    add_arguments=_add_arguments,
+    run=run_inspect,
+)

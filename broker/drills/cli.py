@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tidelog.broker.commands import SubCommand
 from tidelog.broker.drills import outage, replace, scale, zombie
 from tidelog.broker.drills.harness import DrillContext, DrillOptions, render_json, render_table
 from tidelog.broker.drills.load import RECORDS_PER_S
@@ -165,3 +166,13 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0 value={text}")
     return value
+
+
+COMMAND = SubCommand(  # the `drill` entry point of `tidelog.commands` (pyproject.toml)
+    order=30,
+    help="failure drills on throw-away brokers (replace, zombie, object-store-outage)",
+    description="Self-contained failure drills: each starts its own brokers in a temp "
+    "dir, breaks one under load and verifies every acknowledged record.",
+    add_arguments=add_drill_arguments,
+    run=run_drill,
+)
