@@ -4,11 +4,11 @@
 
 Owns: the top-level parser, `serve` (its logging set-up, signal handling and exit
 codes), and dispatch to a plug-in's runner. A plug-in that fails to load is skipped
-with one warning line; `serve` never depends on one. A user
-mistake (or a node id a live broker has) prints one line to stderr and exits 2;
-SIGTERM/SIGINT stop the broker cleanly (in-flight requests finish, everything is
-flushed) and exit 0, or exit 4 once --shutdown-timeout-ms has passed (a second signal
-keeps that deadline); a fenced broker exits 3.
+with one warning line; `serve` never depends on one. A user mistake (or a node id a
+live broker has) prints one line to stderr and exits 2; SIGTERM/SIGINT stop the broker
+cleanly (in-flight requests finish, everything is flushed) and exit 0, or exit 4 once
+--shutdown-timeout-ms has passed (a second signal keeps that deadline); a fenced broker
+exits 3.
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
 """The pluggable sub-commands of `tidelog`: found through the `tidelog.commands` entry points.
 
 Owns: the `Command` protocol a sub-command meets (and `SubCommand`, a ready-made one),
-`discover` (load every entry point
-of the group, ordered by each command's `order`), and `add_commands` (one
-sub-parser per command, with its help and description). `serve` is built into
-broker/cli.py; every other command (groups, inspect, drill, payments, bench) is an
-entry point in pyproject.toml, so the broker imports none of them, and payments/ and
-bench/ register themselves without importing the broker.
+`discover` (load every entry point of the group, ordered by each command's `order`),
+and `add_commands` (one sub-parser per command, with its help and description).
+`serve` is built into broker/cli.py; every other command (groups, inspect, drill,
+payments, bench) is an entry point in pyproject.toml, so the broker imports none of
+them, and payments/ and bench/ register themselves without importing the broker.
 
-Guarantees: a command whose entry point fails to load, or loads something that is not
-a `Command`, is skipped and named in one warning line; the others and `serve` still
-work. Nothing here runs a command's code beyond `add_arguments` and `run`.
+Guarantees: a command whose entry point fails to load, loads something that is not a
+`Command`, or takes a name the parser already has (`serve`), is skipped and named in
+one warning line; the others and `serve` still work. Nothing here runs a command's
+code beyond `add_arguments` and `run`.
 """
 
 from __future__ import annotations
@@ -127,6 +127,9 @@ def add_commands(
     runners: dict[str, Runner] = {}
     for loaded in commands:
         command = loaded.command
+        if loaded.name in sub.choices:  # argparse would silently replace the first one
+            log.warning("command unavailable, skipped name=%s error=name taken", loaded.name)
+            continue
         parser = sub.add_parser(loaded.name, help=command.help, description=command.description)
         command.add_arguments(parser, parser_class)
         runners[loaded.name] = command.run

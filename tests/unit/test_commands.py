@@ -89,6 +89,21 @@ def test_serve_still_parses_when_a_plug_in_is_broken(monkeypatch: pytest.MonkeyP
     assert sorted(runners) == sorted(name for name in INSTALLED if name != "payments")
 
 
+def test_a_plug_in_cannot_take_the_name_of_serve(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    installed = list(entry_points(group=ENTRY_POINT_GROUP))
+    impostor = entry_point("serve", "tidelog.broker.admin.groups:COMMAND")
+    monkeypatch.setattr(commands, "entry_points", lambda *, group: [impostor, *installed])
+    with caplog.at_level(logging.WARNING, logger="tidelog.commands"):
+        parser, runners = cli.build_parser()
+    assert "serve" not in runners and sorted(runners) == sorted(INSTALLED)
+    assert [r.getMessage() for r in caplog.records] == [
+        "command unavailable, skipped name=serve error=name taken"
+    ]
+    assert "durability" in vars(parser.parse_args(["serve"]))  # the real serve, not groups
+
+
 def test_a_second_entry_point_of_the_same_name_is_ignored() -> None:
     found = [
         entry_point("groups", "tidelog.broker.admin.groups:COMMAND"),
