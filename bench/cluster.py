@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +32,9 @@ from confluent_kafka.admin import AdminClient
 
 if __package__ in (None, ""):  # run as `python bench/cluster.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tidelog.bench.brokers import ROOT, create_topic, free_port
+from tidelog.bench.brokers import ROOT, create_topic, stop_all
 from tidelog.bench.throughput import MB, produce
+from tidelog.broker.processes import BrokerProcess
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -43,12 +42,17 @@ TICKS = os.sysconf("SC_CLK_TCK")
 @dataclass(frozen=True)
 class Node:
     node_id: int
-    bootstrap: str
-    proc: subprocess.Popen[bytes]
+    broker: BrokerProcess
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap
 
     def cpu_s(self) -> float:
         """User + system CPU seconds the broker process has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert self.broker.proc is not None
+        stat = Path(f"/proc/{self.broker.proc.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICKS
 
 
@@ -56,38 +60,22 @@ class Node:
 def cluster(workdir: Path, size: int) -> Iterator[list[Node]]:
     bucket = f"file://{workdir / ('bucket-' + uuid.uuid4().hex[:6])}"
     nodes: list[Node] = []
-    logs = []
     try:
         for node_id in range(1, size + 1):
-            port = free_port()
             data = workdir / f"n{node_id}-{uuid.uuid4().hex[:6]}"
-            cmd = [
-                sys.executable, "-m", "tidelog.broker.cli", "serve",
-                "--listen", f"127.0.0.1:{port}", "--data-dir", str(data),
-                "--object-store", bucket, "--node-id", str(node_id), "--log-level", "info",
-            ]  # fmt: skip
-            data.mkdir()
-            log = open(data / "broker.log", "wb")  # noqa: SIM115
-            logs.append((log, data / "broker.log"))
-            proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=ROOT)
-            nodes.append(Node(node_id, f"127.0.0.1:{port}", proc))
-            deadline = time.monotonic() + 60
-            while b"tidelog ready" not in (data / "broker.log").read_bytes():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"broker {node_id} did not start: {data / 'broker.log'}")
-                time.sleep(0.05)
+            broker = BrokerProcess(
+                data,
+                node_id=node_id,
+                object_store=bucket,
+                log_level="info",
+                log_path=data / "broker.log",
+                cwd=ROOT,
+            )
+            nodes.append(Node(node_id, broker))
+            broker.start()
         yield nodes
     finally:
-        for n in nodes:
-            n.proc.send_signal(signal.SIGTERM)
-        for n in nodes:
-            try:
-                n.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                n.proc.kill()
-                n.proc.wait()
-        for log, _ in logs:
-            log.close()
+        stop_all([n.broker for n in nodes])
 
 
 def wait_spread(bootstrap: str, topic: str, size: int) -> None:

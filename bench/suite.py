@@ -26,14 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tidelog.bench.brokers import (
-    ROOT,
-    S3Endpoint,
-    empty_s3,
-    moto_server,
-    s3_client,
-    seaweedfs_server,
-)
+from tidelog.bench.brokers import ROOT, S3Endpoint, empty_s3, s3_client, s3_server
 from tidelog.bench.report import (
     Samples,
     Summaries,
@@ -163,10 +156,7 @@ def _s3(kind: str, workdir: Path) -> Iterator[S3Endpoint | None]:
     if kind == "none":
         yield None
         return
-    start = {"moto": moto_server, "seaweedfs": seaweedfs_server}[kind]
-    if kind == "seaweedfs" and str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # its start-up code lives in tests/integration
-    with start(workdir) as s3:
+    with s3_server(kind, workdir) as s3:
         client: Any = s3_client(s3)
         client.create_bucket(Bucket=s3.bucket)
         yield s3

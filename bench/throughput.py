@@ -34,10 +34,9 @@ from tidelog.bench.brokers import (
     S3Endpoint,
     create_topic,
     empty_s3,
-    moto_server,
     run_broker,
     s3_client,
-    seaweedfs_server,
+    s3_server,
 )
 
 VALUE_SIZE = 1024
@@ -166,8 +165,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tidelog-bench-") as tmp:
         workdir = Path(tmp)
         with contextlib.ExitStack() as stack:
-            servers = {"moto": moto_server, "seaweedfs": seaweedfs_server}
-            s3 = stack.enter_context(servers[args.s3](workdir)) if args.s3 else None
+            s3 = stack.enter_context(s3_server(args.s3, workdir)) if args.s3 else None
             if s3 is not None:
                 s3_client(s3).create_bucket(Bucket=s3.bucket)
             mode = f"object mode on {args.s3}" if s3 else "embedded default (wal + local dir)"

@@ -7,5 +7,7 @@ runner (`projections`, `projection_runner`), the verifier, the HTTP read API and
 `tidelog payments` command line.
 
 Guarantee: this package talks to the broker only through confluent-kafka, exactly as a
-real payments team's services would. It never imports `broker`, `storage` or `protocol`.
+real payments team's services would. It never imports `broker`, `storage` or `protocol`
+code; the embedded broker is a subprocess started by `tidelog.broker.processes`, which
+imports nothing else of tidelog (tests/unit/test_process_boundaries.py).
 """

@@ -1,106 +1,44 @@
-"""A `tidelog serve` subprocess for `tidelog payments` (the embedded default).
+"""The embedded default broker of `tidelog payments`: one `tidelog serve` subprocess.
 
-Owns: starting the broker as a child process (`python -m tidelog.broker.cli serve`: a process,
-not an import — payments never imports broker code), waiting for its "tidelog ready"
-line, SIGKILL (the drill's crash) and SIGTERM (a clean stop). Its output goes to a log
-file next to its data dir.
+Owns: what payments starts (wal mode, uploads every 100 ms, the log `broker-N.log` next
+to its data dir) on the shared launcher, tidelog.broker.processes.BrokerProcess, which
+owns the rest: the free port, waiting for the "tidelog ready" line, SIGKILL (the drill's
+crash) and SIGTERM (a clean stop, SIGKILL if it lingers). The broker is a process, not
+an import: that launcher imports no broker code, and payments imports nothing else of
+tidelog.broker.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
-READY_TIMEOUT_S = 60.0
+from tidelog.broker.processes import BrokerProcess as SharedBrokerProcess
+from tidelog.broker.processes import ChildStartError, free_port
+from tidelog.broker.processes.serve import READY_TIMEOUT_S
+
+FLUSH_INTERVAL_MS = 100
+
+__all__ = ["BrokerProcess", "BrokerStartError", "free_port"]
 
 
 class BrokerStartError(RuntimeError):
-    """The broker exited or did not get ready in time."""
+    """The broker exited or did not get ready in time (one line: node, code, log)."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+class BrokerProcess(SharedBrokerProcess):
+    def __init__(self, data_dir: Path, port: int, node_id: int = 1) -> None:
+        super().__init__(
+            data_dir,
+            port=port,
+            node_id=node_id,
+            durability="wal",
+            flush_interval_ms=FLUSH_INTERVAL_MS,
+            log_path=data_dir.parent / f"broker-{node_id}.log",
+        )
 
-
-@dataclass
-class BrokerProcess:
-    data_dir: Path
-    port: int
-    node_id: int = 1
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir.parent / f"broker-{self.node_id}.log"
-
-    def start(self) -> BrokerProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "tidelog.broker.cli",
-            "serve",
-            "--listen",
-            self.bootstrap,
-            "--data-dir",
-            str(self.data_dir),
-            "--node-id",
-            str(self.node_id),
-            "--durability",
-            "wal",
-            "--flush-interval-ms",
-            "100",
-        ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen(command, stdout=log_file, stderr=log_file, env=env)
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while "tidelog ready" not in self.output():
-            if self.proc.poll() is not None:
-                raise BrokerStartError(
-                    f"broker exited during start-up node={self.node_id} "
-                    f"code={self.proc.returncode} log={self.log_path}"
-                )
-            if time.monotonic() > deadline:
-                raise BrokerStartError(f"broker not ready node={self.node_id} log={self.log_path}")
-            time.sleep(0.02)
-        return self
-
-    def output(self) -> str:
+    def start(self, timeout: float = READY_TIMEOUT_S) -> Self:
         try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self, timeout: float = 60.0) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return int(self.proc.returncode)
+            return super().start(timeout)
+        except ChildStartError as exc:
+            raise BrokerStartError(exc.summary) from exc

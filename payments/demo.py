@@ -85,7 +85,7 @@ def run_demo(opts: DemoOptions, say: Narrator) -> int:
         return 1
     finally:
         for broker in brokers:
-            if broker.alive():
+            if broker.running():
                 code = broker.stop()
                 say.say(f"stopped broker node={broker.node_id} (SIGTERM) exit={code}")
         if not (opts.keep or opts.data_dir):

@@ -66,7 +66,8 @@ def run_drill(args: argparse.Namespace) -> int:
         store = open_store(opts.store, tmp, opts.s3_endpoint, opts.s3_server)
         try:
             say.say(f"bucket: {store.describe()}")
-            report = scenario.run(DrillContext(opts, say, tmp, store))
+            with DrillContext(opts, say, tmp, store) as ctx:  # kills its brokers at exit
+                report = scenario.run(ctx)
         finally:
             store.close()
     except DrillError as exc:

@@ -1,38 +1,45 @@
-"""What every drill scenario shares: options, context, the common report, the table.
+"""What every drill scenario shares: options, context, the prelude, the common report.
 
 Owns: `Scenario` (what a scenario module exports: a name, its help, a `run` that returns
 the report dict, its own table rows and its own pass conditions), `DrillContext` (the
-options, the narrator, the temp dir and the store), the steps every scenario takes on
-the load's schedule (broker/drills/schedule.py: start it, commit offsets with the load
-paused, wait for the failure point), and the fields every report has: records
-acknowledged / lost / duplicated / out of order (from `records.verify`), delivery errors,
-the load at the failure, committed offsets before and after, bytes copied between
-brokers. A drill passes only if nothing acknowledged was lost, duplicated or out of
-order, the committed offsets are intact, and the scenario's own conditions hold.
-"""
+options, the narrator, the temp dir, the store, and every broker a scenario made: all
+killed when the context exits, whatever happened), the prelude every scenario runs
+(`start_cluster`: start the brokers, create the topic; `under_load`: start the load on
+the schedule of broker/drills/schedule.py, commit offsets with the load paused, wait for
+the failure point; `LoadRun.finish`: the load's end), and the fields every report has:
+records acknowledged / lost / duplicated / out of order (from `records.verify`),
+delivery errors, the load at the failure, committed offsets before and after, bytes
+copied between brokers. A drill passes only if nothing acknowledged was lost,
+duplicated or out of order, the committed offsets are intact, and the scenario's own
+conditions hold."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tidelog.broker.drills.load import (
+    LOAD_TIMEOUT_S,
     PARTITIONS,
     RECORDS_PER_S,
+    TOPIC,
     Load,
     commit_offsets,
     committed_offsets,
+    create_topic,
     read_back,
 )
-from tidelog.broker.drills.narration import Narrator
-from tidelog.broker.drills.processes import BrokerRun
+from tidelog.broker.drills.narration import Narrator, Progress
+from tidelog.broker.drills.processes import BrokerRun, DrillError
 from tidelog.broker.drills.records import ReadRecord, payment_stream, verify
 from tidelog.broker.drills.schedule import Schedule
 from tidelog.broker.drills.stores import DrillStore, Reads
+from tidelog.broker.processes import free_port
 
 Report = dict[str, Any]
 Row = tuple[str, object]
@@ -59,19 +66,36 @@ class DrillContext:
     say: Narrator
     tmp: Path
     store: DrillStore
+    brokers: list[BrokerRun] = field(default_factory=list)
 
     def broker(
-        self, node_id: int, port: int, data_dir: Path, replaces: tuple[int, ...] = ()
+        self,
+        node_id: int,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        replaces: tuple[int, ...] = (),
     ) -> BrokerRun:
-        return BrokerRun(
+        """A broker of this drill (not started), on `port` or a free one; killed when
+        the context exits."""
+        broker = BrokerRun(
             node_id,
-            port,
+            port or free_port(),
             data_dir,
             self.store.for_broker(node_id),
             self.opts.mode,
             self.tmp / f"broker-{node_id}.log",
             replaces,
         )
+        self.brokers.append(broker)
+        return broker
+
+    def __enter__(self) -> DrillContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for broker in self.brokers:
+            broker.kill()
 
     @property
     def schedule(self) -> Schedule:
@@ -90,6 +114,56 @@ class FailurePoint:
     at: float
     sent: int
     acked: int
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """The drill's load once it reached the failure point: the offsets committed on the
+    way, and the load then."""
+
+    load: Load
+    offsets_before: dict[int, int]
+    failure: FailurePoint
+
+    def finish(self) -> None:
+        """Wait for the producer to send and settle the rest of the load."""
+        if not self.load.join(LOAD_TIMEOUT_S + 5):
+            raise DrillError("producer did not finish")
+
+
+def start_cluster(ctx: DrillContext, first: BrokerRun, *others: BrokerRun) -> None:
+    """Start `first`, then `others` on the same bucket, and create the drill's topic
+    through `first`."""
+    first.start()
+    ctx.say.say(f"started broker node={first.node_id} ({ctx.opts.mode} mode) on {first.bootstrap}")
+    for broker in others:
+        broker.start()
+        ctx.say.say(
+            f"started broker node={broker.node_id} on {broker.bootstrap}, same bucket: "
+            f"a cluster of {len(others) + 1}"
+        )
+    create_topic(first.bootstrap)
+    ctx.say.say(f"created topic {TOPIC} partitions={PARTITIONS}")
+
+
+@contextlib.contextmanager
+def under_load(
+    ctx: DrillContext,
+    bootstrap: str,
+    *,
+    commit_via: str | None = None,
+    look: Callable[[], str] | None = None,
+    producer_config: Mapping[str, Any] | None = None,
+) -> Iterator[LoadRun]:
+    """Start the load through `bootstrap` (its producer with `producer_config` on top),
+    commit the offsets through `commit_via` (by default `bootstrap`) at the commit point
+    and narrate `look()`, and yield at the failure point, with the load's progress
+    narrated until the block exits. The block breaks something, lifts the hold and
+    calls `finish`."""
+    load = start_load(ctx, bootstrap, **(producer_config or {}))
+    with Progress(ctx.say, load.describe):
+        offsets = commit_offsets_at(ctx, load, commit_via or bootstrap, look)
+        yield LoadRun(load, offsets, wait_for_failure_point(ctx, load))
 
 
 def start_load(ctx: DrillContext, bootstrap: str, **producer_config: Any) -> Load:
@@ -149,15 +223,12 @@ class Scenario:
 
 
 def verdict_fields(
-    ctx: DrillContext,
-    load: Load,
-    bootstrap: str,
-    offsets_before: dict[int, int],
-    failure: FailurePoint,
+    ctx: DrillContext, run: LoadRun, bootstrap: str
 ) -> tuple[Report, list[ReadRecord]]:
     """Read everything back through `bootstrap`, judge it, and check the committed offsets.
 
     Returns the report's common fields and the records read back."""
+    load, offsets_before, failure = run.load, run.offsets_before, run.failure
     records = read_back(bootstrap)
     ctx.say.say(f"read back {len(records)} records from {PARTITIONS} partitions via {bootstrap}")
     verdict = verify((ack for _, ack in load.acks), records)

@@ -22,74 +22,55 @@ from tidelog.broker.drills.harness import (
     Report,
     Row,
     Scenario,
-    commit_offsets_at,
     common_passed,
     common_rows,
     offsets_row,
     rounded,
     seconds,
-    start_load,
+    start_cluster,
+    under_load,
     verdict_fields,
-    wait_for_failure_point,
 )
-from tidelog.broker.drills.load import (
-    LOAD_TIMEOUT_S,
-    PARTITIONS,
-    TOPIC,
-    create_topic,
-)
-from tidelog.broker.drills.narration import Progress
-from tidelog.broker.drills.processes import DrillError, LogWatch, free_port
+from tidelog.broker.drills.processes import LogWatch
 from tidelog.broker.drills.records import acks_between, first_ack_after
 
 
 def run(ctx: DrillContext) -> Report:
     opts, say = ctx.opts, ctx.say
-    port = free_port()
-    bootstrap = f"127.0.0.1:{port}"
-    a = ctx.broker(1, port, ctx.tmp / "a")
-    try:
-        a.start()
-        say.say(f"started broker node=1 ({opts.mode} mode) on {bootstrap}")
-        create_topic(bootstrap)
-        say.say(f"created topic {TOPIC} partitions={PARTITIONS}")
-        load = start_load(ctx, bootstrap)
-        with Progress(say, load.describe):
-            offsets_before = commit_offsets_at(ctx, load, bootstrap)
-            failure = wait_for_failure_point(ctx, load)
-            patterns = {"failed": r"upload failed", "resumed": r"uploads resumed"}
-            with LogWatch(a, patterns) as watch:
-                ctx.store.cut()
-                cut_at = time.monotonic()
-                load.hold(None)
-                say.say(
-                    f"object store cut after {failure.acked} acks ({failure.sent} sent), "
-                    f"for {opts.outage_s:g}s"
-                )
-                time.sleep(opts.outage_s)
-                ctx.store.restore()
-                restored_at = time.monotonic()
-                during = len(acks_between(load.acks, cut_at, restored_at))
-                say.say(f"object store back; {during} records were acked during the outage")
-                if not load.join(LOAD_TIMEOUT_S + 5):
-                    raise DrillError("producer did not finish")
-                if "failed" in watch.seen and "resumed" not in watch.seen:
-                    # the load may end before the next upload: give it a few flushes
-                    deadline = time.monotonic() + 30
-                    while "resumed" not in watch.seen and time.monotonic() < deadline:
-                        time.sleep(0.05)
-            seen = dict(watch.seen)
-        first = first_ack_after(load.acks, restored_at)
-        say.say(
-            f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors"
-            + (f" (first: {load.errors[0]})" if load.errors else "")
-            + f"; first ack after the store returned: {seconds(_since(first, restored_at))}"
-        )
-        report, _ = verdict_fields(ctx, load, bootstrap, offsets_before, failure)
-        exit_code = a.stop()
-        say.say(f"stopped broker node=1 (SIGTERM) exit={exit_code}")
-    finally:
-        a.kill()
+    a = ctx.broker(1, ctx.tmp / "a")
+    start_cluster(ctx, a)
+    with under_load(ctx, a.bootstrap) as load_run:
+        load, failure = load_run.load, load_run.failure
+        patterns = {"failed": r"upload failed", "resumed": r"uploads resumed"}
+        with LogWatch(a, patterns) as watch:
+            ctx.store.cut()
+            cut_at = time.monotonic()
+            load.hold(None)
+            say.say(
+                f"object store cut after {failure.acked} acks ({failure.sent} sent), "
+                f"for {opts.outage_s:g}s"
+            )
+            time.sleep(opts.outage_s)
+            ctx.store.restore()
+            restored_at = time.monotonic()
+            during = len(acks_between(load.acks, cut_at, restored_at))
+            say.say(f"object store back; {during} records were acked during the outage")
+            load_run.finish()
+            if "failed" in watch.seen and "resumed" not in watch.seen:
+                # the load may end before the next upload: give it a few flushes
+                deadline = time.monotonic() + 30
+                while "resumed" not in watch.seen and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        seen = dict(watch.seen)
+    first = first_ack_after(load.acks, restored_at)
+    say.say(
+        f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors"
+        + (f" (first: {load.errors[0]})" if load.errors else "")
+        + f"; first ack after the store returned: {seconds(_since(first, restored_at))}"
+    )
+    report, _ = verdict_fields(ctx, load_run, a.bootstrap)
+    exit_code = a.stop()
+    say.say(f"stopped broker node=1 (SIGTERM) exit={exit_code}")
     return {
         **report,
         "outage_s": round(restored_at - cut_at, 3),

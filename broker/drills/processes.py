@@ -1,28 +1,28 @@
-"""The drill's broker processes, treated as black boxes: a command line, signals, a log.
+"""The drill's brokers, treated as black boxes: a command line, signals, a log.
 
-Owns: each `tidelog serve` subprocess a drill starts, its log file (outside the data
-dir, so a handed-over data dir carries no log), and what is read from that log: the
-`tidelog ready` line, `commits_read=N` on it, and lines matching a pattern with the
-moment the drill first saw them (`LogWatch`). Guarantees: `kill` and `stop` leave no
-process behind (SIGKILL if SIGTERM does not end it in time); a paused process is
-resumed before it is killed or stopped.
+Owns: what a drill asks of each `tidelog serve` it starts (`BrokerRun`: the shared
+launcher, tidelog.broker.processes.BrokerProcess, with the drill's store, durability
+mode, flush interval and `--replace`; its log outside the data dir, so a handed-over
+data dir carries no log) and what is read from that log: `commits_read=N` on the
+`tidelog ready` line, the takeover lines, and lines matching a pattern with the moment
+the drill first saw them (`LogWatch`). Guarantees: a broker that does not start raises
+DrillError (one line); `kill` and `stop` leave no process behind (SIGKILL if SIGTERM
+does not end it in time); a paused process is resumed before it is killed or stopped.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
-READY_TIMEOUT_S = 60.0
+from tidelog.broker.processes import BrokerProcess, ChildStartError
+from tidelog.broker.processes.serve import READY_TIMEOUT_S
+
 FLUSH_INTERVAL_MS = 100
 _COMMITS_READ = re.compile(r"tidelog ready .*?commits_read=(\d+)")
 _ENDS = re.compile(r" ends=(\S+)")
@@ -34,13 +34,6 @@ class DrillError(Exception):
     """The drill could not run to its verdict (a broker did not start, the load stalled)."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True)
 class StoreArgs:
     """How one broker reaches the bucket: its --object-store, --s3-endpoint, environment."""
@@ -50,64 +43,42 @@ class StoreArgs:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class BrokerRun:
-    node_id: int
-    port: int
-    data_dir: Path
-    store: StoreArgs
-    mode: str
-    log_path: Path
-    replaces: tuple[int, ...] = ()  # `--replace`: take these nodes' keys at start
-    proc: subprocess.Popen[bytes] | None = None
-    paused: bool = False
-    terminated: bool = False  # SIGTERM sent
+class BrokerRun(BrokerProcess):
+    """One drill broker: node `node_id` on `port`, its data in `data_dir`, its log at
+    `log_path`; `replaces`: the nodes whose keys it takes at start (`--replace`)."""
 
-    def command(self) -> list[str]:
-        endpoint = ["--s3-endpoint", self.store.endpoint] if self.store.endpoint else []
-        return [
-            sys.executable,
-            "-m",
-            "tidelog.broker.cli",
-            "serve",
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--data-dir",
-            str(self.data_dir),
-            "--object-store",
-            self.store.url,
-            *endpoint,
-            "--node-id",
-            str(self.node_id),
-            "--durability",
-            self.mode,
-            "--flush-interval-ms",
-            str(FLUSH_INTERVAL_MS),
-            *(["--replace", ",".join(map(str, self.replaces))] if self.replaces else []),
-        ]
+    def __init__(
+        self,
+        node_id: int,
+        port: int,
+        data_dir: Path,
+        store: StoreArgs,
+        mode: str,
+        log_path: Path,
+        replaces: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(
+            data_dir,
+            port=port,
+            node_id=node_id,
+            object_store=store.url,
+            s3_endpoint=store.endpoint,
+            durability=mode,
+            flush_interval_ms=FLUSH_INTERVAL_MS,
+            replaces=replaces,
+            env=store.env,
+            log_path=log_path,
+        )
+        self.store = store
+        self.mode = mode
 
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.store.env}
-        with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen(self.command(), stdout=log_file, stderr=log_file, env=env)
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while "tidelog ready" not in self.output():
-            if self.proc.poll() is not None:
-                last = (self.output().strip().splitlines() or ["(no output)"])[-1]
-                raise DrillError(
-                    f"broker exited during start-up node={self.node_id} "
-                    f"code={self.proc.returncode} log={self.log_path} last_line={last!r}"
-                )
-            if time.monotonic() > deadline:
-                raise DrillError(f"broker not ready node={self.node_id} log={self.log_path}")
-            time.sleep(0.02)
-
-    def output(self) -> str:
+    def start(self, timeout: float = READY_TIMEOUT_S) -> Self:
         try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+            super().start(timeout)
+        except ChildStartError as exc:
+            last = (self.output_of_this_run().strip().splitlines() or ["(no output)"])[-1]
+            raise DrillError(f"{exc.summary} last_line={last!r}") from exc
+        return self
 
     def lines_with(self, word: str) -> list[str]:
         return [line for line in self.output().splitlines() if word in line]
@@ -146,48 +117,6 @@ class BrokerRun:
                 if name.rpartition("-")[0] == topic and partition.isdigit() and end.isdigit():
                     ends[int(partition)] = int(end)
         return ends
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def pause(self) -> None:
-        """SIGSTOP: the process keeps its sockets and state but answers nothing."""
-        if self.running():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGSTOP)
-            self.paused = True
-
-    def resume(self) -> None:
-        if self.running() and self.paused:
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGCONT)
-        self.paused = False
-
-    def kill(self) -> None:
-        if self.running():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-        self.paused = False
-
-    def terminate(self) -> None:
-        """SIGTERM (once), without waiting for the exit: `stop()` waits."""
-        if self.running() and not self.terminated:
-            assert self.proc is not None
-            self.resume()
-            self.proc.send_signal(signal.SIGTERM)
-            self.terminated = True
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM and wait; the exit code (SIGKILL and -9 if it does not stop in time)."""
-        if self.proc is None:
-            return 0
-        self.terminate()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        return self.proc.returncode
 
 
 class LogWatch:

@@ -18,7 +18,6 @@ from tidelog.broker.drills.harness import (
     Report,
     Row,
     Scenario,
-    commit_offsets_at,
     common_passed,
     common_rows,
     offsets_row,
@@ -26,89 +25,67 @@ from tidelog.broker.drills.harness import (
     read_row,
     rounded,
     seconds,
-    start_load,
+    start_cluster,
+    under_load,
     verdict_fields,
-    wait_for_failure_point,
 )
 from tidelog.broker.drills.inspection import inspect_line
-from tidelog.broker.drills.load import (
-    LOAD_TIMEOUT_S,
-    PARTITIONS,
-    TOPIC,
-    create_topic,
-)
-from tidelog.broker.drills.narration import Progress
-from tidelog.broker.drills.processes import DrillError, free_port
 from tidelog.broker.drills.records import first_ack_after
 
 
 def run(ctx: DrillContext) -> Report:
     opts, say = ctx.opts, ctx.say
-    port = free_port()
-    bootstrap = f"127.0.0.1:{port}"
-    a = ctx.broker(1, port, ctx.tmp / "a")
+    a = ctx.broker(1, ctx.tmp / "a")
     b_data = ctx.tmp / "b"
     # wal: B is handed A's WAL, which names A's stream, so B takes it over at once;
     # object: nothing local says A is gone, so B is told (--replace 1).
-    b = ctx.broker(2, port, b_data, replaces=(1,) if opts.mode == "object" else ())
-    try:
-        a.start()
-        say.say(f"started broker node=1 ({opts.mode} mode) on {bootstrap}")
-        create_topic(bootstrap)
-        say.say(f"created topic {TOPIC} partitions={PARTITIONS}")
-        load = start_load(ctx, bootstrap)
-        with Progress(say, load.describe):
-            offsets_before = commit_offsets_at(
-                ctx,
-                load,
-                bootstrap,
-                lambda: (
-                    "before the kill (the load paused), "
-                    + inspect_line(ctx.store.for_inspect(), wal_dir(ctx, a.data_dir))
-                ),
-            )
-            failure = wait_for_failure_point(ctx, load)
-            a.kill()
-            killed_at = time.monotonic()
-            load.hold(None)
-            say.say(f"kill -9 broker node=1 after {failure.acked} acks ({failure.sent} sent)")
-            at_takeover = ctx.store.usage()
-            say.say(
-                f"the bucket holds {at_takeover[0]} objects, {at_takeover[1]} bytes: "
-                "everything node=1 uploaded; nothing is copied to node=2"
-            )
-            if opts.mode == "wal":
-                (ctx.tmp / "a").rename(b_data)
-                say.say(f"handed node=1's data dir (the WAL volume) to node=2: {b_data}")
-            else:
-                say.say(
-                    "node=2 starts with an empty data dir and --replace 1: "
-                    "everything comes from the bucket"
-                )
-            reads_before = ctx.store.read_counter(2)
-            b.start()
-            ready_at = time.monotonic()
-            reads_after = ctx.store.read_counter(2)
-            took = b.takeover_fields()
-            say.say(f"node=2 took over on the same port in {ready_at - killed_at:.1f}s; it logged:")
-            for line in b.takeover_lines():
-                say.say(f"  node=2: {line}")
-            if not load.join(LOAD_TIMEOUT_S + 5):
-                raise DrillError("producer did not finish")
-        first = first_ack_after(load.acks, ready_at)
-        recovery = None if first is None else first - killed_at
-        say.say(
-            f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors"
-            + f"; first ack from node=2 {seconds(rounded(recovery))} after the kill"
-        )
-        report, _ = verdict_fields(ctx, load, bootstrap, offsets_before, failure)
-        exit_code = b.stop()
-        say.say(f"stopped broker node=2 (SIGTERM) exit={exit_code}")
-        view = inspect_line(ctx.store.for_inspect(), wal_dir(ctx, b.data_dir))
-        say.say(f"after the drill, {view}")
-    finally:
+    b = ctx.broker(2, b_data, port=a.port, replaces=(1,) if opts.mode == "object" else ())
+    bootstrap = a.bootstrap
+    start_cluster(ctx, a)
+
+    def before_the_kill() -> str:
+        view = inspect_line(ctx.store.for_inspect(), wal_dir(ctx, a.data_dir))
+        return f"before the kill (the load paused), {view}"
+
+    with under_load(ctx, bootstrap, look=before_the_kill) as load_run:
+        load, failure = load_run.load, load_run.failure
         a.kill()
-        b.kill()
+        killed_at = time.monotonic()
+        load.hold(None)
+        say.say(f"kill -9 broker node=1 after {failure.acked} acks ({failure.sent} sent)")
+        at_takeover = ctx.store.usage()
+        say.say(
+            f"the bucket holds {at_takeover[0]} objects, {at_takeover[1]} bytes: "
+            "everything node=1 uploaded; nothing is copied to node=2"
+        )
+        if opts.mode == "wal":
+            (ctx.tmp / "a").rename(b_data)
+            say.say(f"handed node=1's data dir (the WAL volume) to node=2: {b_data}")
+        else:
+            say.say(
+                "node=2 starts with an empty data dir and --replace 1: "
+                "everything comes from the bucket"
+            )
+        reads_before = ctx.store.read_counter(2)
+        b.start()
+        ready_at = time.monotonic()
+        reads_after = ctx.store.read_counter(2)
+        took = b.takeover_fields()
+        say.say(f"node=2 took over on the same port in {ready_at - killed_at:.1f}s; it logged:")
+        for line in b.takeover_lines():
+            say.say(f"  node=2: {line}")
+        load_run.finish()
+    first = first_ack_after(load.acks, ready_at)
+    recovery = None if first is None else first - killed_at
+    say.say(
+        f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors"
+        + f"; first ack from node=2 {seconds(rounded(recovery))} after the kill"
+    )
+    report, _ = verdict_fields(ctx, load_run, bootstrap)
+    exit_code = b.stop()
+    say.say(f"stopped broker node=2 (SIGTERM) exit={exit_code}")
+    view = inspect_line(ctx.store.for_inspect(), wal_dir(ctx, b.data_dir))
+    say.say(f"after the drill, {view}")
     reads = None
     if reads_before is not None and reads_after is not None:
         reads = reads_after.since(reads_before)

@@ -35,26 +35,18 @@ from tidelog.broker.drills.harness import (
     Report,
     Row,
     Scenario,
-    commit_offsets_at,
     common_passed,
     common_rows,
     offsets_row,
     rounded,
     seconds,
-    start_load,
+    start_cluster,
+    under_load,
     verdict_fields,
-    wait_for_failure_point,
 )
 from tidelog.broker.drills.inspection import inspect_line
-from tidelog.broker.drills.load import (
-    LOAD_TIMEOUT_S,
-    PARTITIONS,
-    TOPIC,
-    Load,
-    create_topic,
-)
-from tidelog.broker.drills.narration import Progress
-from tidelog.broker.drills.processes import BrokerRun, DrillError, free_port
+from tidelog.broker.drills.load import TOPIC, Load
+from tidelog.broker.drills.processes import BrokerRun, DrillError
 
 PLACEMENT_TIMEOUT_S = 30.0
 
@@ -112,88 +104,69 @@ def run_in(ctx: DrillContext) -> Report:
 
 
 def _run(ctx: DrillContext, *, growing: bool) -> Report:
-    opts, say = ctx.opts, ctx.say
-    port_a, port_b = free_port(), free_port()
-    boot_a, boot_b = f"127.0.0.1:{port_a}", f"127.0.0.1:{port_b}"
+    say = ctx.say
+    a = ctx.broker(1, ctx.tmp / "a")
+    b = ctx.broker(2, ctx.tmp / "b")
+    boot_a, boot_b = a.bootstrap, b.bootstrap
     both = f"{boot_a},{boot_b}"
-    a = ctx.broker(1, port_a, ctx.tmp / "a")
-    b = ctx.broker(2, port_b, ctx.tmp / "b")
     b_code: int | None = None
-    try:
-        a.start()
-        say.say(f"started broker node=1 ({opts.mode} mode) on {boot_a}")
-        if not growing:
-            b.start()
-            say.say(f"started broker node=2 on {boot_b}, same bucket: a cluster of two")
-        create_topic(boot_a)
-        say.say(f"created topic {TOPIC} partitions={PARTITIONS}")
-        shared = wait_placement(
-            [boot_a] if growing else [boot_a, boot_b],
-            lambda led: set(led.values()) == ({1} if growing else {1, 2}),
-        )
-        if shared is None:
-            raise DrillError("the partitions never got their leaders")
-        before = shared[1]
-        say.say(f"partition leaders: {_placement(before)}")
-        load = start_load(ctx, both)
-        with Progress(say, load.describe):
-            offsets_before = commit_offsets_at(
-                ctx,
-                load,
-                both,
-                lambda: (
-                    "before the change (the load paused), " + inspect_line(ctx.store.for_inspect())
-                ),
-            )
-            failure = wait_for_failure_point(ctx, load)
-            say.say(f"the change comes after {failure.acked} acks ({failure.sent} sent)")
-            if growing:
-                changed_at = _join(b, say.say)
-                load.hold(ctx.schedule.settle)
-                placed = wait_placement([boot_a, boot_b], lambda led: 2 in led.values())
-            else:
-                changed_at = _leave(b, say.say)
-                load.hold(ctx.schedule.settle)
-                placed = wait_placement([boot_a], lambda led: set(led.values()) == {1})
-            load.hold(None)
-            if not growing:
-                b_code = b.stop()
-                for line in b.lines_with("left the cluster"):
-                    say.say(f"  node=2: {line.split(': ', 1)[-1]}")
-            placed_at = placed[0] if placed else None
-            after = placed[1] if placed else leaders(boot_a)
-            moved = {p for p, node in after.items() if before.get(p) != node}
-            say.say(
-                f"partition leaders now: {_placement(after)}; moved: {sorted(moved)}"
-                + (
-                    f", Metadata showed it {placed_at - changed_at:.2f}s after the change"
-                    if placed_at
-                    else ", never"
-                )
-            )
-            if not load.join(LOAD_TIMEOUT_S + 5):
-                raise DrillError("producer did not finish")
-        new_owner = b if growing else a
-        adopted = {
-            p: end
-            for p, end in new_owner.takeover_ends(TOPIC, "adopted keys").items()
-            if p in moved
-        }
-        first = first_ack_from_new_owner(load, adopted)
-        say.say(
-            f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors; "
-            f"node={2 if growing else 1} adopted the moved partitions at {adopted}; its first "
-            f"ack on one came {seconds(rounded(_since(first, changed_at)))} after the change"
-        )
-        report, _ = verdict_fields(ctx, load, boot_a, offsets_before, failure)
-        say.say(f"after the drill, {inspect_line(ctx.store.for_inspect())}")
-        a_code = a.stop()
+    start_cluster(ctx, a, *([] if growing else [b]))  # scale-in: both from the start
+    shared = wait_placement(
+        [boot_a] if growing else [boot_a, boot_b],
+        lambda led: set(led.values()) == ({1} if growing else {1, 2}),
+    )
+    if shared is None:
+        raise DrillError("the partitions never got their leaders")
+    before = shared[1]
+    say.say(f"partition leaders: {_placement(before)}")
+
+    def before_the_change() -> str:
+        return "before the change (the load paused), " + inspect_line(ctx.store.for_inspect())
+
+    with under_load(ctx, both, look=before_the_change) as load_run:
+        load, failure = load_run.load, load_run.failure
+        say.say(f"the change comes after {failure.acked} acks ({failure.sent} sent)")
         if growing:
+            changed_at = _join(b, say.say)
+            load.hold(ctx.schedule.settle)
+            placed = wait_placement([boot_a, boot_b], lambda led: 2 in led.values())
+        else:
+            changed_at = _leave(b, say.say)
+            load.hold(ctx.schedule.settle)
+            placed = wait_placement([boot_a], lambda led: set(led.values()) == {1})
+        load.hold(None)
+        if not growing:
             b_code = b.stop()
-        say.say(f"stopped both brokers (SIGTERM): node=1 exit={a_code} node=2 exit={b_code}")
-    finally:
-        a.kill()
-        b.kill()
+            for line in b.lines_with("left the cluster"):
+                say.say(f"  node=2: {line.split(': ', 1)[-1]}")
+        placed_at = placed[0] if placed else None
+        after = placed[1] if placed else leaders(boot_a)
+        moved = {p for p, node in after.items() if before.get(p) != node}
+        say.say(
+            f"partition leaders now: {_placement(after)}; moved: {sorted(moved)}"
+            + (
+                f", Metadata showed it {placed_at - changed_at:.2f}s after the change"
+                if placed_at
+                else ", never"
+            )
+        )
+        load_run.finish()
+    new_owner = b if growing else a
+    adopted = {
+        p: end for p, end in new_owner.takeover_ends(TOPIC, "adopted keys").items() if p in moved
+    }
+    first = first_ack_from_new_owner(load, adopted)
+    say.say(
+        f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors; "
+        f"node={2 if growing else 1} adopted the moved partitions at {adopted}; its first "
+        f"ack on one came {seconds(rounded(_since(first, changed_at)))} after the change"
+    )
+    report, _ = verdict_fields(ctx, load_run, boot_a)
+    say.say(f"after the drill, {inspect_line(ctx.store.for_inspect())}")
+    a_code = a.stop()
+    if growing:
+        b_code = b.stop()
+    say.say(f"stopped both brokers (SIGTERM): node=1 exit={a_code} node=2 exit={b_code}")
     return {
         **report,
         "partitions_moved": sorted(moved),

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from tidelog.broker.drills.processes import DrillError, StoreArgs
-from tidelog.broker.drills.s3_servers import REGION, S3Server, running_moto, running_seaweedfs
 from tidelog.broker.drills.tcp_proxy import TcpProxy
+from tidelog.broker.processes.s3_servers import REGION, S3Server, running_moto, running_seaweedfs
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from tidelog.broker.drills.harness import (
     Report,
     Row,
     Scenario,
-    commit_offsets_at,
     common_passed,
     common_rows,
     offsets_row,
@@ -31,19 +30,13 @@ from tidelog.broker.drills.harness import (
     read_row,
     rounded,
     seconds,
-    start_load,
+    start_cluster,
+    under_load,
     verdict_fields,
-    wait_for_failure_point,
 )
 from tidelog.broker.drills.inspection import inspect_line
-from tidelog.broker.drills.load import (
-    LOAD_TIMEOUT_S,
-    PARTITIONS,
-    TOPIC,
-    create_topic,
-)
-from tidelog.broker.drills.narration import Progress
-from tidelog.broker.drills.processes import DrillError, LogWatch, free_port
+from tidelog.broker.drills.load import TOPIC
+from tidelog.broker.drills.processes import LogWatch
 from tidelog.broker.drills.records import acks_between, first_ack_after, lost_acks
 
 FENCED_WAIT_S = 5.0
@@ -58,83 +51,73 @@ ZOMBIE_PRODUCER = {"message.timeout.ms": 10_000, "request.timeout.ms": 5_000}
 
 def run(ctx: DrillContext) -> Report:
     opts, say = ctx.opts, ctx.say
-    port_a, port_b = free_port(), free_port()
-    boot_a, boot_b = f"127.0.0.1:{port_a}", f"127.0.0.1:{port_b}"
-    a = ctx.broker(1, port_a, ctx.tmp / "a")
+    a = ctx.broker(1, ctx.tmp / "a")
     # A lives, so its data dir (LOCK) cannot be handed over: B starts empty and takes
     # A's keys with --replace 1 (wal mode: giving up what only A's WAL holds).
-    b = ctx.broker(2, port_b, ctx.tmp / "b", replaces=(1,))
-    try:
-        a.start()
-        say.say(f"started broker node=1 ({opts.mode} mode) on {boot_a}")
-        create_topic(boot_a)
-        say.say(f"created topic {TOPIC} partitions={PARTITIONS}")
-        load = start_load(ctx, f"{boot_a},{boot_b}", **ZOMBIE_PRODUCER)
-        with Progress(say, load.describe):
-            offsets_before = commit_offsets_at(ctx, load, boot_a)
-            failure = wait_for_failure_point(ctx, load)
-            a.pause()
-            paused_at = time.monotonic()
-            # the rest of the load meets the frozen broker: what it answers once resumed
-            # is the zombie's window
-            load.hold(None)
+    b = ctx.broker(2, ctx.tmp / "b", replaces=(1,))
+    boot_a, boot_b = a.bootstrap, b.bootstrap
+    start_cluster(ctx, a)
+    both = f"{boot_a},{boot_b}"
+    with under_load(ctx, both, commit_via=boot_a, producer_config=ZOMBIE_PRODUCER) as load_run:
+        load, failure = load_run.load, load_run.failure
+        a.pause()
+        paused_at = time.monotonic()
+        # the rest of the load meets the frozen broker: what it answers once resumed
+        # is the zombie's window
+        load.hold(None)
+        say.say(
+            f"SIGSTOP broker node=1 after {failure.acked} acks ({failure.sent} sent): "
+            "frozen, not dead"
+        )
+        at_takeover = ctx.store.usage()
+        reads_before = ctx.store.read_counter(2)
+        if opts.mode == "wal":
             say.say(
-                f"SIGSTOP broker node=1 after {failure.acked} acks ({failure.sent} sent): "
-                "frozen, not dead"
+                "node=1's data dir cannot be handed over while node=1 lives (it holds "
+                "its LOCK): node=2 starts empty with --replace 1, giving up what only "
+                "node=1's WAL holds, and waits out node=1's ack lease"
             )
-            at_takeover = ctx.store.usage()
-            reads_before = ctx.store.read_counter(2)
-            if opts.mode == "wal":
-                say.say(
-                    "node=1's data dir cannot be handed over while node=1 lives (it holds "
-                    "its LOCK): node=2 starts empty with --replace 1, giving up what only "
-                    "node=1's WAL holds, and waits out node=1's ack lease"
-                )
-            else:
-                say.say("node=2 starts with an empty data dir and --replace 1")
-            b.start()
-            takeover_at = time.monotonic()
-            reads_after = ctx.store.read_counter(2)
-            say.say(
-                f"node=2 serves on {boot_b}, {takeover_at - paused_at:.1f}s after the "
-                "freeze; it logged:"
-            )
-            for line in b.takeover_lines():
-                say.say(f"  node=2: {line}")
-            say.say(f"while node=1 is frozen, {inspect_line(ctx.store.for_inspect())}")
-            time.sleep(max(0.0, takeover_at + FROZEN_AFTER_TAKEOVER_S - time.monotonic()))
-            with LogWatch(a, {"fenced": r"fenced"}) as watch:
-                a.resume()
-                resumed_at = time.monotonic()
-                say.say("SIGCONT broker node=1: the zombie runs again, load continues")
-                if not load.join(LOAD_TIMEOUT_S + 5):
-                    raise DrillError("producer did not finish")
-                deadline = resumed_at + FENCED_WAIT_S
-                while "fenced" not in watch.seen and time.monotonic() < deadline:
-                    time.sleep(0.05)
-            fenced_at = watch.seen.get("fenced")
+        else:
+            say.say("node=2 starts with an empty data dir and --replace 1")
+        b.start()
+        takeover_at = time.monotonic()
+        reads_after = ctx.store.read_counter(2)
         say.say(
-            f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors"
-            + (f" (first: {load.errors[0]})" if load.errors else "")
+            f"node=2 serves on {boot_b}, {takeover_at - paused_at:.1f}s after the "
+            "freeze; it logged:"
         )
-        zombie_exited = not a.running()
-        zombie_code = a.proc.returncode if zombie_exited and a.proc else None
-        fenced_lines = a.lines_with("fenced")
-        say.say(
-            f"node=1 after resuming: {len(fenced_lines)} log lines mentioning 'fenced'"
-            + (f" (first {fenced_at - resumed_at:.2f}s after SIGCONT)" if fenced_at else "")
-            + (f", exited on its own code={zombie_code}" if zombie_exited else ", still running")
-        )
-        report, records = verdict_fields(ctx, load, boot_b, offsets_before, failure)
-        a_stop = None if zombie_exited else a.stop()
-        b_code = b.stop()
-        say.say(
-            ("node=1 had exited" if zombie_exited else f"stopped node=1 (SIGTERM) exit={a_stop}")
-            + f"; stopped node=2 (SIGTERM) exit={b_code}"
-        )
-    finally:
-        a.kill()
-        b.kill()
+        for line in b.takeover_lines():
+            say.say(f"  node=2: {line}")
+        say.say(f"while node=1 is frozen, {inspect_line(ctx.store.for_inspect())}")
+        time.sleep(max(0.0, takeover_at + FROZEN_AFTER_TAKEOVER_S - time.monotonic()))
+        with LogWatch(a, {"fenced": r"fenced"}) as watch:
+            a.resume()
+            resumed_at = time.monotonic()
+            say.say("SIGCONT broker node=1: the zombie runs again, load continues")
+            load_run.finish()
+            deadline = resumed_at + FENCED_WAIT_S
+            while "fenced" not in watch.seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+        fenced_at = watch.seen.get("fenced")
+    say.say(
+        f"producer done: {load.acked()} acked, {len(load.errors)} delivery errors"
+        + (f" (first: {load.errors[0]})" if load.errors else "")
+    )
+    zombie_exited = not a.running()
+    zombie_code = a.proc.returncode if zombie_exited and a.proc else None
+    fenced_lines = a.lines_with("fenced")
+    say.say(
+        f"node=1 after resuming: {len(fenced_lines)} log lines mentioning 'fenced'"
+        + (f" (first {fenced_at - resumed_at:.2f}s after SIGCONT)" if fenced_at else "")
+        + (f", exited on its own code={zombie_code}" if zombie_exited else ", still running")
+    )
+    report, records = verdict_fields(ctx, load_run, boot_b)
+    a_stop = None if zombie_exited else a.stop()
+    b_code = b.stop()
+    say.say(
+        ("node=1 had exited" if zombie_exited else f"stopped node=1 (SIGTERM) exit={a_stop}")
+        + f"; stopped node=2 (SIGTERM) exit={b_code}"
+    )
     after_takeover = acks_between(load.acks, takeover_at, _FOREVER)
     after_resume = acks_between(load.acks, resumed_at, _FOREVER)
     lost_after_takeover = lost_acks(after_takeover, records)

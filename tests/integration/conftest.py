@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.s3servers import (
+from tidelog.broker.processes.s3_servers import (
     ACCESS_KEY,
     REGION,
     SECRET_KEY,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tidelog.broker.drills.s3_servers import S3Server
+from tidelog.broker.processes.s3_servers import S3Server
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,8 @@ from typing import Any
 import crc32c
 import pytest
 
-from tests.integration.s3servers import S3Server, free_ports
+from tidelog.broker.processes import free_ports
+from tidelog.broker.processes.s3_servers import S3Server
 from tidelog.storage import paths
 from tidelog.storage.commit_log import CommitContent
 from tidelog.storage.local_store import LocalObjectStore

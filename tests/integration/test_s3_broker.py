@@ -14,10 +14,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.integration.broker_process import BrokerProcess
-from tests.integration.s3servers import S3Server
 from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_clients import consume_all, create_topic
 from tests.integration.test_cluster import leaders, wait_until
+from tidelog.broker.processes.s3_servers import S3Server
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.broker_process import BrokerProcess
-from tests.integration.s3servers import S3Server
 from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_clients import create_topic
 from tests.integration.test_cluster import wait_until
 from tests.integration.test_crash_recovery import AckedLoad, assert_nothing_acked_lost_or_duplicated
 from tests.integration.test_s3_broker import s3_args
+from tidelog.broker.processes.s3_servers import S3Server
 
 pytestmark = pytest.mark.integration
 

@@ -3,10 +3,11 @@
 Used by the integration tests' fixtures, the benchmarks and `tidelog drill --store s3`
 when no --s3-endpoint is given (here, not under tests/, because the CLI needs it).
 
-Owns: starting each server as its own process on free loopback ports, waiting until it
-accepts a real write, and killing it and removing its files afterwards. Guarantees: a
-server handed out has just stored an object; both servers accept the same credentials
-(`ACCESS_KEY`/`SECRET_KEY`), and SeaweedFS checks them (a wrong secret is refused).
+Owns: starting each server as its own `ChildProcess` on free loopback ports, waiting
+until it accepts a real write, and killing it and removing its files afterwards.
+Guarantees: a server handed out has just stored an object; both servers accept the same
+credentials (`ACCESS_KEY`/`SECRET_KEY`), and SeaweedFS checks them (a wrong secret is
+refused).
 
 SeaweedFS runs as one `weed server` (master, volume, filer, S3 gateway), writable ~2.4 s
 after start (moto: ~0.5 s). What its flags are for:
@@ -25,14 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,11 +37,12 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from tidelog.broker.processes.child import ChildProcess, free_ports
+
 ACCESS_KEY = "tidelog-test"
 SECRET_KEY = "tidelog-test-secret"
 REGION = "us-east-1"
 STARTUP_TIMEOUT_S = 30.0
-_POLL_INTERVAL_S = 0.05
 _READY_BUCKET = "tidelog-readiness"
 
 _SEAWEED_MASTER_TOML = """\
@@ -102,23 +99,13 @@ class S3Server:
         }
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports that were free a moment ago."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
 @contextlib.contextmanager
 def running_moto(workdir: Path) -> Iterator[S3Server]:
     """moto's S3 server in a subprocess."""
     port = free_ports(1)[0]
     args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     server = S3Server("moto", f"http://127.0.0.1:{port}", ACCESS_KEY, SECRET_KEY, REGION)
-    with _process(args, workdir, workdir / "moto.log") as proc:
-        _wait_until_writable(server, proc, workdir / "moto.log")
+    with _writable(server, ChildProcess("moto", args, log_path=workdir / "moto.log", cwd=workdir)):
         yield server
 
 
@@ -134,10 +121,11 @@ def running_seaweedfs(workdir: Path) -> Iterator[S3Server]:
     (workdir / "s3.json").write_text(json.dumps(_seaweed_identities()))
     ports = _SeaweedPorts(*free_ports(8))
     server = S3Server("seaweedfs", f"http://127.0.0.1:{ports.s3}", ACCESS_KEY, SECRET_KEY, REGION)
-    log = workdir / "weed.log"
+    weed_server = ChildProcess(
+        "seaweedfs", _seaweed_args(weed, workdir, ports), log_path=workdir / "weed.log", cwd=workdir
+    )
     try:
-        with _process(_seaweed_args(weed, workdir, ports), workdir, log) as proc:
-            _wait_until_writable(server, proc, log)
+        with _writable(server, weed_server):
             yield server
     finally:
         _remove_seaweed_sockets(ports)
@@ -206,42 +194,19 @@ def _remove_seaweed_sockets(ports: _SeaweedPorts) -> None:
 
 
 @contextlib.contextmanager
-def _process(args: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+def _writable(server: S3Server, child: ChildProcess) -> Iterator[None]:
+    """Start `child`, wait until `server` takes a write, kill the child at exit."""
     try:
-        yield proc
+        child.start()
+        client = server.client()
+        try:
+            child.wait_ready(lambda: _try_write(client), STARTUP_TIMEOUT_S, "writable")
+        finally:
+            client.close()
+        yield
     finally:
         # The data is throwaway, so no graceful shutdown (weed takes >10 s for one).
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-def _wait_until_writable(server: S3Server, proc: subprocess.Popen[bytes], log: Path) -> None:
-    client = server.client()
-    try:
-        _poll(lambda: _try_write(client), proc, log, server)
-    finally:
-        client.close()
-
-
-def _poll(
-    attempt: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path, server: S3Server
-) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not attempt():
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"s3 server exited during startup server={server.name} "
-                f"code={proc.returncode} log={log}\n{_tail(log)}"
-            )
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"s3 server not writable in time server={server.name} "
-                f"timeout_s={STARTUP_TIMEOUT_S} log={log}\n{_tail(log)}"
-            )
-        time.sleep(_POLL_INTERVAL_S)
+        child.kill()
 
 
 def _try_write(client: Any) -> bool:
@@ -252,7 +217,3 @@ def _try_write(client: Any) -> bool:
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
         return False
     return True
-
-
-def _tail(log: Path, lines: int = 30) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
