@@ -11,3 +11,8 @@ class StoreError(Exception):
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def fenced_error() -> StoreError:
+    """What every write of a fenced broker is answered with."""
+    return StoreError(ErrorCode.not_leader_or_follower, "this broker was fenced")

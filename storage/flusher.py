@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tidelog.storage.clock import SYSTEM_CLOCK, Clock
 from tidelog.storage.commit_format import Chunk, CommitHeader
 from tidelog.storage.commit_log import CommitContent, CommitLog, Fenced
 from tidelog.storage.object_store import Buffer, ObjectStoreError, PreconditionFailed
@@ -60,7 +60,7 @@ class FlushSource(Protocol):
     def fenced_by_newer_owner(self) -> None: ...
 
     def lease_renewed(self, sent_at: float) -> None:
-        """A commit sent at `sent_at` (time.monotonic) landed and took effect."""
+        """A commit sent at `sent_at` (the clock's monotonic) landed and took effect."""
         ...
 
 
@@ -83,7 +83,9 @@ class Flusher:
         interval_s: float,
         flush_bytes: int,
         max_in_flight: int,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock
         self._log = commit_log
         self._source = source
         self._interval = interval_s
@@ -95,7 +97,7 @@ class Flusher:
         self._wakeup = asyncio.Event()
         self._last_landed: int | None = None
         self._backoff = 0.0
-        self._next_flush = 0.0  # time.monotonic() by which waiting data goes out
+        self._next_flush = 0.0  # clock.monotonic() by which waiting data goes out
         self._task: asyncio.Task[None] | None = None
         self.stopped = False
         self.healthy = True
@@ -104,7 +106,7 @@ class Flusher:
     # -- API -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._next_flush = time.monotonic() + self._interval
+        self._next_flush = self._clock.monotonic() + self._interval
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -147,7 +149,7 @@ class Flusher:
             except Exception:  # a bug here must not silently stop every upload
                 log.exception("upload pipeline error; retrying after a pause")
                 self._backoff = _MAX_BACKOFF_S
-                await asyncio.sleep(_MIN_BACKOFF_S)
+                await self._clock.sleep(_MIN_BACKOFF_S)
 
     async def _step(self, force: bool) -> bool:
         """One turn: launch what may go, finish drains, wait, fold finished uploads."""
@@ -164,7 +166,7 @@ class Flusher:
     def _launch(self, force: bool) -> bool:
         if self._backoff or self.stopped:
             return False
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if not (
             force
             or now >= self._next_flush
@@ -190,7 +192,7 @@ class Flusher:
         header, parts, data_start = self._log.encode(content, prev)
         task = asyncio.get_running_loop().create_task(self._log.put(seq, parts))
         task.add_done_callback(lambda _: self._wakeup.set())
-        self._uploads.append(_Upload(seq, header, data_start, task, time.monotonic(), ops))
+        self._uploads.append(_Upload(seq, header, data_start, task, self._clock.monotonic(), ops))
         return True
 
     async def _wait(self) -> bool:
@@ -203,9 +205,9 @@ class Flusher:
         elif len(self._uploads) >= self._max_in_flight:
             timeout = self._interval  # a landing upload wakes us first
         else:
-            timeout = max(0.0, self._next_flush - time.monotonic())
+            timeout = max(0.0, self._next_flush - self._clock.monotonic())
         try:
-            async with asyncio.timeout(timeout):  # not wait_for: see Membership.stop
+            async with self._clock.timeout(timeout):
                 await self._wakeup.wait()
         except TimeoutError:
             if self._backoff:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ import crc32c
 from tidelog.protocol.batch import iter_batches
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.records import decode_batch
+from tidelog.storage.clock import SYSTEM_CLOCK, Clock
 from tidelog.storage.errors import StoreError
 from tidelog.storage.object_store import ObjectStore, ObjectStoreError
 from tidelog.storage.partition_log import PartitionLog
@@ -57,7 +57,9 @@ class LogReader:
         chunk_cache_bytes: int,
         readahead_bytes: int = 8 << 20,
         max_loading_bytes: int = 64 << 20,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock
         self._store = store
         self._cache: OrderedDict[ChunkKey, bytes] = OrderedDict()
         self._cache_bytes = 0
@@ -164,7 +166,7 @@ class LogReader:
         """Bytes to read ahead for `part`: `readahead_bytes`, cut so that every partition
         read from the bucket in the last 10 s fits in half the cache with its window, so
         chunks read ahead are not evicted before they are used (and fetched twice)."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         self._recent[part.key] = now
         self._recent.move_to_end(part.key)
         while self._recent and next(iter(self._recent.values())) < now - _RECENT_S:

@@ -1,12 +1,14 @@
 """This broker's part in the cluster: join, take over, adopt, hand off, watch, leave.
 
-Owns: the start-up check that no live broker has our node id, the start-up takeovers
-(the stream whose WAL we were handed, dead incarnations of our node id, `--replace`
-nodes), the background tick (fold the metadata log, answer a probe for our node id,
-probe other brokers' streams for liveness, fence silent ones, claim ownerless keys,
-adopt what was assigned to us, hand keys to the broker they belong to), heartbeats
-when idle, and the clean leave. Everything goes through the bucket: no other channel
-exists.
+Owns: the start-up takeovers (the stream whose WAL we were handed, dead incarnations
+of our node id, `--replace` nodes), the background tick (fold the metadata log, answer
+a probe for our node id, fence members silent for their session timeout, claim
+ownerless keys, adopt what was assigned to us, hand keys to the broker they belong
+to), heartbeats when idle, and the clean leave. Its parts: storage/node_id_check.py
+(the start-up check that no live broker has our node id), storage/liveness.py (who is
+alive), storage/adoption.py (taking keys up). It sees the broker's storage only
+through `MemberStorage` (storage/member_storage.py), and time only through its clock.
+Everything goes through the bucket: no other channel exists.
 
 Guarantees (docs/cluster.md):
 - a key is served by at most one broker: it is assigned by compare-and-set in the
@@ -25,45 +27,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
-import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tidelog.storage import paths
-from tidelog.storage.commit_format import CommitHeader
-from tidelog.storage.commit_log import CommitLog, Fenced
-from tidelog.storage.meta_state import GROUP_TOPIC, Member, MetaState, Owner, Source
+from tidelog.storage.adoption import Adoption
+from tidelog.storage.commit_log import Fenced
+from tidelog.storage.liveness import Liveness
+from tidelog.storage.member_storage import MemberStorage
+from tidelog.storage.meta_state import GROUP_TOPIC, Member, MetaState
+from tidelog.storage.node_id_check import NodeIdCheck, NodeIdInUse
 from tidelog.storage.object_store import ObjectStoreError
-from tidelog.storage.ownership import (
-    WriterAlive,
-    group_slot,
-    open_stream,
-    preferred_owner,
-    read_stream,
-    seal_stream,
-)
-from tidelog.storage.stream_state import PartitionKey, PartitionState, StreamState, group_rows
+from tidelog.storage.ownership import WriterAlive, preferred_owner, seal_stream
+from tidelog.storage.stream_state import PartitionKey
 
-if TYPE_CHECKING:
-    from tidelog.storage.log_store import LogStore
+__all__ = ["Membership", "NodeIdInUse"]
 
 log = logging.getLogger(__name__)
 
 _MIN_TICK_S = 0.1
-_MAX_WATCH_POLL_S = 0.25
-
-
-class NodeIdInUse(Exception):
-    """A live broker has our node id: this one must not start (the CLI exits 2)."""
-
-
-@dataclass
-class _Seen:
-    last_key: str | None
-    last_seq: int
-    at: float  # time.monotonic() when the stream last moved (or we started watching)
 
 
 def _owner_seq(meta: MetaState, key: PartitionKey, previous: str) -> int:
@@ -77,22 +58,16 @@ def _owner_seq(meta: MetaState, key: PartitionKey, previous: str) -> int:
 
 
 class Membership:
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: MemberStorage) -> None:
         self._store = store
-        self._sources: dict[str, CommitLog[StreamState]] = {}
-        self._seen: dict[str, _Seen] = {}
+        self._liveness = Liveness(store)
+        self._adoption = Adoption(store)
+        self._node_id_check = NodeIdCheck(store)
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[Any] | None = None
-        self._warned: set[str] = set()
         self._poked = asyncio.Event()
         self._stopping = False
-        self._adopting = asyncio.Lock()
-        self.commits_read = 0
-        self.bytes_read = 0
         self.leaving = False
-        # Incarnations of our node id that stayed silent for their session timeout after
-        # our probe: stream -> its last seq then (a commit after it means it is alive).
-        self._silent: dict[str, int] = {}
         self._answered_probe = -1
 
     # -- helpers -----------------------------------------------------------------------
@@ -103,21 +78,23 @@ class Membership:
 
     @property
     def _tick_s(self) -> float:
-        return min(1.0, self._store.lease_s / 6)
+        return min(1.0, self._store.lease.seconds / 6)
 
     def is_member(self, state: MetaState) -> bool:
         return self.me in state.members
 
     def alive(self) -> list[Member]:
         """Members we believe alive: ourselves, and those whose stream moved lately."""
-        now = time.monotonic()
-        timeout = self._store.lease_s
-        return [
-            m
-            for m in self._store.meta.state.members.values()
-            if m.stream == self.me
-            or (m.stream in self._seen and now - self._seen[m.stream].at <= timeout)
-        ]
+        return self._liveness.alive()
+
+    @property
+    def commits_read(self) -> int:
+        """Commits read from other brokers' streams (taking over, adopting)."""
+        return self._adoption.commits_read
+
+    @property
+    def bytes_read(self) -> int:
+        return self._adoption.bytes_read
 
     def assign_new(self, state: MetaState, keys: list[PartitionKey]) -> dict[str, Any]:
         """An `assign` op placing brand-new keys on their preferred live brokers."""
@@ -130,6 +107,21 @@ class Membership:
         return {"op": "assign", "owners": rows}
 
     # -- start -------------------------------------------------------------------------
+
+    async def join(self) -> int:
+        """Join the cluster as a new incarnation of our node id; returns its epoch."""
+        store, config = self._store, self._store.config
+        join = {
+            "op": "join",
+            "node": config.node_id,
+            "host": config.host,
+            "port": config.port,
+            "durability": config.durability,
+            "session_timeout_ms": config.session_timeout_ms,
+        }
+        epoch = await store.meta.append(ops=[join])
+        store.meta.epoch = epoch
+        return epoch
 
     async def start(self, wal_owner: str | None) -> list[str]:
         """Take over what must be ours before we serve; returns the streams taken."""
@@ -145,17 +137,20 @@ class Membership:
                 # A wal-mode broker acks from its WAL while its lease lasts; object-mode
                 # acks need a commit, which the seal already rules out. One we watched
                 # stay silent for its session timeout has no lease left.
-                wal = m.durability == "wal" and m.stream not in self._silent
+                wal = m.durability == "wal" and m.stream not in self._node_id_check.silent
                 victims[m.stream] = m.session_timeout_ms / 1000 if wal else 0
         self._answered_probe = meta.probes.get(store.config.node_id, -1)
         for stream, lease_s in sorted(victims.items()):
             try:
-                await self.take_over(stream, to_self=True, expect_seq=self._silent.get(stream))
+                await self.take_over(
+                    stream, to_self=True, expect_seq=self._node_id_check.silent.get(stream)
+                )
             except WriterAlive:
                 # It committed after all (a slow answer to our probe): it is alive.
-                await self._withdraw()
+                check = self._node_id_check
+                await check.withdraw()
                 raise NodeIdInUse(
-                    await self._refusal(meta.members[stream], after=self._silent[stream])
+                    await check.refusal(meta.members[stream], after=check.silent[stream])
                 ) from None
             if lease_s:
                 log.info(
@@ -164,116 +159,14 @@ class Membership:
                     stream,
                     lease_s,
                 )
-                await asyncio.sleep(lease_s)
+                await store.clock.sleep(lease_s)
         await self.claim_ownerless()
         await self.adopt_assigned(first=True)
         return sorted(victims)
 
     async def ensure_node_id_free(self, wal_owner: str | None) -> None:
-        """Before joining: raise NodeIdInUse if a live broker has our node id.
-
-        An incarnation of our node id is ours to take over at once when our data dir
-        names it (we hold that dir's lock, so it died) or when `--replace` names our
-        node id (the operator says it died). Any other one may be a live broker started
-        elsewhere with the same id, perhaps alone and idle (such a broker commits
-        nothing). So we ring it: a `probe` op in the metadata log, which a live broker
-        answers with a commit at its next tick. Then we watch its stream for its session
-        timeout: a commit of its own means it is alive and we refuse; silence means it
-        is dead and its lease is over, so `start` takes it over without waiting again."""
-        store = self._store
-        node = store.config.node_id
-        if node in store.config.replace_nodes:
-            return
-        suspects = {
-            m.stream: m
-            for m in store.meta.state.members.values()
-            if m.node == node and m.stream != wal_owner
-        }
-        if not suspects:
-            return
-        last = {stream: await self._newest_commit(stream, None) for stream in suspects}
-        await store.meta.append(ops=[{"op": "probe", "node": node}])
-        started = time.monotonic()
-        longest = max(m.session_timeout_ms for m in suspects.values()) / 1000
-        log.info(
-            "our node id has an incarnation this data dir does not name; probed it and "
-            "watching its stream to tell a live broker from a dead one node=%d streams=%s "
-            "watch_s=%.1f",
-            node,
-            ",".join(sorted(suspects)),
-            longest,
-        )
-        poll_s = min(_MAX_WATCH_POLL_S, longest / 20)
-        while suspects:
-            for stream, member in list(suspects.items()):
-                key = await self._newest_commit(stream, last[stream])
-                if key is not None:
-                    header = await self._reader(stream).read_header(key)
-                    if (header.node_id, header.epoch) == (member.node, member.epoch):
-                        raise NodeIdInUse(self._refusal_text(member, header))
-                    # Another broker wrote there (a seal): it is being taken over.
-                    last[stream] = key
-                    del suspects[stream]
-                    self._silent[stream] = paths.stream_layout(stream).parse_commit_key(key)
-                elif time.monotonic() - started >= member.session_timeout_ms / 1000:
-                    del suspects[stream]
-                    before = last[stream]
-                    layout = paths.stream_layout(stream)
-                    self._silent[stream] = layout.parse_commit_key(before) if before else -1
-            if suspects:
-                await asyncio.sleep(poll_s)
-
-    async def _newest_commit(self, stream: str, after: str | None) -> str | None:
-        """The key of the newest commit in `stream` listed after `after`, or None."""
-        infos = await self._store.store.list(
-            paths.stream_layout(stream).log_prefix, start_after=after
-        )
-        return infos[-1].key if infos else None
-
-    def _reader(self, stream: str) -> CommitLog[StreamState]:
-        store = self._store
-        return open_stream(
-            store.store, stream, node_id=store.config.node_id, clock_ms=store.clock_ms
-        )
-
-    async def _refusal(self, member: Member, *, after: int) -> str:
-        after_key = paths.stream_layout(member.stream).commit_key(after) if after >= 0 else None
-        key = await self._newest_commit(member.stream, after_key)
-        header = await self._reader(member.stream).read_header(key) if key else None
-        return self._refusal_text(member, header)
-
-    def _refusal_text(self, member: Member, header: CommitHeader | None) -> str:
-        host = f"[{member.host}]" if ":" in member.host else member.host
-        if header is None:
-            beat, age = "unknown", "unknown"
-        else:
-            at = datetime.datetime.fromtimestamp(header.timestamp_ms / 1000, datetime.UTC)
-            beat = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            age = str(self._store.clock_ms() - header.timestamp_ms)
-        return (
-            "node id in use by a live broker; give this broker its own --node-id, or stop "
-            f"that one first (--replace {member.node} takes over one known to be dead) "
-            f"node_id={member.node} address={host}:{member.port} stream={member.stream} "
-            f"last_heartbeat={beat} heartbeat_age_ms={age}"
-        )
-
-    async def _withdraw(self) -> None:
-        """Leave again right after joining, having served nothing: seal our own empty
-        stream and `leave`, so nobody waits for us or takes over what we never had."""
-        store = self._store
-        try:
-            sealed = await seal_stream(
-                store.store,
-                self.me,
-                by=self.me,
-                node_id=store.config.node_id,
-                epoch=store.epoch,
-                clock_ms=store.clock_ms,
-            )
-            leave = {"op": "leave", "stream": self.me, "seal_seq": sealed.state.sealed_seq}
-            await store.meta.append(ops=[leave], guard=self.is_member)
-        except (Fenced, ObjectStoreError) as exc:
-            log.warning("could not leave again; fenced after the session timeout error=%s", exc)
+        """Before joining: raise NodeIdInUse if a live broker has our node id."""
+        await self._node_id_check.ensure_free(wal_owner)
 
     def run(self) -> None:
         self._stopping = False
@@ -307,10 +200,10 @@ class Membership:
             by=self.me,
             node_id=store.config.node_id,
             epoch=store.epoch,
-            clock_ms=store.clock_ms,
+            clock_ms=store.clock.wall_ms,
             expect_seq=expect_seq,
         )
-        self._remember_source(victim, sealed)
+        self._adoption.remember_source(victim, sealed)
         final = sealed.state
 
         def ops(meta: MetaState) -> list[dict[str, Any]]:
@@ -326,7 +219,7 @@ class Membership:
             return [fence, {"op": "assign", "owners": rows}]
 
         await store.meta.append(ops=ops, guard=self.is_member)
-        self._seen.pop(victim, None)
+        self._liveness.forget(victim)
         owned = [
             f"{t}-{p}:{part.committed_end}"
             for (t, p), part in sorted(final.partitions.items())
@@ -341,12 +234,6 @@ class Membership:
             "self" if to_self else "spread",
             ",".join(owned[:64]) or "-",  # what the bucket held of each: the committed ends
         )
-
-    def _remember_source(self, stream: str, source: CommitLog[StreamState]) -> None:
-        if stream not in self._sources:
-            self.commits_read += source.state.seq + 1
-            self.bytes_read += source.bytes_read
-        self._sources[stream] = source
 
     async def claim_ownerless(self) -> None:
         """Keys nobody live owns (new, or their owner left) whose place is with us."""
@@ -374,85 +261,8 @@ class Membership:
     # -- adoption ----------------------------------------------------------------------
 
     async def adopt_assigned(self, *, first: bool = False) -> None:
-        """Copy into our stream the state of every key assigned to us, then serve it.
-
-        One at a time (the tick and a topic creation may both call it): each sees the
-        adoptions the one before it committed, so a key is adopted once per tenure."""
-        async with self._adopting:
-            await self._adopt_assigned(first)
-
-    async def _adopt_assigned(self, first: bool) -> None:
-        store = self._store
-        meta, mine = store.meta.state, store.stream.state
-        ops: list[dict[str, Any]] = []
-        for key, owner in list(meta.owners.items()):
-            if owner.stream != self.me or mine.tenures.get(key) == owner.seq:
-                continue  # not ours, or adopted for this assignment already
-            if key[0] == GROUP_TOPIC:
-                op = await self._adopt_slot(key[1], owner)
-                if op is not None:
-                    ops.append(op)
-                continue
-            topic = meta.topics.get(key[0])
-            if topic is None:
-                continue
-            part = await self._adopt_partition(key, topic.topic_id, owner)
-            if part is not None:
-                ops.append(part.to_json(owner.seq))
-        if not ops and not first:
-            return
-        if first:
-            # The pipeline is not running yet; the first commit also says we are alive.
-            await store.stream.append(ops=ops)
-        else:
-            await store.stream_ops(ops)
-        store.sync_partitions()
-        if ops:
-            ends = [f"{o['topic']}-{o['partition']}:{o['end']}" for o in ops if o["op"] == "adopt"]
-            log.info("adopted keys count=%d ends=%s", len(ops), ",".join(ends[:64]) or "-")
-
-    async def _source(self, src: Source) -> StreamState | None:
-        """`src.stream` folded at least to `src.read_to`, or None if not visible yet."""
-        store = self._store
-        source = self._sources.get(src.stream)
-        if source is None:
-            source = await read_stream(
-                store.store, src.stream, node_id=store.config.node_id, clock_ms=store.clock_ms
-            )
-            self._remember_source(src.stream, source)
-        elif source.state.seq < src.read_to and not source.state.sealed:
-            self.commits_read += await source.catch_up()
-        state = source.state
-        return state if state.seq >= src.read_to or state.sealed else None
-
-    async def _adopt_partition(
-        self, key: PartitionKey, topic_id: str, owner: Owner
-    ) -> PartitionState | None:
-        for src in owner.sources:
-            state = await self._source(src)
-            if state is None:
-                return None  # not visible yet: try again next tick
-            part = state.partitions.get(key)
-            if state.tenures.get(key) == src.tenure and part is not None:
-                return part if part.topic_id == topic_id else PartitionState(topic_id, *key)
-            # That owner never adopted the key (it died first): it never wrote to it.
-        return PartitionState(topic_id, key[0], key[1])
-
-    async def _adopt_slot(self, slot: int, owner: Owner) -> dict[str, Any] | None:
-        key = (GROUP_TOPIC, slot)
-        groups: dict[str, Any] = {}
-        for src in owner.sources:
-            state = await self._source(src)
-            if state is None:
-                return None
-            if state.tenures.get(key) == src.tenure:
-                groups = {
-                    g: group_rows(o)
-                    for g, o in state.group_offsets.items()
-                    if group_slot(g) == slot
-                }
-                break
-        return {"op": "adopt_groups", "tenure": owner.seq, "slot": slot, "groups": groups}
+        """Copy into our stream the state of every key assigned to us, then serve it."""
+        await self._adoption.adopt_assigned(first=first)
 
     # -- the tick ----------------------------------------------------------------------
 
@@ -464,17 +274,16 @@ class Membership:
     async def _loop(self) -> None:
         last = 0.0
         while not self._store.fenced and not self._stopping:
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns normally when
-            # the event is set in the same turn as the task is cancelled.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._tick_s):
+                async with self._store.clock.timeout(self._tick_s):
                     await self._poked.wait()
             if self._stopping:
                 return
             # A poke brings the tick forward, but not more often than every 100 ms.
-            await asyncio.sleep(max(0.0, last + _MIN_TICK_S - time.monotonic()))
+            clock = self._store.clock
+            await clock.sleep(max(0.0, last + _MIN_TICK_S - clock.monotonic()))
             self._poked.clear()
-            last = time.monotonic()
+            last = clock.monotonic()
             try:
                 await self.tick()
             except Fenced:
@@ -491,61 +300,17 @@ class Membership:
             store.step_down("fenced in the metadata log by another broker")
             return
         self._answer_probe()
-        for victim, seq in await self._silent_members():
+        for victim, seq in await self._liveness.silent_members():
             try:
                 await self.take_over(victim, to_self=False, expect_seq=seq)
             except WriterAlive:
                 log.info("stream moved while sealing; its broker is alive stream=%s", victim)
-                self._seen[victim].at = time.monotonic()
+                self._liveness.moved(victim)
         await self.claim_ownerless()
         await self.adopt_assigned()
         await self.hand_off()
         store.sync_partitions()
         self._maybe_heartbeat()
-
-    async def _silent_members(self) -> list[tuple[str, int]]:
-        """Probe each other member's stream; those silent for the session timeout."""
-        store = self._store
-        now = time.monotonic()
-        silent = []
-        for stream in list(store.meta.state.members):
-            if stream == self.me:
-                continue
-            seen = self._seen.get(stream)
-            layout = paths.stream_layout(stream)
-            start_after = seen.last_key if seen is not None else None
-            infos = await store.store.list(layout.log_prefix, start_after=start_after)
-            if infos:
-                key = infos[-1].key
-                self._seen[stream] = _Seen(key, layout.parse_commit_key(key), now)
-            elif seen is None:
-                self._seen[stream] = _Seen(None, -1, now)
-            else:
-                member = store.meta.state.members[stream]
-                timeout = max(store.lease_s, member.session_timeout_ms / 1000)
-                if now - seen.at <= timeout:
-                    continue
-                if member.durability == "wal" and store.config.wal_failover == "wait":
-                    self._warn_waiting(member, now - seen.at)
-                    continue
-                silent.append((stream, seen.last_seq))
-        return silent
-
-    def _warn_waiting(self, member: Member, silent_s: float) -> None:
-        """A silent wal-mode broker's last acks may be only in its WAL: wait for them."""
-        if member.stream in self._warned:
-            return
-        self._warned.add(member.stream)
-        log.warning(
-            "broker silent, not taking its partitions over: it ran in wal mode, so records "
-            "it acknowledged may be only in its WAL. Start a broker with its data dir (the "
-            "WAL volume) to recover them, or `tidelog serve --replace %d` to give them up "
-            "node=%d stream=%s silent_s=%.1f",
-            member.node,
-            member.node,
-            member.stream,
-            silent_s,
-        )
 
     def _answer_probe(self) -> None:
         """A broker about to start with our node id rang: commit now, so it sees us alive
@@ -568,8 +333,7 @@ class Membership:
         A broker alone in the cluster stays silent when idle (no object per second in an
         idle bucket); its wal-mode lease is renewed on demand, by the next ack."""
         store = self._store
-        idle = time.monotonic() - (store.lease_until - store.lease_s)
-        if idle >= store.lease_s / 4 and len(store.meta.state.members) > 1:
+        if store.lease.idle_s() >= store.lease.seconds / 4 and len(store.meta.state.members) > 1:
             self.renew_lease()
 
     def renew_lease(self) -> None:
@@ -579,7 +343,7 @@ class Membership:
 
     async def _beat(self) -> None:
         with contextlib.suppress(Fenced):  # the flusher reports fencing itself
-            await self._store.flusher.commit_ops([])
+            await self._store.commit_now()
 
     # -- hand-off and leave ------------------------------------------------------------
 

@@ -30,7 +30,6 @@ import logging
 import mmap
 import os
 import struct
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import crc32c
+
+from tidelog.storage.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,9 @@ class WalWriter:
         segment_bytes: int = 256 << 20,
         fsync: bool = True,
         probe_interval_s: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
     ):
+        self._clock = clock
         self._dir = directory
         self._segment_bytes = segment_bytes
         self._fsync = fsync
@@ -314,7 +317,7 @@ class WalWriter:
         size: int,
     ) -> None:
         if self._broken is None:
-            self._broken, self._broken_at = exc, time.monotonic()
+            self._broken, self._broken_at = exc, self._clock.monotonic()
             self._writable.clear()
             log.error(
                 "wal write failed; produce is answered KAFKA_STORAGE_ERROR until a probe "
@@ -354,7 +357,7 @@ class WalWriter:
         sync `probe_bytes` (at least what the failed write needed) to a scratch file."""
         try:
             while True:
-                await asyncio.sleep(self._probe_interval_s)
+                await self._clock.sleep(self._probe_interval_s)
                 try:
                     await self._run(self._probe_sync, probe_bytes)
                 except OSError as exc:
@@ -368,7 +371,7 @@ class WalWriter:
             self._probe_task = None
         log.info(
             "wal writable again; produce resumed failed_for_ms=%d dir=%s",
-            (time.monotonic() - self._broken_at) * 1000,
+            (self._clock.monotonic() - self._broken_at) * 1000,
             self._dir,
         )
         self._broken = None
@@ -456,7 +459,7 @@ class WalWriter:
 
     async def close(self) -> None:
         while self._sync_task is not None:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a yield, not a wait: lets a starting sync begin
             if self._sync_task is not None:
                 await asyncio.wait({self._sync_task})
         if self._probe_task is not None:

@@ -1,0 +1,221 @@
+"""The produce path: validate, deduplicate, assign offsets, make durable, then ack.
+
+Owns: `append_nowait` (everything up to the assigned offsets, before it returns) and
+the waits that follow it (WAL sync, then the lease; or, in object mode, the commit).
+
+Guarantees (docs/durability.md):
+- `wal` mode: an append completes only after its batch is fdatasync'ed to the WAL
+  and while the lease holds; `object` mode: only after the commit holding it landed;
+- the high watermark (what fetches can see) never passes what is durable;
+- a produce whose WAL write fails is answered KAFKA_STORAGE_ERROR and leaves the
+  partition as it was (offsets, bytes, producer sequences); while the WAL cannot write,
+  produce is refused before anything is stored;
+- a fenced broker stops acknowledging at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from tidelog.protocol.batch import (
+    iter_batches,
+    patch_base_offset,
+    set_base_offsets,
+    validate_produce_records,
+)
+from tidelog.protocol.errors import ErrorCode, RecordBatchError
+from tidelog.storage.commit_format import ProducerBatch
+from tidelog.storage.errors import StoreError, fenced_error
+from tidelog.storage.lease import Lease
+from tidelog.storage.partition_log import Batch, PartitionLog
+from tidelog.storage.producer_state import Verdict
+from tidelog.storage.stream_state import PartitionKey
+from tidelog.storage.topic_catalog import INTERNAL_TOPICS
+from tidelog.storage.upload_backlog import UploadBacklog
+from tidelog.storage.wal import KIND_BATCH, WalError, encode_payload
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    base_offset: int
+    log_start_offset: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAppend:
+    """An append whose offsets are assigned; `durable` completes when it may be acked."""
+
+    result: AppendResult
+    durable: Coroutine[Any, Any, None]
+
+
+class ProducePath:
+    def __init__(
+        self,
+        *,
+        partitions: dict[PartitionKey, PartitionLog],
+        moving: set[PartitionKey],
+        backlog: UploadBacklog,
+        lease: Lease,
+        max_backlog_bytes: int,
+        leader_of: Callable[[str, int], PartitionLog],
+        max_message_bytes: Callable[[str], int],
+        renew_lease: Callable[[], None],
+        kick_flusher: Callable[[], None],
+    ) -> None:
+        self._partitions = partitions
+        self._moving = moving
+        self._backlog = backlog
+        self._lease = lease
+        self._max_backlog_bytes = max_backlog_bytes
+        self._leader_of = leader_of
+        self._max_message_bytes = max_message_bytes
+        self._renew_lease = renew_lease
+        self._kick_flusher = kick_flusher
+
+    def append_nowait(
+        self, topic: str, partition: int, records: bytes | bytearray | memoryview
+    ) -> PendingAppend:
+        if topic in INTERNAL_TOPICS:
+            raise StoreError(
+                ErrorCode.invalid_topic_exception,
+                f"cannot produce to kafka's internal topic topic={topic}",
+            )
+        if self._lease.fenced:
+            raise fenced_error()
+        part = self._leader_of(topic, partition)
+        if part.key in self._moving:
+            raise StoreError(
+                ErrorCode.not_leader_or_follower,
+                f"partition moving to another broker topic={topic} partition={partition}",
+            )
+        max_bytes = self._max_message_bytes(topic)
+        try:
+            headers = validate_produce_records(records)
+        except RecordBatchError as exc:
+            raise StoreError(exc.error_code, str(exc)) from None
+        if len(records) > max_bytes:
+            raise StoreError(
+                ErrorCode.message_too_large,
+                f"batch larger than max.message.bytes size={len(records)} max={max_bytes}",
+            )
+        first = headers[0]
+        count = sum(h.last_offset_delta + 1 for h in headers)
+        if first.producer_id >= 0:
+            last_seq = first.base_sequence + count - 1
+            check = part.state.producers.check(
+                first.producer_id, first.producer_epoch, first.base_sequence, last_seq
+            )
+            if check.verdict is Verdict.DUPLICATE and check.duplicate_of is not None:
+                dup = check.duplicate_of
+                return PendingAppend(
+                    AppendResult(dup.base_offset, part.log_start, duplicate=True),
+                    self._wait_visible(part, dup.last_offset + 1, part.discards),
+                )
+            if check.verdict is Verdict.OUT_OF_ORDER:
+                raise StoreError(
+                    ErrorCode.out_of_order_sequence_number,
+                    f"out of order sequence topic={topic} partition={partition} "
+                    f"producer_id={first.producer_id} sequence={first.base_sequence}",
+                )
+            if check.verdict is Verdict.STALE_EPOCH:
+                raise StoreError(
+                    ErrorCode.invalid_producer_epoch,
+                    f"stale producer epoch producer_id={first.producer_id} "
+                    f"epoch={first.producer_epoch}",
+                )
+        backlog = self._backlog.uncommitted_bytes
+        if backlog > self._max_backlog_bytes:
+            raise StoreError(
+                ErrorCode.kafka_storage_error,
+                f"upload backlog full; object store slow or unavailable backlog_bytes={backlog}",
+            )
+        wal = self._backlog.wal
+        if wal is not None and not wal.writable:
+            # Refused before anything is stored, so the answer comes at once and the log
+            # stays as it was (docs/wal-format.md, "A full disk").
+            raise StoreError(
+                ErrorCode.kafka_storage_error,
+                f"wal cannot write (disk full?); retry later topic={topic} partition={partition}",
+            )
+        base = part.next_offset
+        data, end = _with_offsets(records, base)
+        producer = None
+        if first.producer_id >= 0:
+            producer = ProducerBatch(
+                first.producer_id,
+                first.producer_epoch,
+                first.base_sequence,
+                first.base_sequence + count - 1,
+                base,
+                end - 1,
+            )
+        max_ts = max(h.max_timestamp for h in headers)
+        part.add(Batch(base, end, max_ts, data, producer))
+        self._backlog.added(len(data))
+        self._kick_flusher()
+        result = AppendResult(base, part.log_start)
+        if wal is None:
+            return PendingAppend(result, self._wait_visible(part, end))
+        head = encode_payload(KIND_BATCH, part.topic_id, topic, partition)
+        undo = functools.partial(self._give_back, part, base)
+        try:
+            synced = wal.append(head, data, ((topic, partition), end), undo)
+        except WalError as exc:
+            undo()
+            raise StoreError(ErrorCode.kafka_storage_error, str(exc)) from None
+        return PendingAppend(result, self._wait_wal(part, end, synced))
+
+    def _give_back(self, part: PartitionLog, base: int) -> None:
+        """A batch's WAL write failed: forget it and everything after it in its partition
+        (those writes failed too), so a produce answered with an error stores nothing."""
+        part.discard_from(base)
+        self._backlog.recount()
+
+    async def _wait_wal(self, part: PartitionLog, end: int, synced: asyncio.Future[None]) -> None:
+        try:
+            await synced
+        except WalError as exc:
+            raise StoreError(ErrorCode.kafka_storage_error, str(exc)) from None
+        # The lease: ack only while a commit of ours landed within the session timeout,
+        # so a broker fenced behind our back (its stream sealed) stops acking before its
+        # successor serves (docs/durability.md, "Leases"). Idle for a while: one upload
+        # renews it.
+        if not await self._lease.wait_held(self._renew_lease):
+            raise fenced_error()
+        part.advance_high_watermark(end)
+
+    async def _wait_visible(self, part: PartitionLog, end: int, discards: int = -1) -> None:
+        """Until offsets below `end` are visible. With `discards` (a retry's wait for the
+        batch it duplicates): fail if batches were given back since, which may be it."""
+        while part.high_watermark < end:
+            if self._lease.fenced:
+                raise fenced_error()
+            if self._partitions.get(part.key) is not part and part.high_watermark < end:
+                raise StoreError(ErrorCode.unknown_topic_or_partition, "topic deleted")
+            if discards >= 0 and part.discards != discards:
+                raise StoreError(
+                    ErrorCode.kafka_storage_error,
+                    f"the batch this retry repeats was not written to the wal; retry "
+                    f"topic={part.state.topic} partition={part.state.partition}",
+                )
+            await part.waiter()
+
+
+def _with_offsets(
+    records: bytes | bytearray | memoryview, base: int
+) -> tuple[bytearray | memoryview, int]:
+    """The batches with offsets from `base`: patched in place when the buffer is ours
+    to write (a view into the request frame), otherwise in a copy."""
+    if isinstance(records, memoryview) and not records.readonly:
+        offset = base
+        for position, header in iter_batches(records):
+            patch_base_offset(records, position, offset)
+            offset += header.last_offset_delta + 1
+        return records, offset
+    return set_base_offsets(records, base)

@@ -1,0 +1,225 @@
+"""The topic catalog: which topics exist, their partition counts and configs.
+
+Owns: topic names (valid, and not Kafka's internal ones), the checks a topic creation
+or partition growth must pass before anything is allocated (docs/topics.md), the ops
+that create, grow and delete topics in the metadata log, and the configs in force.
+
+Guarantees:
+- every check runs again against the metadata log as it is when the op is appended,
+  so two brokers growing the cluster at once cannot pass `--max-partitions` together;
+- a topic config in the bucket that does not validate is never used (its default
+  applies) and is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from tidelog.protocol.errors import ErrorCode
+from tidelog.storage.commit_log import CommitLog
+from tidelog.storage.errors import StoreError
+from tidelog.storage.meta_state import GROUP_TOPIC, MetaState, TopicState
+from tidelog.storage.stream_state import PartitionKey
+from tidelog.storage.topic_config import DEFAULT_TOPIC_CONFIGS, problem, validate_topic_configs
+
+log = logging.getLogger(__name__)
+
+TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+# Kafka's internal topics, never user topics: group slots are keyed under the first one
+# (a user topic of that name had no partition anyone could serve), transactions will
+# need the second.
+INTERNAL_TOPICS = frozenset({GROUP_TOPIC, "__transaction_state"})
+
+MetaOps = Sequence[dict[str, Any]] | Callable[[MetaState], Sequence[dict[str, Any]]]
+
+
+def validate_topic_name(name: str) -> None:
+    if name in (".", "..") or not TOPIC_NAME.match(name):
+        raise StoreError(
+            ErrorCode.invalid_topic_exception,
+            f"invalid topic name (1-249 of [a-zA-Z0-9._-], not '.' or '..') topic={name!r}",
+        )
+
+
+def validate_user_topic_name(name: str) -> None:
+    """A name clients may create and produce to: valid, and not Kafka's internal ones."""
+    validate_topic_name(name)
+    if name in INTERNAL_TOPICS:
+        raise StoreError(
+            ErrorCode.invalid_topic_exception,
+            f"kafka's internal topic names are not user topics topic={name}",
+        )
+
+
+class TopicPlacement(Protocol):
+    """Where new partitions go, and taking up those placed here (the membership)."""
+
+    def assign_new(self, state: MetaState, keys: list[PartitionKey]) -> dict[str, Any]: ...
+
+    async def adopt_assigned(self) -> None: ...
+
+
+class TopicCatalog:
+    def __init__(
+        self,
+        meta: CommitLog[MetaState],
+        meta_ops: Callable[[MetaOps], Awaitable[int]],
+        placement: TopicPlacement,
+        *,
+        max_partitions_per_topic: int,
+        max_partitions: int,
+    ) -> None:
+        self._meta = meta
+        self._meta_ops = meta_ops
+        self._placement = placement
+        self._max_per_topic = max_partitions_per_topic
+        self._max_partitions = max_partitions
+        self._bad_configs_reported: set[tuple[str, str]] = set()  # (topic id, name)
+
+    def topic(self, name: str) -> TopicState | None:
+        return self._meta.state.topics.get(name)
+
+    def topics(self) -> dict[str, TopicState]:
+        return self._meta.state.topics
+
+    def partition_exists(self, key: PartitionKey) -> bool:
+        topic = self.topic(key[0])
+        return topic is not None and 0 <= key[1] < topic.partitions
+
+    def check_new_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        planned: int = 0,
+    ) -> dict[str, str]:
+        validate_user_topic_name(name)
+        if self.topic(name) is not None:
+            raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
+        self._check_partition_count(name, partitions)
+        checked = validate_topic_configs(configs or {})
+        self._check_cluster_total(self._meta.state, name, partitions + planned)
+        return checked
+
+    def check_new_partitions(self, name: str, count: int, *, planned: int = 0) -> TopicState:
+        validate_user_topic_name(name)  # one a broker before this check let in stays as is
+        topic = self.topic(name)
+        if topic is None:
+            raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
+        if count <= topic.partitions:
+            raise StoreError(
+                ErrorCode.invalid_partitions,
+                f"partition count can only grow topic={name} current={topic.partitions} "
+                f"requested={count}",
+            )
+        self._check_partition_count(name, count)
+        self._check_cluster_total(self._meta.state, name, count - topic.partitions + planned)
+        return topic
+
+    def _check_partition_count(self, name: str, partitions: int) -> None:
+        cap = self._max_per_topic
+        if partitions <= 0:
+            raise StoreError(
+                ErrorCode.invalid_partitions,
+                f"partition count must be positive topic={name} partitions={partitions}",
+            )
+        if partitions > cap:
+            raise StoreError(
+                ErrorCode.invalid_partitions,
+                f"more partitions than one topic may have (--max-partitions-per-topic) "
+                f"topic={name} partitions={partitions} max_partitions_per_topic={cap}",
+            )
+
+    def _check_cluster_total(self, state: MetaState, name: str, adding: int) -> None:
+        cap = self._max_partitions
+        total = sum(t.partitions for t in state.topics.values())
+        if total + adding > cap:
+            raise StoreError(
+                ErrorCode.policy_violation,
+                f"the cluster would have more partitions than --max-partitions allows "
+                f"topic={name} adding={adding} partitions_now={total} max_partitions={cap}",
+            )
+
+    async def create_topic(
+        self, name: str, partitions: int, configs: Mapping[str, str | None] | None = None
+    ) -> TopicState:
+        checked = self.check_new_topic(name, partitions, configs)
+        topic_id = str(uuid.uuid4())
+        op = {"op": "create_topic", "name": name, "id": topic_id, "partitions": partitions}
+        keys = [(name, p) for p in range(partitions)]
+
+        def ops(state: MetaState) -> list[dict[str, Any]]:
+            # Again against the log as it is now: another broker may have just grown it.
+            self._check_cluster_total(state, name, partitions)
+            return [{**op, "configs": checked}, self._placement.assign_new(state, keys)]
+
+        await self._meta_ops(ops)
+        created = self.topic(name)
+        if created is None or created.topic_id != topic_id:
+            raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
+        log.info("topic created topic=%s partitions=%d id=%s", name, partitions, topic_id)
+        await self._placement.adopt_assigned()
+        return created
+
+    async def delete_topic(self, name: str) -> None:
+        if name == GROUP_TOPIC:
+            # Only a broker before the name check made one. Its delete would drop the
+            # group slots' owners too, and a slot claimed anew starts with no offsets.
+            raise StoreError(
+                ErrorCode.invalid_topic_exception,
+                f"a topic named like the group slots cannot be deleted topic={name}",
+            )
+        topic = self.topic(name)
+        if topic is None:
+            raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
+        await self._meta_ops([{"op": "delete_topic", "name": name, "id": topic.topic_id}])
+        log.info("topic deleted topic=%s id=%s", name, topic.topic_id)
+
+    async def create_partitions(self, name: str, count: int) -> None:
+        topic = self.check_new_partitions(name, count)
+        op = {"op": "create_partitions", "name": name, "id": topic.topic_id, "count": count}
+        keys = [(name, p) for p in range(topic.partitions, count)]
+
+        def ops(state: MetaState) -> list[dict[str, Any]]:
+            self._check_cluster_total(state, name, len(keys))
+            return [op, self._placement.assign_new(state, keys)]
+
+        await self._meta_ops(ops)
+        await self._placement.adopt_assigned()
+
+    # -- configs -----------------------------------------------------------------------
+
+    def topic_config(self, topic: str, name: str) -> str:
+        state = self.topic(topic)
+        stored = state.configs.get(name) if state is not None else None
+        if state is None or stored is None:
+            return DEFAULT_TOPIC_CONFIGS[name]
+        if problem(name, stored) is None:
+            return stored
+        self._report_bad_config(state, name, stored)
+        return DEFAULT_TOPIC_CONFIGS[name]
+
+    def report_bad_configs(self) -> None:
+        for state in self.topics().values():
+            for name, stored in state.configs.items():
+                if problem(name, stored) is not None:
+                    self._report_bad_config(state, name, stored)
+
+    def _report_bad_config(self, state: TopicState, name: str, stored: object) -> None:
+        if (state.topic_id, name) in self._bad_configs_reported:
+            return
+        self._bad_configs_reported.add((state.topic_id, name))
+        log.warning(
+            "topic config in the bucket does not validate; ignored, its default applies "
+            "topic=%s config=%s value=%r reason=%s default=%s",
+            state.name,
+            name,
+            stored,
+            problem(name, stored),
+            DEFAULT_TOPIC_CONFIGS.get(name, "-"),
+        )
