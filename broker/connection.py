@@ -34,7 +34,7 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING, Any, cast
 
 from tidelog.broker.connection_table import ConnectionTable
-from tidelog.broker.handlers.base import Handler, client_host
+from tidelog.broker.handlers.base import Handler, HandlerTable, api_ranges, client_host
 from tidelog.protocol.api_versions_fallback import encode_api_versions_fallback
 from tidelog.protocol.codec import encode_response
 from tidelog.protocol.errors import ErrorCode, FrameTooLarge, InvalidFrame, ProtocolError
@@ -42,7 +42,7 @@ from tidelog.protocol.framing import FrameReader
 from tidelog.protocol.headers import RequestHeader, parse_request_header
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,9 @@ class _Slot:
 
 
 class Connection(asyncio.BufferedProtocol):
-    def __init__(self, broker: Broker, table: ConnectionTable) -> None:
-        self.broker = broker
+    def __init__(self, node: Node, handlers: HandlerTable, table: ConnectionTable) -> None:
+        self.node = node  # what the handlers are given
+        self.handlers = handlers
         self.table = table
         self.queued_max_requests = table.limits.queued_max_requests
         self.reader = FrameReader(
@@ -161,7 +162,7 @@ class Connection(asyncio.BufferedProtocol):
         self._waiting = None
         if frame is None or len(frame) < 2:
             return frame
-        handler = self.broker.handlers.get(int.from_bytes(frame[:2], "big"))
+        handler = self.handlers.get(int.from_bytes(frame[:2], "big"))
         if (
             handler is not None
             and handler.max_in_flight
@@ -212,7 +213,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _dispatch(self, frame: bytearray) -> None:
         header, body_offset = parse_request_header(frame)
-        handler = self.broker.handlers.get(header.api_key)
+        handler = self.handlers.get(header.api_key)
         if handler is None:
             raise ProtocolError(f"unknown api key api_key={header.api_key}")
         if not handler.min_version <= header.api_version <= handler.max_version:
@@ -221,7 +222,7 @@ class Connection(asyncio.BufferedProtocol):
                     self._new_slot(),
                     encode_api_versions_fallback(
                         header.correlation_id,
-                        self.broker.api_ranges(),
+                        api_ranges(self.handlers),
                         ErrorCode.unsupported_version,
                     ),
                 )
@@ -246,7 +247,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._closed:  # the client left before this request started: drop it
             return
         try:
-            response = await handler.handle(self.broker, header, request)
+            response = await handler.handle(self.node, header, request)
             parts: list[Any] | None = None
             if slot is not None and response is not None and not self._closed:
                 parts = (

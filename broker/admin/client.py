@@ -20,16 +20,12 @@ import socket
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from types import ModuleType
 from typing import Any
 
-from kio.index import load_payload_module
-from kio.static.constants import EntityType
-
-from tidelog.broker.handlers.base import build
 from tidelog.protocol.codec import decode_response, encode_request
 from tidelog.protocol.errors import ErrorCode, ProtocolError
+from tidelog.protocol.messages import build, request_module
 
 __all__ = [
     "AdminClient",
@@ -101,9 +97,8 @@ def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@cache
 def _request_module(api_key: int) -> ModuleType:
-    return load_payload_module(api_key, _VERSIONS[api_key], EntityType.request)
+    return request_module(api_key, _VERSIONS[api_key])
 
 
 def _request(api_key: int, class_name: str, **fields: Any) -> Any:

@@ -1,26 +1,22 @@
 """What every API handler is: a key, a version range, and decode -> domain -> encode.
 
-Owns: the `Handler` base class and `build`, which constructs a kio response entity of
-the request's version from keyword arguments, dropping fields that version lacks, so
-one handler body serves every version in its range.
+Owns: the `Handler` base class, the handler table's type and the API ranges it
+advertises, and the `client_host` of the request being handled. A handler is given
+the `Node` (broker/handlers/context.py) it runs in, never the server; kio messages
+are built through protocol/messages.py.
 """
 
 from __future__ import annotations
 
 import contextvars
-import dataclasses
-from functools import cache
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
-
-from kio.index import load_payload_module
-from kio.static.constants import EntityType
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from tidelog.protocol.codec import decode_request
 from tidelog.protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 
 # The client's address as Kafka reports it ("/127.0.0.1"), set by the connection for
@@ -50,23 +46,15 @@ class Handler:
     def expects_response(self, request: Any) -> bool:
         return True
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         """A kio response entity, or an already encoded frame as a list of buffers."""
         raise NotImplementedError
 
 
-@cache
-def response_module(api_key: int, version: int) -> ModuleType:
-    return load_payload_module(api_key, version, EntityType.response)
+# api_key -> its handler: what the connection dispatches on and ApiVersions lists.
+HandlerTable: TypeAlias = Mapping[int, Handler]
 
 
-@cache
-def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(cls))
-
-
-def build(module: ModuleType, class_name: str, **fields: Any) -> Any:
-    """An instance of `module.class_name`, keeping only the fields that version has."""
-    cls = getattr(module, class_name)
-    names = _field_names(cls)
-    return cls(**{k: v for k, v in fields.items() if k in names})
+def api_ranges(handlers: HandlerTable) -> list[tuple[int, int, int]]:
+    """(api_key, advertised min version, max version) of each handler, by key."""
+    return sorted((h.api_key, h.advertised_min_version, h.max_version) for h in handlers.values())

@@ -9,30 +9,31 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 
 class CreatePartitionsHandler(Handler):
     api_key, min_version, max_version = 37, 0, 3
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         results = []
         planned = 0  # partitions a validate-only request would have added so far
         for t in request.topics:
             code, message = ErrorCode.none, None
             try:
-                state = broker.store.check_new_partitions(t.name, t.count, planned=planned)
+                state = node.check_new_partitions(t.name, t.count, planned=planned)
                 if request.validate_only:
                     planned += t.count - state.partitions
                 else:
-                    await broker.store.create_partitions(t.name, t.count)
+                    await node.create_partitions(t.name, t.count)
             except StoreError as exc:
                 code, message = exc.code, str(exc)
             results.append(

@@ -12,20 +12,21 @@ import datetime
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
 from tidelog.storage.topic_config import DEFAULT_TOPIC_CONFIGS
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 
 class CreateTopicsHandler(Handler):
     api_key, min_version, max_version = 19, 2, 7
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         results = []
         planned = 0  # partitions a validate-only request would have created so far
@@ -35,7 +36,7 @@ class CreateTopicsHandler(Handler):
             stored: dict[str, str] = {}
             count = t.num_partitions
             if count == -1:
-                count = broker.config.default_partitions
+                count = node.config.default_partitions
             if t.assignments:
                 count = len(t.assignments)
             try:
@@ -45,10 +46,10 @@ class CreateTopicsHandler(Handler):
                         f"invalid replication factor replication_factor={t.replication_factor}",
                     )
                 if request.validate_only:
-                    stored = broker.store.check_new_topic(t.name, count, configs, planned=planned)
+                    stored = node.check_new_topic(t.name, count, configs, planned=planned)
                     planned += count
                 else:
-                    state = await broker.store.create_topic(t.name, count, configs)
+                    state = await node.create_topic(t.name, count, configs)
                     topic_id, stored = uuid.UUID(state.topic_id), state.configs
                 partitions = count
             except StoreError as exc:

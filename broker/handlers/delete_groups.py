@@ -11,23 +11,24 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.events import Delete, DeleteResponse
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 
 class DeleteGroupsHandler(Handler):
     api_key, min_version, max_version = 42, 0, 2
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         results = []
         for group_id in request.groups_names:
-            code = await delete_group(broker, group_id)
+            code = await delete_group(node, group_id)
             results.append(build(mod, "DeletableGroupResult", group_id=group_id, error_code=code))
         return build(
             mod,
@@ -37,15 +38,15 @@ class DeleteGroupsHandler(Handler):
         )
 
 
-async def delete_group(broker: Broker, group_id: str) -> ErrorCode:
-    if not broker.store.coordinates(group_id):
+async def delete_group(node: Node, group_id: str) -> ErrorCode:
+    if not node.coordinates(group_id):
         return ErrorCode.not_coordinator
-    live = broker.groups.group(group_id) is not None
-    has_offsets = bool(broker.store.committed_offsets(group_id))
+    live = node.live_group(group_id) is not None
+    has_offsets = bool(node.committed_offsets(group_id))
     if not live and not has_offsets:
         return ErrorCode.group_id_not_found
     if live:
-        answer = await broker.groups.call(group_id, lambda token: Delete(token=token))
+        answer = await node.group_call(group_id, lambda token: Delete(token=token))
         assert isinstance(answer, DeleteResponse)
         if answer.error is not ErrorCode.none and not (
             answer.error is ErrorCode.group_id_not_found and has_offsets
@@ -53,7 +54,7 @@ async def delete_group(broker: Broker, group_id: str) -> ErrorCode:
             return answer.error
     if has_offsets:
         try:
-            await broker.store.delete_group(group_id)
+            await node.delete_group_offsets(group_id)
         except StoreError as exc:
             return exc.code
     return ErrorCode.none

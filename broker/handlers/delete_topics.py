@@ -6,19 +6,20 @@ import datetime
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 
 class DeleteTopicsHandler(Handler):
     api_key, min_version, max_version = 20, 1, 6
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         if header.api_version >= 6:
             wanted = [(t.name, t.topic_id) for t in request.topics]
@@ -27,12 +28,9 @@ class DeleteTopicsHandler(Handler):
         results = []
         for name, topic_id in wanted:
             if name is None and topic_id is not None:
-                name = next(
-                    (n for n, s in broker.store.topics().items() if s.topic_id == str(topic_id)),
-                    None,
-                )
+                name = node.topic_name(topic_id)
             code, message = ErrorCode.none, None
-            state = broker.store.topic(name) if name else None
+            state = node.topic(name) if name else None
             try:
                 if state is None:
                     code = (
@@ -41,7 +39,7 @@ class DeleteTopicsHandler(Handler):
                         else ErrorCode.unknown_topic_or_partition
                     )
                 else:
-                    await broker.store.delete_topic(state.name)
+                    await node.delete_topic(state.name)
             except StoreError as exc:
                 code, message = exc.code, str(exc)
             results.append(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 _ALL_OPERATIONS = -2147483648
 
@@ -19,7 +20,7 @@ class DescribeClusterHandler(Handler):
     api_key, min_version, max_version = 60, 0, 1
     read_only = True
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         return build(
             mod,
@@ -28,8 +29,8 @@ class DescribeClusterHandler(Handler):
             error_code=ErrorCode.none,
             error_message=None,
             endpoint_type=getattr(request, "endpoint_type", 1),
-            cluster_id=broker.cluster_id,
-            controller_id=broker.controller_id(),
+            cluster_id=node.cluster_id,
+            controller_id=node.controller_id(),
             brokers=tuple(
                 build(
                     mod,
@@ -39,7 +40,7 @@ class DescribeClusterHandler(Handler):
                     port=m.port,
                     rack=None,
                 )
-                for m in broker.live_brokers()
+                for m in node.live_brokers()
             ),
             cluster_authorized_operations=_ALL_OPERATIONS,
         )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.storage.topic_config import TOPIC_CONFIGS, ConfigType, valid_overrides
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 TOPIC, BROKER = 2, 4
 # ConfigSource values from Kafka's DescribeConfigsResponse.
@@ -28,14 +29,14 @@ class DescribeConfigsHandler(Handler):
     api_key, min_version, max_version = 32, 1, 4
     read_only = True
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         results = []
         for res in request.resources:
             code, message = ErrorCode.none, None
             entries: dict[str, tuple[str, int]] = {}
             if res.resource_type == TOPIC:
-                topic = broker.store.topic(res.resource_name)
+                topic = node.topic(res.resource_name)
                 if topic is None:
                     code = ErrorCode.unknown_topic_or_partition
                     message = f"no such topic topic={res.resource_name}"
@@ -46,13 +47,13 @@ class DescribeConfigsHandler(Handler):
                     for k, v in valid_overrides(topic.configs).items():
                         entries[k] = (v, DYNAMIC_TOPIC_CONFIG)
             elif res.resource_type == BROKER:
-                if res.resource_name not in ("", str(broker.node_id)):
+                if res.resource_name not in ("", str(node.node_id)):
                     code, message = (
                         ErrorCode.invalid_request,
                         f"unknown broker id={res.resource_name}",
                     )
                 else:
-                    for k, v in broker_configs(broker).items():
+                    for k, v in broker_configs(node).items():
                         entries[k] = (v, STATIC_BROKER_CONFIG)
             else:
                 code = ErrorCode.invalid_request
@@ -94,8 +95,8 @@ class DescribeConfigsHandler(Handler):
         )
 
 
-def broker_configs(broker: Broker) -> dict[str, str]:
-    c = broker.config
+def broker_configs(node: Node) -> dict[str, str]:
+    c = node.config
     return {
         "broker.id": str(c.node_id),
         "auto.create.topics.enable": str(c.auto_create_topics).lower(),

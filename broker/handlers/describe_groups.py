@@ -11,25 +11,26 @@ from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.model import EMPTY
 from tidelog.broker.groups.queries import GroupDescription, describe
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 
 class DescribeGroupsHandler(Handler):
     api_key, min_version, max_version = 15, 0, 5
     read_only = True
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         groups = tuple(
-            _described(mod, _description(broker, gid))
-            if broker.store.coordinates(gid)
+            _described(mod, _description(node, gid))
+            if node.coordinates(gid)
             else build(
                 mod,
                 "DescribedGroup",
@@ -48,9 +49,9 @@ class DescribeGroupsHandler(Handler):
         )
 
 
-def _description(broker: Broker, group_id: str) -> GroupDescription:
-    group = broker.groups.group(group_id)
-    if group is None and broker.store.committed_offsets(group_id):
+def _description(node: Node, group_id: str) -> GroupDescription:
+    group = node.live_group(group_id)
+    if group is None and node.committed_offsets(group_id):
         return GroupDescription(group_id, EMPTY.value, "", "", ())
     return describe(group_id, group)
 

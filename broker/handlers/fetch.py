@@ -21,7 +21,7 @@ from tidelog.storage.errors import StoreError
 from tidelog.storage.log_reader import ReadResult
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 _MAX_WAIT_CAP_S = 30.0
 
@@ -33,7 +33,7 @@ class FetchHandler(Handler):
     # have each answer (up to --fetch-max-bytes) held at once.
     max_in_flight = 2
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         wanted = [
             (t.topic, p.partition, p.fetch_offset, p.partition_max_bytes)
             for t in request.topics
@@ -42,32 +42,32 @@ class FetchHandler(Handler):
         max_wait = min(request.max_wait.total_seconds(), _MAX_WAIT_CAP_S)
         deadline = time.monotonic() + max(0.0, max_wait)
         while True:
-            results, total, errored = await self._read_all(broker, wanted, request.max_bytes)
+            results, total, errored = await self._read_all(node, wanted, request.max_bytes)
             remaining = deadline - time.monotonic()
-            if total >= request.min_bytes or errored or remaining <= 0 or broker.stopping:
+            if total >= request.min_bytes or errored or remaining <= 0 or node.stopping:
                 break
-            await broker.store.wait_for_data([(t, p) for t, p, _, _ in wanted], remaining)
+            await node.wait_for_data([(t, p) for t, p, _, _ in wanted], remaining)
         return self._response(header, results)
 
     async def _read_all(
-        self, broker: Broker, wanted: list[tuple[str, int, int, int]], max_bytes: int
+        self, node: Node, wanted: list[tuple[str, int, int, int]], max_bytes: int
     ) -> tuple[list[tuple[str, int, ErrorCode, ReadResult | None]], int, bool]:
         results: list[tuple[str, int, ErrorCode, ReadResult | None]] = []
-        cap = broker.config.fetch_max_bytes  # what one answer may hold, whatever was asked
+        cap = node.config.fetch_max_bytes  # what one answer may hold, whatever was asked
         budget = min(max_bytes, cap) if max_bytes > 0 else cap
         total = 0
         errored = False
         for topic, partition, offset, _ in wanted:  # their GETs run side by side
-            broker.store.prefetch(topic, partition, offset)
+            node.prefetch(topic, partition, offset)
         for topic, partition, offset, part_max in wanted:
             limit = min(part_max, budget) if total else min(part_max, cap)
             if total and budget <= 0:
                 results.append(
-                    (topic, partition, ErrorCode.none, self._empty(broker, topic, partition))
+                    (topic, partition, ErrorCode.none, self._empty(node, topic, partition))
                 )
                 continue
             try:
-                res = await broker.store.read(topic, partition, offset, max(limit, 1))
+                res = await node.read(topic, partition, offset, max(limit, 1))
             except StoreError as exc:
                 results.append((topic, partition, exc.code, None))
                 errored = True
@@ -77,8 +77,8 @@ class FetchHandler(Handler):
             results.append((topic, partition, ErrorCode.none, res))
         return results, total, errored
 
-    def _empty(self, broker: Broker, topic: str, partition: int) -> ReadResult | None:
-        part = broker.store.partitions.get((topic, partition))
+    def _empty(self, node: Node, topic: str, partition: int) -> ReadResult | None:
+        part = node.partition_log(topic, partition)
         if part is None:
             return None
         return ReadResult(part.high_watermark, part.log_start, [])

@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 GROUP, TRANSACTION = 0, 1
 
@@ -27,10 +28,10 @@ GROUP, TRANSACTION = 0, 1
 class FindCoordinatorHandler(Handler):
     api_key, min_version, max_version = 10, 0, 4
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         key_type = getattr(request, "key_type", GROUP)
-        await broker.store.fresh_metadata()  # a client looking may mean a slot just moved
+        await node.fresh_metadata()  # a client looking may mean a slot just moved
 
         def answer(key: str) -> tuple[ErrorCode, str | None, int, str, int]:
             if key_type != GROUP:
@@ -41,7 +42,7 @@ class FindCoordinatorHandler(Handler):
                     "",
                     -1,
                 )
-            owner = broker.store.coordinator_of(key)
+            owner = node.coordinator_of(key)
             if owner is None:
                 return ErrorCode.coordinator_not_available, "group slot moving", -1, "", -1
             return ErrorCode.none, None, owner.node, owner.host, owner.port
@@ -56,24 +57,24 @@ class FindCoordinatorHandler(Handler):
                         mod,
                         "Coordinator",
                         key=key,
-                        node_id=node,
+                        node_id=owner_id,
                         host=host,
                         port=port,
                         error_code=code,
                         error_message=message,
                     )
                     for key in request.coordinator_keys
-                    for code, message, node, host, port in [answer(key)]
+                    for code, message, owner_id, host, port in [answer(key)]
                 ),
             )
-        code, message, node, host, port = answer(request.key)
+        code, message, owner_id, host, port = answer(request.key)
         return build(
             mod,
             "FindCoordinatorResponse",
             throttle_time=datetime.timedelta(0),
             error_code=code,
             error_message=message,
-            node_id=node,
+            node_id=owner_id,
             host=host,
             port=port,
         )

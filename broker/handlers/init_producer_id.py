@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 _MAX_EPOCH = 32767
 
@@ -24,7 +25,7 @@ _MAX_EPOCH = 32767
 class InitProducerIdHandler(Handler):
     api_key, min_version, max_version = 22, 0, 4
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         code, pid, epoch = ErrorCode.none, -1, -1
         if request.transactional_id is not None:
             code = ErrorCode.transactional_id_authorization_failed
@@ -35,7 +36,7 @@ class InitProducerIdHandler(Handler):
                 if old_pid >= 0 and 0 <= old_epoch < _MAX_EPOCH - 1:
                     pid, epoch = old_pid, old_epoch + 1
                 else:
-                    pid, epoch = await broker.store.allocate_producer_id(), 0
+                    pid, epoch = await node.allocate_producer_id(), 0
             except StoreError as exc:
                 code = exc.code
         mod = response_module(self.api_key, header.api_version)

@@ -13,11 +13,12 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.events import Join, JoinResponse
-from tidelog.broker.handlers.base import Handler, build, client_host, response_module
+from tidelog.broker.handlers.base import Handler, client_host
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 _MS = datetime.timedelta(milliseconds=1)
 
@@ -25,11 +26,11 @@ _MS = datetime.timedelta(milliseconds=1)
 class JoinGroupHandler(Handler):
     api_key, min_version, max_version = 11, 0, 7
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         version = header.api_version
         session_ms = request.session_timeout // _MS
         rebalance = getattr(request, "rebalance_timeout", None)
-        answer = await broker.groups.call(
+        answer = await node.group_call(
             request.group_id,
             lambda token: Join(
                 token=token,

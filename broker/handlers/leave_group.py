@@ -11,23 +11,24 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.events import Leave, LeaveResponse
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 
 class LeaveGroupHandler(Handler):
     api_key, min_version, max_version = 13, 0, 4
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         version = header.api_version
         if version >= 3:
             members = tuple((m.member_id, m.group_instance_id) for m in request.members)
         else:
             members = ((request.member_id, None),)
-        answer = await broker.groups.call(
+        answer = await node.group_call(
             request.group_id, lambda token: Leave(token=token, members=members)
         )
         assert isinstance(answer, LeaveResponse)

@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.model import EMPTY
 from tidelog.broker.groups.queries import GroupListing, listing
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 
-def known_groups(broker: Broker) -> list[GroupListing]:
-    live = {gid: listing(g) for gid in broker.groups.groups if (g := broker.groups.group(gid))}
-    for gid in broker.store.groups_with_offsets():
+def known_groups(node: Node) -> list[GroupListing]:
+    live = {gid: listing(g) for gid in node.live_group_ids() if (g := node.live_group(gid))}
+    for gid in node.groups_with_offsets():
         live.setdefault(gid, GroupListing(gid, "", EMPTY.value))
     return [live[gid] for gid in sorted(live)]
 
@@ -31,7 +32,7 @@ class ListGroupsHandler(Handler):
     api_key, min_version, max_version = 16, 0, 4
     read_only = True
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         states = {s.lower() for s in getattr(request, "states_filter", ())}
         groups = tuple(
@@ -42,7 +43,7 @@ class ListGroupsHandler(Handler):
                 protocol_type=g.protocol_type,
                 group_state=g.state,
             )
-            for g in known_groups(broker)
+            for g in known_groups(node)
             if not states or g.state.lower() in states
         )
         return build(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 
@@ -20,7 +21,7 @@ class ListOffsetsHandler(Handler):
     api_key, min_version, max_version = 2, 1, 7
     read_only = True
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         topics = []
         for t in request.topics:
@@ -28,7 +29,7 @@ class ListOffsetsHandler(Handler):
             for p in t.partitions:
                 code, ts, offset = ErrorCode.none, -1, -1
                 try:
-                    ts, offset = await self._lookup(broker, t.name, p.partition_index, p.timestamp)
+                    ts, offset = await self._lookup(node, t.name, p.partition_index, p.timestamp)
                 except StoreError as exc:
                     code = exc.code
                 parts.append(
@@ -50,15 +51,15 @@ class ListOffsetsHandler(Handler):
         )
 
     async def _lookup(
-        self, broker: Broker, topic: str, partition: int, timestamp: int
+        self, node: Node, topic: str, partition: int, timestamp: int
     ) -> tuple[int, int]:
-        part = broker.store.partition(topic, partition)
+        part = node.partition(topic, partition)
         if timestamp == LATEST:
             return -1, part.high_watermark
         if timestamp == EARLIEST:
             return -1, part.log_start
         if timestamp == MAX_TIMESTAMP:
-            return await broker.store.max_timestamp_offset(topic, partition)
+            return await node.max_timestamp_offset(topic, partition)
         if timestamp < 0:
             raise StoreError(ErrorCode.invalid_request, f"unknown special timestamp={timestamp}")
-        return await broker.store.offset_for_timestamp(topic, partition, timestamp)
+        return await node.offset_for_timestamp(topic, partition, timestamp)

@@ -13,14 +13,15 @@ import datetime
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
 from tidelog.storage.log_store import INTERNAL_TOPICS, validate_topic_name, validate_user_topic_name
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 # Bit mask of AclOperations clients see when they ask: everything, since tidelog has no ACLs.
 _ALL_OPERATIONS = -2147483648
@@ -29,75 +30,66 @@ _ALL_OPERATIONS = -2147483648
 class MetadataHandler(Handler):
     api_key, min_version, max_version = 3, 0, 12
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         # Clients ask again when something moved: answer from a metadata log folded in
         # the last 100 ms, and adopt keys just assigned to us soon after.
-        await broker.store.fresh_metadata()
+        await node.fresh_metadata()
         mod = response_module(self.api_key, header.api_version)
         version = header.api_version
         # v0 and an empty list before v1 meant "all topics"; from v1 on null means all.
         if request.topics is None or (version == 0 and not request.topics):
-            names = sorted(broker.store.topics())
+            names = sorted(node.topics())
             wanted_all = True
         else:
             names = []
             for t in request.topics:
                 name = t.name
                 if name is None and getattr(t, "topic_id", None) is not None:
-                    name = next(
-                        (
-                            n
-                            for n, s in broker.store.topics().items()
-                            if s.topic_id == str(t.topic_id)
-                        ),
-                        None,
-                    )
+                    name = node.topic_name(t.topic_id)
                 if name is not None:
                     names.append(name)
             wanted_all = False
         allow_create = version < 4 or bool(request.allow_auto_topic_creation)
         topics = [
-            await self._topic(broker, mod, name, allow_create and not wanted_all) for name in names
+            await self._topic(node, mod, name, allow_create and not wanted_all) for name in names
         ]
         brokers = tuple(
             build(
                 mod, "MetadataResponseBroker", node_id=m.node, host=m.host, port=m.port, rack=None
             )
-            for m in broker.live_brokers()
+            for m in node.live_brokers()
         )
         return build(
             mod,
             "MetadataResponse",
             throttle_time=datetime.timedelta(0),
             brokers=brokers,
-            cluster_id=broker.cluster_id,
-            controller_id=broker.controller_id(),
+            cluster_id=node.cluster_id,
+            controller_id=node.controller_id(),
             topics=tuple(topics),
             cluster_authorized_operations=_ALL_OPERATIONS,
         )
 
-    async def _topic(self, broker: Broker, mod: Any, name: str, allow_create: bool) -> Any:
+    async def _topic(self, node: Node, mod: Any, name: str, allow_create: bool) -> Any:
         error = ErrorCode.none
         try:
             validate_topic_name(name)
-            state = broker.store.topic(name)
+            state = node.topic(name)
             if state is None:
                 # Kafka's internal names are refused, not "unknown" and retried for ever.
                 validate_user_topic_name(name)
                 if allow_create:
-                    state = await broker.ensure_topic(name)
+                    state = await node.ensure_topic(name)
             if state is None:
                 error = ErrorCode.unknown_topic_or_partition
         except StoreError as exc:
             state, error = None, exc.code
         partitions = ()
         if state is not None:
-            meta = broker.store.meta.state
             rows = []
             for p in range(state.partitions):
-                owner = meta.owner_of((name, p))
-                leader = owner.node if owner is not None else -1
-                tenure = meta.owners[(name, p)].seq if owner is not None else -1
+                owner = node.partition_leader(name, p)
+                leader = owner.node_id if owner is not None else -1
                 rows.append(
                     build(
                         mod,
@@ -107,7 +99,7 @@ class MetadataHandler(Handler):
                         else ErrorCode.leader_not_available,
                         partition_index=p,
                         leader_id=leader,
-                        leader_epoch=tenure,
+                        leader_epoch=owner.epoch if owner is not None else -1,
                         replica_nodes=(leader,) if owner is not None else (),
                         isr_nodes=(leader,) if owner is not None else (),
                         offline_replicas=(),

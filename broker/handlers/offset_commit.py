@@ -12,13 +12,14 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.queries import validate_commit
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 MAX_METADATA_CHARS = 4096  # Kafka's offset.metadata.max.bytes default
 
@@ -26,18 +27,18 @@ MAX_METADATA_CHARS = 4096  # Kafka's offset.metadata.max.bytes default
 class OffsetCommitHandler(Handler):
     api_key, min_version, max_version = 8, 2, 8
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         group_id: str = request.group_id
         errors: dict[tuple[str, int], ErrorCode] = {}
         rows: list[tuple[str, int, int, int, str | None]] = []
-        common = self._check_group(broker, request)
+        common = self._check_group(node, request)
         for topic in request.topics:
             for p in topic.partitions:
                 key = (topic.name, p.partition_index)
                 metadata = p.committed_metadata or ""
                 if common is not ErrorCode.none:
                     errors[key] = common
-                elif not broker.store.partition_exists(key):
+                elif not node.partition_exists(key):
                     errors[key] = ErrorCode.unknown_topic_or_partition
                 elif len(metadata) > MAX_METADATA_CHARS:
                     errors[key] = ErrorCode.offset_metadata_too_large
@@ -48,20 +49,20 @@ class OffsetCommitHandler(Handler):
                     )
                     errors[key] = ErrorCode.none
         try:
-            await broker.store.commit_offsets(group_id, rows)
+            await node.commit_offsets(group_id, rows)
         except StoreError as exc:
             for t, partition, *_ in rows:
                 errors[(t, partition)] = exc.code
         return self._response(header.api_version, request, errors)
 
     @staticmethod
-    def _check_group(broker: Broker, request: Any) -> ErrorCode:
+    def _check_group(node: Node, request: Any) -> ErrorCode:
         if not request.group_id:
             return ErrorCode.invalid_group_id
-        if not broker.store.coordinates(request.group_id):
+        if not node.coordinates(request.group_id):
             return ErrorCode.not_coordinator
         return validate_commit(
-            broker.groups.group(request.group_id),
+            node.live_group(request.group_id),
             request.member_id,
             getattr(request, "group_instance_id", None),
             request.generation_id_or_member_epoch,

@@ -11,26 +11,27 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 
 class OffsetDeleteHandler(Handler):
     api_key, min_version, max_version = 47, 0, 0
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
-        group = broker.groups.group(request.group_id)
-        committed = broker.store.committed_offsets(request.group_id)
+        group = node.live_group(request.group_id)
+        committed = node.committed_offsets(request.group_id)
         top = ErrorCode.none
         errors: dict[tuple[str, int], ErrorCode] = {}
         doomed: list[tuple[str, int]] = []
-        if not broker.store.coordinates(request.group_id):
+        if not node.coordinates(request.group_id):
             top = ErrorCode.not_coordinator
         elif group is None and not committed:
             top = ErrorCode.group_id_not_found
@@ -40,7 +41,7 @@ class OffsetDeleteHandler(Handler):
                 key = (topic.name, p.partition_index)
                 if group is not None and group.members:
                     errors[key] = ErrorCode.group_subscribed_to_topic
-                elif not broker.store.partition_exists(key):
+                elif not node.partition_exists(key):
                     errors[key] = ErrorCode.unknown_topic_or_partition
                 else:
                     errors[key] = ErrorCode.none
@@ -48,7 +49,7 @@ class OffsetDeleteHandler(Handler):
                         doomed.append(key)
         if doomed:
             try:
-                await broker.store.delete_offsets(request.group_id, doomed)
+                await node.delete_offsets(request.group_id, doomed)
             except StoreError as exc:
                 errors.update({key: exc.code for key in doomed})
         topics = tuple(

@@ -9,17 +9,18 @@ no waiting: there are no transactional offset commits to be pending.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
     from tidelog.storage.stream_state import CommittedOffset
 
 V8_NAMES = ("OffsetFetchResponseTopics", "OffsetFetchResponsePartitions")
@@ -30,7 +31,7 @@ class OffsetFetchHandler(Handler):
     api_key, min_version, max_version = 9, 1, 8
     read_only = True
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         version = header.api_version
         mod = response_module(self.api_key, version)
         zero = datetime.timedelta(0)
@@ -40,28 +41,28 @@ class OffsetFetchHandler(Handler):
                     mod,
                     "OffsetFetchResponseGroup",
                     group_id=g.group_id,
-                    topics=_topics(mod, V8_NAMES, broker, g.group_id, g.topics),
-                    error_code=_group_error(broker, g.group_id),
+                    topics=_topics(mod, V8_NAMES, node, g.group_id, g.topics),
+                    error_code=_group_error(node, g.group_id),
                 )
                 for g in request.groups
             )
             return build(mod, "OffsetFetchResponse", throttle_time=zero, groups=groups)
-        topics = _topics(mod, OLD_NAMES, broker, request.group_id, request.topics)
+        topics = _topics(mod, OLD_NAMES, node, request.group_id, request.topics)
         return build(
             mod,
             "OffsetFetchResponse",
             throttle_time=zero,
             topics=topics,
-            error_code=_group_error(broker, request.group_id),
+            error_code=_group_error(node, request.group_id),
         )
 
 
-def _group_error(broker: Broker, group_id: str) -> ErrorCode:
-    return ErrorCode.none if broker.store.coordinates(group_id) else ErrorCode.not_coordinator
+def _group_error(node: Node, group_id: str) -> ErrorCode:
+    return ErrorCode.none if node.coordinates(group_id) else ErrorCode.not_coordinator
 
 
 def _wanted(
-    committed: dict[tuple[str, int], CommittedOffset], topics: Iterable[Any] | None
+    committed: Mapping[tuple[str, int], CommittedOffset], topics: Iterable[Any] | None
 ) -> dict[str, list[int]]:
     wanted: dict[str, list[int]] = {}
     if topics is None:
@@ -76,12 +77,12 @@ def _wanted(
 def _topics(
     mod: ModuleType,
     names: tuple[str, str],
-    broker: Broker,
+    node: Node,
     group_id: str,
     topics: Iterable[Any] | None,
 ) -> tuple[Any, ...]:
     topic_cls, partition_cls = names
-    committed = broker.store.committed_offsets(group_id)
+    committed = node.committed_offsets(group_id)
     out = []
     for topic, partitions in _wanted(committed, topics).items():
         parts = []

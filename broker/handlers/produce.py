@@ -17,16 +17,17 @@ import datetime
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.batch import Compression
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 from tidelog.protocol.produce_request import ProduceRequestView, decode_produce_request
 from tidelog.storage.errors import StoreError
 from tidelog.storage.log_store import AppendResult, PendingAppend
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class ProduceHandler(Handler):
     def expects_response(self, request: Any) -> bool:
         return int(request.acks) != 0
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         # Transactional records without a transactional id are refused as Kafka refuses
         # them (it checks them against the id's ACL first), not stored as if committed.
         if request.transactional_id is not None or _has_transactional_batch(request):
@@ -101,7 +102,7 @@ class ProduceHandler(Handler):
                             f"zstd needs produce v{_FIRST_ZSTD_VERSION}+ "
                             f"api_version={header.api_version}",
                         )
-                    pend = broker.store.append_nowait(name, index, records or b"")
+                    pend = node.append_nowait(name, index, records or b"")
                 except StoreError as exc:
                     pending.append((name, index, exc))
                 except Exception as exc:  # a bug: this partition fails, not the request

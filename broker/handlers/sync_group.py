@@ -11,18 +11,19 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.events import Sync, SyncResponse
-from tidelog.broker.handlers.base import Handler, build, response_module
+from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.headers import RequestHeader
+from tidelog.protocol.messages import build, response_module
 
 if TYPE_CHECKING:
-    from tidelog.broker.server import Broker
+    from tidelog.broker.handlers.context import Node
 
 
 class SyncGroupHandler(Handler):
     api_key, min_version, max_version = 14, 0, 5
 
-    async def handle(self, broker: Broker, header: RequestHeader, request: Any) -> Any:
-        answer = await broker.groups.call(
+    async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
+        answer = await node.group_call(
             request.group_id,
             lambda token: Sync(
                 token=token,

@@ -21,8 +21,8 @@ from kio.static.constants import EntityType
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient
 from tests.integration.test_clients import create_topic
-from tidelog.broker.handlers.base import build
 from tidelog.protocol.errors import ErrorCode
+from tidelog.protocol.messages import build
 from tidelog.protocol.records import Record, build_batch
 
 pytestmark = pytest.mark.integration

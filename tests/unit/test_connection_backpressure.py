@@ -1,7 +1,7 @@
 """One connection's limits: backpressure on requests, bytes and unread responses, work
 dropped when the client leaves, admission and the idle sweep.
 
-A fake broker whose handlers park every request until the test releases it, and a
+Handlers that park every request until the test releases it, and a
 fake transport that records pause/resume: no sockets, so the limits are exercised
 exactly (the integration tests cannot pile up 64 MiB of unanswered requests on demand).
 """
@@ -37,18 +37,6 @@ class _Parked(Handler):
         await self.release.wait()
         self.finished += 1
         return [b"\x00\x00\x00\x04", header.correlation_id.to_bytes(4, "big")]
-
-
-@dataclass
-class _Broker:
-    parked: list[_Parked]
-
-    @property
-    def handlers(self) -> dict[int, Handler]:
-        return {h.api_key: h for h in self.parked}
-
-    def api_ranges(self) -> list[tuple[int, int, int]]:
-        return [(h.api_key, 0, 9) for h in self.parked]
 
 
 class _Transport:
@@ -110,7 +98,8 @@ class _Setup:
     clock: _Clock = field(default_factory=_Clock)
 
     def connect(self, ip: str = "127.0.0.1") -> tuple[Connection, _Transport]:
-        conn = Connection(_Broker(self.handlers), self.table)  # type: ignore[arg-type]
+        handlers: dict[int, Handler] = {h.api_key: h for h in self.handlers}
+        conn = Connection(object(), handlers, self.table)  # type: ignore[arg-type]  # no node used
         transport = _Transport(ip)
         conn.connection_made(transport)  # type: ignore[arg-type]
         return conn, transport

@@ -1,4 +1,4 @@
-"""The Produce handler answers each partition on its own: no sockets, a stub store."""
+"""The Produce handler answers each partition on its own: no sockets, a stub node."""
 
 from __future__ import annotations
 
@@ -34,8 +34,7 @@ def answers(store: Any) -> dict[int, tuple[int, int]]:
         transactional_id=None, acks=-1, topics=[("t", [(0, b"batch"), (1, b"batch")])]
     )
     header = RequestHeader(api_key=0, api_version=9, correlation_id=1, client_id="test")
-    broker = SimpleNamespace(store=store)
-    response = asyncio.run(ProduceHandler().handle(broker, header, request))  # type: ignore[arg-type]
+    response = asyncio.run(ProduceHandler().handle(store, header, request))
     (topic,) = response.responses
     return {p.index: (p.error_code, p.base_offset) for p in topic.partition_responses}
 
@@ -52,8 +51,7 @@ def test_acks_other_than_minus_one_zero_or_one_is_invalid_required_acks_for_all(
     store = StoreWithABug()
     request = SimpleNamespace(transactional_id=None, acks=2, topics=[("t", [(0, b"batch")])])
     header = RequestHeader(api_key=0, api_version=9, correlation_id=1, client_id="test")
-    broker = SimpleNamespace(store=store)
-    response = asyncio.run(ProduceHandler().handle(broker, header, request))  # type: ignore[arg-type]
+    response = asyncio.run(ProduceHandler().handle(store, header, request))  # type: ignore[arg-type]
     (topic,) = response.responses
     assert [p.error_code for p in topic.partition_responses] == [ErrorCode.invalid_required_acks]
     assert store.appended == []

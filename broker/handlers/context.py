@@ -1,0 +1,145 @@
+"""What a handler may ask of the broker it runs in: the `Node` protocol.
+
+Owns: the list of everything handlers use, by role (the cluster view, the topic
+catalog, partition data, groups), each named for what it means to a Kafka API rather
+than for where it is kept. `broker/node.py` `BrokerNode` is the implementation; tests
+may pass anything that has these members. Handlers import this module, never the
+node or the server, so the handler package depends on nothing that depends on it.
+
+Guarantees (of any implementation): failures a client should hear as a Kafka error
+code raise `StoreError` carrying that code; reads here never wait on the network
+unless they are `async`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import uuid
+
+    from tidelog.broker.config import ServeConfig
+    from tidelog.broker.groups.events import Effect, Event
+    from tidelog.broker.groups.model import Group
+    from tidelog.storage.log_reader import ReadResult
+    from tidelog.storage.log_store import PendingAppend
+    from tidelog.storage.meta_state import Member, TopicState
+    from tidelog.storage.partition_log import PartitionLog
+    from tidelog.storage.stream_state import CommittedOffset
+
+PartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLeader:
+    """Who leads a partition: a broker id, and its tenure as Kafka's leader epoch."""
+
+    node_id: int
+    epoch: int
+
+
+class ClusterView(Protocol):
+    """Who this broker is, who else is there, and who owns what."""
+
+    @property
+    def node_id(self) -> int: ...
+    @property
+    def cluster_id(self) -> str: ...
+    @property
+    def config(self) -> ServeConfig: ...
+    @property
+    def stopping(self) -> bool:
+        """Shutdown has begun: long polls answer now."""
+        ...
+
+    def api_ranges(self) -> list[tuple[int, int, int]]:
+        """(api_key, min_version, max_version) of every handler, as ApiVersions lists them."""
+        ...
+
+    def live_brokers(self) -> list[Member]: ...
+    def controller_id(self) -> int: ...
+    def partition_leader(self, topic: str, partition: int) -> PartitionLeader | None:
+        """The live owner of the partition, or None while it is between owners."""
+        ...
+
+    def coordinates(self, group_id: str) -> bool:
+        """Whether this broker is the group's coordinator now."""
+        ...
+
+    def coordinator_of(self, group_id: str) -> Member | None: ...
+    async def fresh_metadata(self) -> None:
+        """Fold the cluster's metadata log if the view is older than a moment."""
+        ...
+
+
+class TopicCatalog(Protocol):
+    """Topics: which exist, and creating, growing and deleting them."""
+
+    def topic(self, name: str) -> TopicState | None: ...
+    def topics(self) -> Mapping[str, TopicState]: ...
+    def topic_name(self, topic_id: uuid.UUID) -> str | None:
+        """The name of the topic with this id, or None if there is none."""
+        ...
+
+    def partition_exists(self, key: PartitionKey) -> bool: ...
+    def check_new_topic(
+        self, name: str, partitions: int, configs: Mapping[str, str | None], *, planned: int
+    ) -> dict[str, str]: ...
+    async def create_topic(
+        self, name: str, partitions: int, configs: Mapping[str, str | None]
+    ) -> TopicState: ...
+    async def ensure_topic(self, name: str) -> TopicState | None:
+        """The topic, auto-created if the broker allows it; None if it does not exist."""
+        ...
+
+    async def delete_topic(self, name: str) -> None: ...
+    def check_new_partitions(self, name: str, count: int, *, planned: int) -> TopicState: ...
+    async def create_partitions(self, name: str, count: int) -> None: ...
+
+
+class PartitionData(Protocol):
+    """Records in the partitions this broker leads, and producer ids."""
+
+    def partition(self, topic: str, partition: int) -> PartitionLog:
+        """The partition's log if this broker leads it; raises StoreError otherwise."""
+        ...
+
+    def partition_log(self, topic: str, partition: int) -> PartitionLog | None:
+        """The partition's log if this broker holds it, else None; never raises."""
+        ...
+
+    def append_nowait(
+        self, topic: str, partition: int, records: bytes | bytearray | memoryview
+    ) -> PendingAppend: ...
+    async def read(self, topic: str, partition: int, offset: int, max_bytes: int) -> ReadResult: ...
+    def prefetch(self, topic: str, partition: int, offset: int) -> None: ...
+    async def wait_for_data(self, keys: Sequence[PartitionKey], timeout: float) -> None: ...
+    async def offset_for_timestamp(
+        self, topic: str, partition: int, timestamp: int
+    ) -> tuple[int, int]: ...
+    async def max_timestamp_offset(self, topic: str, partition: int) -> tuple[int, int]: ...
+    async def allocate_producer_id(self) -> int: ...
+
+
+class GroupState(Protocol):
+    """Consumer groups: the live ones (the coordinator) and their committed offsets."""
+
+    async def group_call(self, group_id: str, make_event: Callable[[int], Event]) -> Effect:
+        """Hand the coordinator an event built for a fresh token; await its answer."""
+        ...
+
+    def live_group(self, group_id: str) -> Group | None: ...
+    def live_group_ids(self) -> Iterable[str]: ...
+    def committed_offsets(self, group_id: str) -> Mapping[PartitionKey, CommittedOffset]: ...
+    def groups_with_offsets(self) -> list[str]: ...
+    async def commit_offsets(
+        self, group_id: str, offsets: Sequence[tuple[str, int, int, int, str | None]]
+    ) -> None: ...
+    async def delete_offsets(self, group_id: str, partitions: Sequence[PartitionKey]) -> None: ...
+    async def delete_group_offsets(self, group_id: str) -> None: ...
+
+
+class Node(ClusterView, TopicCatalog, PartitionData, GroupState, Protocol):
+    """Everything handlers use; `BrokerNode` has all of it."""

@@ -1,0 +1,291 @@
+"""What a broker is apart from its listener: storage, groups, handlers, cluster view.
+
+Owns: the LogStore over the object store, the group coordinator, the handler table
+(which is also what ApiVersions advertises), the cluster id, the cluster view (live
+brokers, the controller, who leads a partition), topic auto-creation, and this
+half of start-up and shutdown: recover storage before anyone is served; on stop,
+answer parked group requests and long polls, then flush to the object store and
+close it by the deadline. It implements `broker/handlers/context.py` `Node`, the one
+thing handlers see; every handler question about storage is answered here, so
+handlers never reach into LogStore's state. `broker/server.py` puts a listener in
+front of it. No sockets here: tests build one over the in-memory object store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from tidelog.broker.config import ServeConfig
+from tidelog.broker.groups.coordinator import GroupCoordinator
+from tidelog.broker.groups.events import Effect, Event
+from tidelog.broker.groups.model import Group, GroupConfig
+from tidelog.broker.handlers import HANDLERS
+from tidelog.broker.handlers.base import Handler, api_ranges
+from tidelog.broker.handlers.context import PartitionKey, PartitionLeader
+from tidelog.protocol.errors import ErrorCode
+from tidelog.storage.commit_log import LoadStats
+from tidelog.storage.errors import StoreError
+from tidelog.storage.log_reader import ReadResult
+from tidelog.storage.log_store import LogStore, PendingAppend, StoreConfig
+from tidelog.storage.meta_state import Member, TopicState
+from tidelog.storage.object_store import ObjectStore
+from tidelog.storage.partition_log import PartitionLog
+from tidelog.storage.s3_store import S3ObjectStore
+from tidelog.storage.stream_state import CommittedOffset
+
+log = logging.getLogger(__name__)
+
+CLUSTER_ID_NAMESPACE = uuid.UUID("6f1c0a52-3e55-4a0e-9a0c-2b1f8d1c7e11")
+# Auto-create refusals a retry cannot change: the client hears the reason, not "unknown".
+_AUTO_CREATE_REFUSALS = frozenset(
+    {
+        ErrorCode.invalid_topic_exception,
+        ErrorCode.invalid_partitions,
+        ErrorCode.policy_violation,
+        ErrorCode.invalid_config,
+    }
+)
+
+
+def store_config(config: ServeConfig) -> StoreConfig:
+    """The storage settings a `tidelog serve` configuration implies."""
+    return StoreConfig(
+        data_dir=Path(config.data_dir),
+        node_id=config.node_id,
+        durability="object" if config.durability == "object" else "wal",
+        flush_interval_ms=config.flush_interval_ms,
+        flush_bytes=config.flush_bytes,
+        host=config.advertised.host,
+        port=config.advertised.port,
+        session_timeout_ms=config.session_timeout_ms,
+        replace_nodes=config.replace,
+        wal_failover="takeover" if config.wal_failover == "takeover" else "wait",
+        max_partitions_per_topic=config.max_partitions_per_topic,
+        max_partitions=config.max_partitions,
+    )
+
+
+class BrokerNode:
+    def __init__(
+        self,
+        config: ServeConfig,
+        object_store: ObjectStore,
+        clock_ms: Callable[[], int],
+        store: StoreConfig | None = None,
+    ) -> None:
+        """`store` overrides the storage settings `config` implies (tests shorten them)."""
+        self._config = config
+        self.object_store = object_store
+        self.store = LogStore(store or store_config(config), object_store, clock_ms)
+        self.groups = GroupCoordinator(
+            GroupConfig(initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms),
+            clock_ms,
+            self.store.coordinates,
+        )
+        self.handlers: dict[int, Handler] = {h.api_key: h for h in HANDLERS}
+        self._cluster_id = str(uuid.uuid5(CLUSTER_ID_NAMESPACE, object_store.url))[:22]
+        self._stopping = False
+        self.fenced = asyncio.Event()  # set when another broker took our partitions
+        self.store.on_fenced = self.fenced.set
+
+    # -- life cycle --------------------------------------------------------------------
+
+    async def start(self) -> LoadStats:
+        """Recover storage (the bucket, then our WAL); serve nobody before it returns."""
+        if isinstance(self.object_store, S3ObjectStore):
+            await self.object_store.ensure_bucket()
+        return await self.store.start()
+
+    def begin_stop(self) -> None:
+        """Answer what is parked: group requests NOT_COORDINATOR, long polls at once."""
+        if self._stopping:
+            return
+        self.groups.close()
+        self._stopping = True
+        self.store.wake_readers()
+
+    async def stop(self, deadline: float | None = None) -> bool:
+        """Upload, hand over and close the object store by `deadline` (event-loop time);
+        False if something was given up (the store logs what it left behind)."""
+        self.begin_stop()
+        loop = asyncio.get_running_loop()
+        finished = await self.store.stop(deadline)
+        try:
+            async with asyncio.timeout_at(deadline if finished else loop.time()):
+                await self.object_store.close()
+        except TimeoutError:
+            finished = False
+        return finished
+
+    @property
+    def stream_id(self) -> str:
+        return self.store.stream_id
+
+    def partitions_led(self) -> int:
+        return len(self.store.partitions)
+
+    # -- the cluster view --------------------------------------------------------------
+
+    @property
+    def node_id(self) -> int:
+        return self._config.node_id
+
+    @property
+    def cluster_id(self) -> str:
+        return self._cluster_id
+
+    @property
+    def config(self) -> ServeConfig:
+        return self._config
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def api_ranges(self) -> list[tuple[int, int, int]]:
+        return api_ranges(self.handlers)
+
+    def live_brokers(self) -> list[Member]:
+        """Brokers in the cluster now, one per node id (its newest incarnation)."""
+        newest: dict[int, Member] = {}
+        for m in self.store.meta.state.members.values():
+            if m.node not in newest or m.epoch > newest[m.node].epoch:
+                newest[m.node] = m
+        return [newest[n] for n in sorted(newest)]
+
+    def controller_id(self) -> int:
+        brokers = self.live_brokers()
+        return brokers[0].node if brokers else self.node_id
+
+    def partition_leader(self, topic: str, partition: int) -> PartitionLeader | None:
+        meta = self.store.meta.state
+        owner = meta.owner_of((topic, partition))
+        if owner is None:
+            return None
+        return PartitionLeader(owner.node, meta.owners[(topic, partition)].seq)
+
+    def coordinates(self, group_id: str) -> bool:
+        return self.store.coordinates(group_id)
+
+    def coordinator_of(self, group_id: str) -> Member | None:
+        return self.store.coordinator_of(group_id)
+
+    async def fresh_metadata(self) -> None:
+        await self.store.fresh_metadata()
+
+    # -- the topic catalog -------------------------------------------------------------
+
+    def topic(self, name: str) -> TopicState | None:
+        return self.store.topic(name)
+
+    def topics(self) -> Mapping[str, TopicState]:
+        return self.store.topics()
+
+    def topic_name(self, topic_id: uuid.UUID) -> str | None:
+        wanted = str(topic_id)
+        return next((n for n, s in self.store.topics().items() if s.topic_id == wanted), None)
+
+    def partition_exists(self, key: PartitionKey) -> bool:
+        return self.store.partition_exists(key)
+
+    def check_new_topic(
+        self, name: str, partitions: int, configs: Mapping[str, str | None], *, planned: int
+    ) -> dict[str, str]:
+        return self.store.check_new_topic(name, partitions, configs, planned=planned)
+
+    async def create_topic(
+        self, name: str, partitions: int, configs: Mapping[str, str | None]
+    ) -> TopicState:
+        return await self.store.create_topic(name, partitions, configs)
+
+    async def ensure_topic(self, name: str) -> TopicState | None:
+        """The topic, auto-created if allowed; None if it does not exist. Raises
+        StoreError when creating it is refused for good (a cap, a reserved name)."""
+        auto_create = self._config.auto_create_topics
+        topic = self.store.topic(name)
+        if topic is None and auto_create:
+            await self.store.fresh_metadata()  # another broker may have just created it
+            topic = self.store.topic(name)
+        if topic is not None or not auto_create:
+            return topic
+        try:
+            return await self.store.create_topic(name, self._config.default_partitions)
+        except StoreError as exc:
+            log.info("auto-create refused topic=%s error=%s", name, exc)
+            if exc.code in _AUTO_CREATE_REFUSALS:
+                raise
+            return self.store.topic(name)
+
+    async def delete_topic(self, name: str) -> None:
+        await self.store.delete_topic(name)
+
+    def check_new_partitions(self, name: str, count: int, *, planned: int) -> TopicState:
+        return self.store.check_new_partitions(name, count, planned=planned)
+
+    async def create_partitions(self, name: str, count: int) -> None:
+        await self.store.create_partitions(name, count)
+
+    # -- partition data ----------------------------------------------------------------
+
+    def partition(self, topic: str, partition: int) -> PartitionLog:
+        return self.store.partition(topic, partition)
+
+    def partition_log(self, topic: str, partition: int) -> PartitionLog | None:
+        return self.store.partitions.get((topic, partition))
+
+    def append_nowait(
+        self, topic: str, partition: int, records: bytes | bytearray | memoryview
+    ) -> PendingAppend:
+        return self.store.append_nowait(topic, partition, records)
+
+    async def read(self, topic: str, partition: int, offset: int, max_bytes: int) -> ReadResult:
+        return await self.store.read(topic, partition, offset, max_bytes)
+
+    def prefetch(self, topic: str, partition: int, offset: int) -> None:
+        self.store.prefetch(topic, partition, offset)
+
+    async def wait_for_data(self, keys: Sequence[PartitionKey], timeout: float) -> None:
+        await self.store.wait_for_data(keys, timeout)
+
+    async def offset_for_timestamp(
+        self, topic: str, partition: int, timestamp: int
+    ) -> tuple[int, int]:
+        return await self.store.offset_for_timestamp(topic, partition, timestamp)
+
+    async def max_timestamp_offset(self, topic: str, partition: int) -> tuple[int, int]:
+        return await self.store.max_timestamp_offset(topic, partition)
+
+    async def allocate_producer_id(self) -> int:
+        return await self.store.allocate_producer_id()
+
+    # -- groups ------------------------------------------------------------------------
+
+    async def group_call(self, group_id: str, make_event: Callable[[int], Event]) -> Effect:
+        return await self.groups.call(group_id, make_event)
+
+    def live_group(self, group_id: str) -> Group | None:
+        return self.groups.group(group_id)
+
+    def live_group_ids(self) -> Iterable[str]:
+        return list(self.groups.groups)
+
+    def committed_offsets(self, group_id: str) -> Mapping[PartitionKey, CommittedOffset]:
+        return self.store.committed_offsets(group_id)
+
+    def groups_with_offsets(self) -> list[str]:
+        return self.store.groups_with_offsets()
+
+    async def commit_offsets(
+        self, group_id: str, offsets: Sequence[tuple[str, int, int, int, str | None]]
+    ) -> None:
+        await self.store.commit_offsets(group_id, offsets)
+
+    async def delete_offsets(self, group_id: str, partitions: Sequence[PartitionKey]) -> None:
+        await self.store.delete_offsets(group_id, partitions)
+
+    async def delete_group_offsets(self, group_id: str) -> None:
+        await self.store.delete_group(group_id)
