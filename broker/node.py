@@ -242,8 +242,10 @@ class BrokerNode:
     ) -> PendingAppend:
         return self.store.append_nowait(topic, partition, records)
 
-    async def read(self, topic: str, partition: int, offset: int, max_bytes: int) -> ReadResult:
-        return await self.store.read(topic, partition, offset, max_bytes)
+    async def read(
+        self, topic: str, partition: int, offset: int, max_bytes: int, *, committed: bool = False
+    ) -> ReadResult:
+        return await self.store.read(topic, partition, offset, max_bytes, committed=committed)
 
     def prefetch(self, topic: str, partition: int, offset: int) -> None:
         self.store.prefetch(topic, partition, offset)

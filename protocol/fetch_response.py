@@ -18,7 +18,7 @@ Guarantees:
   are written). A memoryview counts ``nbytes``, whatever its format.
 * Fields per version follow Kafka's FetchResponse.json: throttle_time_ms
   (all), error_code and session_id (v7+), last_stable_offset (v4+),
-  log_start_offset (v5+), aborted_transactions (always sent as null),
+  log_start_offset (v5+), aborted_transactions (null unless given: read_committed),
   preferred_read_replica (v11+, always -1), empty tagged fields after each
   partition, topic and the body in v12.
 * A partition whose ``records`` is None is sent as a null record set; an
@@ -58,6 +58,7 @@ _INT32 = struct.Struct(">i")
 _SIZE_AND_CORRELATION_ID = struct.Struct(">ii")
 _THROTTLE = struct.Struct(">i")
 _THROTTLE_ERROR_SESSION = struct.Struct(">ihi")
+_ABORTED = struct.Struct(">qq")
 _MAX_STRING_BYTES = 0x7FFF
 _MAX_RECORDS_BYTES = 0x7FFFFFFF - 1  # compact length is stored as length + 1
 
@@ -71,6 +72,9 @@ class FetchPartitionResult(NamedTuple):
     last_stable_offset: int
     log_start_offset: int
     records: Sequence[BytesLike] | None
+    # read_committed: (producer_id, first_offset) of aborted transactions in `records`;
+    # None is sent as null (read_uncommitted)
+    aborted: Sequence[tuple[int, int]] | None = None
 
 
 class _Layout(NamedTuple):
@@ -80,21 +84,17 @@ class _Layout(NamedTuple):
     top_level_error: bool
     log_start_offset: bool
     # partition_index, error_code, high_watermark, last_stable_offset,
-    # [log_start_offset], then constants: null aborted_transactions and
+    # [log_start_offset]; then aborted_transactions, then the constant
     # [preferred_read_replica = -1].
     partition_head: struct.Struct
-    partition_tail: tuple[int, ...]
+    partition_tail: struct.Struct | None
 
 
 def _layout(version: int) -> _Layout:
     flexible = version >= _FIRST_FLEXIBLE_VERSION
     log_start_offset = version >= _FIRST_LOG_START_OFFSET_VERSION
     fmt = ">ihqq" + ("q" if log_start_offset else "")
-    tail: tuple[int, ...] = ()
-    # Null aborted_transactions: compact count 0 (uvarint, one byte) or int32 -1.
-    fmt, tail = (fmt + "B", (0,)) if flexible else (fmt + "i", (_NULL,))
-    if version >= _FIRST_PREFERRED_REPLICA_VERSION:
-        fmt, tail = fmt + "i", (*tail, _NULL)
+    tail = struct.Struct(">i") if version >= _FIRST_PREFERRED_REPLICA_VERSION else None
     return _Layout(
         flexible=flexible,
         top_level_error=version >= _FIRST_TOP_LEVEL_ERROR_VERSION,
@@ -183,7 +183,6 @@ def _write_partition_head(out: bytearray, partition: FetchPartitionResult, layou
             partition.high_watermark,
             partition.last_stable_offset,
             partition.log_start_offset,
-            *layout.partition_tail,
         )
     else:
         out += layout.partition_head.pack(
@@ -191,8 +190,18 @@ def _write_partition_head(out: bytearray, partition: FetchPartitionResult, layou
             partition.error_code,
             partition.high_watermark,
             partition.last_stable_offset,
-            *layout.partition_tail,
         )
+    aborted = partition.aborted
+    if aborted is None:
+        _write_length(out, _NULL, layout.flexible)
+    else:
+        _write_length(out, len(aborted), layout.flexible)
+        for producer_id, first_offset in aborted:
+            out += _ABORTED.pack(producer_id, first_offset)
+            if layout.flexible:
+                out.append(0)  # aborted transaction tagged fields
+    if layout.partition_tail is not None:
+        out += layout.partition_tail.pack(_NULL)  # preferred_read_replica
     if partition.records is None:
         _write_length(out, _NULL, layout.flexible)
         return 0

@@ -112,6 +112,8 @@ class Adoption:
     async def _adopt_slot(self, slot: int, owner: Owner) -> dict[str, Any] | None:
         key = (GROUP_TOPIC, slot)
         groups: dict[str, Any] = {}
+        txns: dict[str, Any] = {}
+        pending: dict[str, Any] = {}
         for src in owner.sources:
             state = await self._source(src)
             if state is None:
@@ -122,5 +124,18 @@ class Adoption:
                     for g, o in state.group_offsets.items()
                     if group_slot(g) == slot
                 }
+                txns = {t: m for t, m in state.txns.items() if group_slot(t) == slot}
+                pending = {
+                    g: {str(p): v for p, v in e.items()}
+                    for g, e in state.txn_offsets.items()
+                    if group_slot(g) == slot
+                }
                 break
-        return {"op": "adopt_groups", "tenure": owner.seq, "slot": slot, "groups": groups}
+        return {
+            "op": "adopt_groups",
+            "tenure": owner.seq,
+            "slot": slot,
+            "groups": groups,
+            "txns": txns,
+            "txn_offsets": pending,
+        }

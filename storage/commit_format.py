@@ -74,9 +74,11 @@ class Chunk:
     length: int
     crc: int
     producers: tuple[ProducerBatch, ...] = ()
+    # Transaction events: (producer id, epoch, 0 begin | 1 commit | 2 abort, offset).
+    txns: tuple[tuple[int, int, int, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        raw = {
             "topic_id": self.topic_id,
             "topic": self.topic,
             "partition": self.partition,
@@ -88,6 +90,9 @@ class Chunk:
             "crc": self.crc,
             "producers": [p.to_json() for p in self.producers],
         }
+        if self.txns:
+            raw["txns"] = [list(t) for t in self.txns]
+        return raw
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Chunk:
@@ -102,6 +107,7 @@ class Chunk:
             length=int(raw["len"]),
             crc=int(raw["crc"]),
             producers=tuple(ProducerBatch.from_json(p) for p in raw.get("producers", [])),
+            txns=tuple((int(p), int(e), int(k), int(o)) for p, e, k, o in raw.get("txns", [])),
         )
 
 

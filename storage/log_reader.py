@@ -31,6 +31,7 @@ from tidelog.storage.object_store import ObjectStore, ObjectStoreError
 from tidelog.storage.partition_log import PartitionLog
 from tidelog.storage.paths import stream_commit_key
 from tidelog.storage.stream_state import ChunkRef
+from tidelog.storage.txn_index import AbortedTxn
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class ReadResult:
     high_watermark: int
     log_start_offset: int
     parts: list[bytes | bytearray | memoryview]
+    last_stable_offset: int = -1  # -1: the high watermark (no transaction open)
+    # read_committed only: aborted transactions with records in what was returned
+    aborted: tuple[AbortedTxn, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -71,18 +75,25 @@ class LogReader:
         self._recent: OrderedDict[tuple[str, int], float] = OrderedDict()
         self.gets = 0  # ranged GETs started, for tests and benchmarks
 
-    async def read(self, part: PartitionLog, offset: int, max_bytes: int) -> ReadResult:
+    async def read(
+        self, part: PartitionLog, offset: int, max_bytes: int, *, committed: bool = False
+    ) -> ReadResult:
+        """`committed` (read_committed): only below the last stable offset, with the
+        aborted transactions the returned batches hold records of."""
         hw = part.high_watermark
+        lso = part.last_stable_offset
         where = f"topic={part.state.topic} partition={part.state.partition} offset={offset}"
         if offset < part.log_start or offset > hw:
             raise StoreError(
                 ErrorCode.offset_out_of_range,
                 f"offset out of range {where} log_start={part.log_start} high_watermark={hw}",
             )
-        if offset == hw:
-            return ReadResult(hw, part.log_start, [])
+        bound = lso if committed else hw
+        if offset >= bound:
+            return self._result(part, hw, lso, [], committed, offset)
         if offset >= part.tail_start:
-            return ReadResult(hw, part.log_start, list(part.read_tail(offset, max_bytes)))
+            parts = list(part.read_tail(offset, max_bytes, bound))
+            return self._result(part, hw, lso, parts, committed, offset)
         ref = part.state.chunk_for(offset)
         if ref is None:
             raise StoreError(ErrorCode.offset_out_of_range, f"offset in no chunk {where}")
@@ -90,7 +101,26 @@ class LogReader:
         self._read_ahead(part, ref)
         # One chunk per read: going on into the next chunk made responses bigger and
         # consumers slower here (docs/read-path.md).
-        return ReadResult(hw, part.log_start, [_slice_from(chunk, offset, max_bytes)])
+        view = _slice_from(chunk, offset, max_bytes, bound)
+        return self._result(part, hw, lso, [view] if view else [], committed, offset)
+
+    @staticmethod
+    def _result(
+        part: PartitionLog,
+        hw: int,
+        lso: int,
+        parts: list[bytes | bytearray | memoryview],
+        committed: bool,
+        offset: int,
+    ) -> ReadResult:
+        aborted = None
+        if committed:
+            end = offset
+            if parts:
+                for _, h in iter_batches(memoryview(parts[-1])):
+                    end = h.next_offset
+            aborted = tuple(part.state.txns.aborted_between(offset, end)) if end > offset else ()
+        return ReadResult(hw, part.log_start, parts, lso, aborted)
 
     def prefetch(self, part: PartitionLog, offset: int) -> None:
         """Start loading the chunk holding `offset` (and what follows) without waiting,
@@ -239,12 +269,15 @@ class LogReader:
             self._cache_bytes -= len(old)
 
 
-def _slice_from(chunk: bytes, offset: int, max_bytes: int) -> memoryview:
-    """The chunk's bytes from the batch holding `offset`, whole batches up to max_bytes."""
+def _slice_from(chunk: bytes, offset: int, max_bytes: int, bound: int) -> memoryview:
+    """The chunk's bytes from the batch holding `offset`, whole batches up to max_bytes,
+    none ending past `bound` (the high watermark or the last stable offset)."""
     view = memoryview(chunk)
     start = None
     end = 0
     for pos, h in iter_batches(view):
+        if h.next_offset > bound:
+            break
         batch_end = pos + h.size
         if start is None:
             if h.last_offset < offset:

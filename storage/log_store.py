@@ -23,7 +23,6 @@ from typing import Any
 
 from tidelog.storage import paths
 from tidelog.storage.clock import Clock, SystemClock
-from tidelog.storage.commit_format import Chunk
 from tidelog.storage.commit_log import CommitLog, LoadStats
 from tidelog.storage.data_dir import lock_data_dir, read_wal_owner, write_wal_owner
 from tidelog.storage.flusher import Flusher
@@ -50,6 +49,7 @@ from tidelog.storage.topic_catalog import (
     validate_topic_name,
     validate_user_topic_name,
 )
+from tidelog.storage.txn_store import TxnStore
 from tidelog.storage.upload_backlog import UploadBacklog
 from tidelog.storage.wal import WalWriter
 from tidelog.storage.wal_replay import replay_wal
@@ -145,6 +145,12 @@ class LogStore:
             lease=self.lease,
             moving=self.moving,
             serves=self.serves,
+            stream_ops=self.stream_ops,
+            clock=self.clock,
+        )
+        self.txns = TxnStore(
+            lambda: self.stream.state,
+            coordinates=self.coordinates,
             stream_ops=self.stream_ops,
             clock=self.clock,
         )
@@ -439,11 +445,11 @@ class LogStore:
     # -- produce (storage/produce_path.py) ---------------------------------------------
 
     def append_nowait(
-        self, topic: str, partition: int, records: bytes | bytearray | memoryview
+        self, topic: str, partition: int, records: Buffer, *, txn_verified: bool = False
     ) -> PendingAppend:
         """Validate, deduplicate and store one partition's record set now (offsets are
         assigned before this returns); await `durable` before acknowledging it."""
-        return self.produce.append_nowait(topic, partition, records)
+        return self.produce.append_nowait(topic, partition, records, txn_verified=txn_verified)
 
     async def append(
         self, topic: str, partition: int, records: bytes | bytearray | memoryview
@@ -463,17 +469,13 @@ class LogStore:
     def unflushed_bytes(self) -> int:
         return self.backlog.unflushed_bytes()
 
-    def take_chunks(self, max_bytes: int) -> tuple[list[Chunk], list[Buffer]]:
-        return self.backlog.take_chunks(max_bytes)
-
-    def rewind(self) -> None:
-        self.backlog.rewind()
-
     # -- read (storage/partition_reads.py) ---------------------------------------------
 
-    async def read(self, topic: str, partition: int, offset: int, max_bytes: int) -> ReadResult:
+    async def read(
+        self, topic: str, partition: int, offset: int, max_bytes: int, *, committed: bool = False
+    ) -> ReadResult:
         # A moving partition is still served until its new owner has it.
-        return await self.reads.read(topic, partition, offset, max_bytes)
+        return await self.reads.read(topic, partition, offset, max_bytes, committed=committed)
 
     def prefetch(self, topic: str, partition: int, offset: int) -> None:
         """Start reading what a `read` at `offset` will want from the bucket; no wait."""

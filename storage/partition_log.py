@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from tidelog.storage.commit_format import ProducerBatch
 from tidelog.storage.producer_state import SavedEntry
 from tidelog.storage.stream_state import PartitionState
+from tidelog.storage.txn_index import BEGIN, SavedTxns, TxnEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +33,15 @@ class Batch:
     max_timestamp: int
     data: bytes | bytearray | memoryview
     producer: ProducerBatch | None
+    # What it means to the partition's transactions (storage/txn_index.py), if anything:
+    # BEGIN only for the batch that opened its producer's transaction here.
+    txn: TxnEvent | None = None
 
 
 class PartitionLog:
     __slots__ = (
         "_producer_undo",
+        "_txn_undo",
         "_waiters",
         "discards",
         "high_watermark",
@@ -58,6 +63,7 @@ class PartitionLog:
         # (base offset, producer id, its entry before that batch) for batches above the
         # high watermark: enough to give them back exactly.
         self._producer_undo: deque[tuple[int, int, SavedEntry]] = deque()
+        self._txn_undo: deque[tuple[int, SavedTxns]] = deque()  # (base offset, before)
         self.discards = 0  # how many times batches were given back
 
     @property
@@ -80,6 +86,15 @@ class PartitionLog:
     def tail_start(self) -> int:
         return self.tail[0].base_offset if self.tail else self.next_offset
 
+    @property
+    def last_stable_offset(self) -> int:
+        """Below it every transaction is decided (read_committed reads stop here)."""
+        return self.state.txns.stable_offset(self.high_watermark)
+
+    def opens_transaction(self, producer_id: int) -> bool:
+        """Whether a transactional batch of this producer would open a transaction here."""
+        return producer_id not in self.state.txns.open
+
     def add(self, batch: Batch) -> None:
         if batch.base_offset != self.next_offset:
             raise ValueError(
@@ -87,13 +102,27 @@ class PartitionLog:
                 f"partition={self.state.partition} expected={self.next_offset} "
                 f"got={batch.base_offset}"
             )
+        event = batch.txn
+        if event is not None and event[2] == BEGIN and event[0] in self.state.txns.open:
+            event = None  # its transaction is open here already: nothing to record
+            batch = Batch(
+                batch.base_offset, batch.end_offset, batch.max_timestamp, batch.data, batch.producer
+            )
         self.tail.append(batch)
         self.tail_bytes += len(batch.data)
         self.next_offset = batch.end_offset
+        producers = self.state.producers
         if batch.producer is not None:
             pid = batch.producer.producer_id
-            self._producer_undo.append((batch.base_offset, pid, self.state.producers.saved(pid)))
-            self.state.producers.record(batch.producer)
+            self._producer_undo.append((batch.base_offset, pid, producers.saved(pid)))
+            producers.record(batch.producer)
+        if event is not None:
+            self._txn_undo.append((batch.base_offset, self.state.txns.saved()))
+            self.state.txns.apply(event)
+            if event[2] != BEGIN:  # a marker: its epoch fences older ones
+                pid = event[0]
+                self._producer_undo.append((batch.base_offset, pid, producers.saved(pid)))
+                producers.bump_epoch(pid, event[1])
 
     def advance_high_watermark(self, offset: int) -> None:
         if offset > self.high_watermark:
@@ -101,6 +130,9 @@ class PartitionLog:
             undo = self._producer_undo
             while undo and undo[0][0] < self.high_watermark:
                 undo.popleft()  # visible now: never given back
+            txn_undo = self._txn_undo
+            while txn_undo and txn_undo[0][0] < self.high_watermark:
+                txn_undo.popleft()
             waiters, self._waiters = self._waiters, []
             for w in waiters:
                 if not w.done():
@@ -123,6 +155,9 @@ class PartitionLog:
         while undo and undo[-1][0] >= offset:
             _, pid, saved = undo.pop()
             self.state.producers.restore_saved(pid, saved)
+        txn_undo = self._txn_undo
+        while txn_undo and txn_undo[-1][0] >= offset:
+            self.state.txns.restore(txn_undo.pop()[1])
         self.next_offset = offset
         self.launched_end = min(self.launched_end, offset)
         self.discards += 1
@@ -184,15 +219,19 @@ class PartitionLog:
             freed += len(b.data)
         return freed
 
-    def read_tail(self, offset: int, max_bytes: int) -> list[bytes | bytearray | memoryview]:
-        """Visible batches from the one holding `offset`; always at least one if any."""
+    def read_tail(
+        self, offset: int, max_bytes: int, limit: int | None = None
+    ) -> list[bytes | bytearray | memoryview]:
+        """Visible batches from the one holding `offset`, ending at or below `limit`
+        (the high watermark unless given); always at least one if any."""
+        bound = self.high_watermark if limit is None else min(limit, self.high_watermark)
         i = bisect_right(self.tail, offset, key=lambda b: b.base_offset) - 1
         i = max(i, 0)
         out: list[bytes | bytearray | memoryview] = []
         size = 0
         for j in range(i, len(self.tail)):
             b = self.tail[j]
-            if b.end_offset > self.high_watermark:
+            if b.end_offset > bound:
                 break
             if out and size + len(b.data) > max_bytes:
                 break

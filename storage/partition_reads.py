@@ -37,8 +37,11 @@ class PartitionReads:
         self._clock = clock
         self._leader_of = leader_of
 
-    async def read(self, topic: str, partition: int, offset: int, max_bytes: int) -> ReadResult:
-        return await self.reader.read(self._leader_of(topic, partition), offset, max_bytes)
+    async def read(
+        self, topic: str, partition: int, offset: int, max_bytes: int, *, committed: bool = False
+    ) -> ReadResult:
+        part = self._leader_of(topic, partition)
+        return await self.reader.read(part, offset, max_bytes, committed=committed)
 
     def prefetch(self, topic: str, partition: int, offset: int) -> None:
         part = self._partitions.get((topic, partition))

@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidelog.protocol.batch import (
+    BatchHeader,
     iter_batches,
     patch_base_offset,
     set_base_offsets,
     validate_produce_records,
 )
+from tidelog.protocol.control import control_batch
 from tidelog.protocol.errors import ErrorCode, RecordBatchError
 from tidelog.storage.commit_format import ProducerBatch
 from tidelog.storage.errors import StoreError, fenced_error
@@ -35,6 +37,7 @@ from tidelog.storage.partition_log import Batch, PartitionLog
 from tidelog.storage.producer_state import Verdict
 from tidelog.storage.stream_state import PartitionKey
 from tidelog.storage.topic_catalog import INTERNAL_TOPICS
+from tidelog.storage.txn_index import TxnEvent, batch_event
 from tidelog.storage.upload_backlog import UploadBacklog
 from tidelog.storage.wal import KIND_BATCH, WalError, encode_payload
 
@@ -79,8 +82,16 @@ class ProducePath:
         self._kick_flusher = kick_flusher
 
     def append_nowait(
-        self, topic: str, partition: int, records: bytes | bytearray | memoryview
+        self,
+        topic: str,
+        partition: int,
+        records: bytes | bytearray | memoryview,
+        *,
+        txn_verified: bool = False,
     ) -> PendingAppend:
+        """`txn_verified`: the transaction coordinator confirmed this partition is in the
+        producer's open transaction (a transactional batch that would open one here is
+        refused without it: docs/transactions.md, "Late writes")."""
         if topic in INTERNAL_TOPICS:
             raise StoreError(
                 ErrorCode.invalid_topic_exception,
@@ -106,6 +117,8 @@ class ProducePath:
             )
         first = headers[0]
         count = sum(h.last_offset_delta + 1 for h in headers)
+        if first.is_transactional:
+            self._check_transactional(part, first, txn_verified)
         if first.producer_id >= 0:
             last_seq = first.base_sequence + count - 1
             check = part.state.producers.check(
@@ -129,6 +142,73 @@ class ProducePath:
                     f"stale producer epoch producer_id={first.producer_id} "
                     f"epoch={first.producer_epoch}",
                 )
+        self._check_room(topic, partition)
+        base = part.next_offset
+        data, end = _with_offsets(records, base)
+        producer = None
+        if first.producer_id >= 0:
+            producer = ProducerBatch(
+                first.producer_id,
+                first.producer_epoch,
+                first.base_sequence,
+                first.base_sequence + count - 1,
+                base,
+                end - 1,
+            )
+        max_ts = max(h.max_timestamp for h in headers)
+        txn = batch_event(data, first, base) if first.is_transactional else None
+        return self._store(part, Batch(base, end, max_ts, data, producer, txn))
+
+    def append_marker(
+        self,
+        topic: str,
+        partition: int,
+        *,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        coordinator_epoch: int,
+        timestamp: int,
+    ) -> PendingAppend:
+        """Write a transaction's COMMIT or ABORT marker (a control batch) here."""
+        if self._lease.fenced:
+            raise fenced_error()
+        part = self._leader_of(topic, partition)
+        if part.key in self._moving:
+            raise StoreError(
+                ErrorCode.not_leader_or_follower,
+                f"partition moving to another broker topic={topic} partition={partition}",
+            )
+        self._check_room(topic, partition)
+        raw = control_batch(
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            commit=commit,
+            coordinator_epoch=coordinator_epoch,
+            timestamp=timestamp,
+        )
+        base = part.next_offset
+        data, end = set_base_offsets(raw, base)
+        header = next(iter_batches(data))[1]
+        event: TxnEvent | None = batch_event(data, header, base)
+        return self._store(part, Batch(base, end, timestamp, data, None, event))
+
+    def _check_transactional(self, part: PartitionLog, first: BatchHeader, verified: bool) -> None:
+        where = f"topic={part.state.topic} partition={part.state.partition}"
+        if first.producer_id < 0:
+            raise StoreError(
+                ErrorCode.invalid_record,
+                f"transactional batch without a producer id {where}",
+            )
+        if part.opens_transaction(first.producer_id) and not verified:
+            raise StoreError(
+                ErrorCode.invalid_txn_state,
+                f"transactional batch for a partition not in the producer's open "
+                f"transaction {where} producer_id={first.producer_id} "
+                f"epoch={first.producer_epoch}",
+            )
+
+    def _check_room(self, topic: str, partition: int) -> None:
         backlog = self._backlog.uncommitted_bytes
         if backlog > self._max_backlog_bytes:
             raise StoreError(
@@ -143,23 +223,16 @@ class ProducePath:
                 ErrorCode.kafka_storage_error,
                 f"wal cannot write (disk full?); retry later topic={topic} partition={partition}",
             )
-        base = part.next_offset
-        data, end = _with_offsets(records, base)
-        producer = None
-        if first.producer_id >= 0:
-            producer = ProducerBatch(
-                first.producer_id,
-                first.producer_epoch,
-                first.base_sequence,
-                first.base_sequence + count - 1,
-                base,
-                end - 1,
-            )
-        max_ts = max(h.max_timestamp for h in headers)
-        part.add(Batch(base, end, max_ts, data, producer))
+
+    def _store(self, part: PartitionLog, batch: Batch) -> PendingAppend:
+        """Add an accepted batch and make it durable (WAL, or the next upload)."""
+        topic, partition = part.key
+        base, end, data = batch.base_offset, batch.end_offset, batch.data
+        part.add(batch)
         self._backlog.added(len(data))
         self._kick_flusher()
         result = AppendResult(base, part.log_start)
+        wal = self._backlog.wal
         if wal is None:
             return PendingAppend(result, self._wait_visible(part, end))
         head = encode_payload(KIND_BATCH, part.topic_id, topic, partition)

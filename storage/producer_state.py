@@ -87,6 +87,17 @@ class ProducerStates:
             return  # already known: replaying something folded before
         entry.batches.append(batch)
 
+    def bump_epoch(self, producer_id: int, epoch: int) -> None:
+        """A transaction marker of `epoch` was written: older epochs are fenced from now
+        on, and a newer epoch starts its sequences at zero."""
+        entry = self._entries.get(producer_id)
+        if entry is None or epoch > entry.epoch:
+            self._entries[producer_id] = ProducerEntry(epoch)
+
+    def epoch_of(self, producer_id: int) -> int | None:
+        entry = self._entries.get(producer_id)
+        return None if entry is None else entry.epoch
+
     def saved(self, producer_id: int) -> SavedEntry:
         """What `restore_saved` needs to put this producer back as it is now."""
         entry = self._entries.get(producer_id)
@@ -105,11 +116,22 @@ class ProducerStates:
         return entry.batches[-1] if entry and entry.batches else None
 
     def snapshot(self) -> list[list[int]]:
-        return [b.to_json() for e in self._entries.values() for b in e.batches]
+        """Every cached batch; a producer with none (its epoch bumped by a transaction
+        marker) as [producer_id, epoch, -1, -1, -1, -1]."""
+        rows: list[list[int]] = []
+        for pid, e in self._entries.items():
+            if e.batches:
+                rows.extend(b.to_json() for b in e.batches)
+            else:
+                rows.append([pid, e.epoch, -1, -1, -1, -1])
+        return rows
 
     def restore(self, rows: list[list[int]]) -> None:
         for row in rows:
-            self.record(ProducerBatch.from_json(row))
+            if row[2] == -1:
+                self.bump_epoch(int(row[0]), int(row[1]))
+            else:
+                self.record(ProducerBatch.from_json(row))
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -21,6 +21,13 @@ is adopted anew, for a newer tenure.
     {"op": "delete_group", "group"}
     {"op": "seal", "by": stream}    written by a broker taking this stream's partitions
                                     over: nothing after it takes effect, ever
+    {"op": "txn", "id", "meta": {...}}   a transactional id's coordinator state
+                                    (broker/transactions/model.py; opaque here)
+    {"op": "txn_offsets", "group", "pid", "epoch", "offsets": [[topic, partition, offset,
+     leader_epoch, metadata], ...]}  offsets of an open transaction (TxnOffsetCommit)
+    {"op": "txn_offsets_end", "pid", "groups": [...], "commit", "ts"}  its marker: the
+                                    pending offsets become committed, or are dropped
+`adopt_groups` also carries the slot's "txns" and "txn_offsets".
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any
 
 from tidelog.storage.commit_format import Chunk, CommitHeader
 from tidelog.storage.producer_state import ProducerStates
+from tidelog.storage.txn_index import BEGIN, TxnIndex
 
 PartitionKey = tuple[str, int]
 GROUP_SLOTS_TOPIC = "__consumer_offsets"  # the key of a group slot: (this, slot)
@@ -83,6 +91,7 @@ class PartitionState:
     committed_end: int = 0
     log_start: int = 0
     producers: ProducerStates = field(default_factory=ProducerStates)
+    txns: TxnIndex = field(default_factory=TxnIndex)
 
     @property
     def key(self) -> PartitionKey:
@@ -117,6 +126,7 @@ class PartitionState:
             "end": self.committed_end,
             "chunks": [c.to_json() for c in self.chunks],
             "producers": self.producers.snapshot(),
+            "txns": self.txns.to_json(),
         }
 
     @classmethod
@@ -126,6 +136,7 @@ class PartitionState:
         part.committed_end = int(raw["end"])
         part.log_start = int(raw["start"])
         part.producers.restore(raw["producers"])
+        part.txns = TxnIndex.from_json(raw.get("txns"))
         return part
 
 
@@ -165,6 +176,9 @@ class StreamState:
     slots: set[int] = field(default_factory=set)  # group coordinator slots held
     tenures: dict[PartitionKey, int] = field(default_factory=dict)  # key -> adopted for
     group_offsets: dict[str, GroupOffsets] = field(default_factory=dict)
+    txns: dict[str, dict[str, Any]] = field(default_factory=dict)  # transactional id ->
+    # group -> producer id -> {"epoch": e, "offsets": rows}: offsets awaiting a marker
+    txn_offsets: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def sealed(self) -> bool:
@@ -209,6 +223,23 @@ class StreamState:
             self.tenures[key] = int(op["tenure"])
             for group, rows in op["groups"].items():
                 self.group_offsets[str(group)] = group_from_rows(rows)
+            for txn_id, meta in op.get("txns", {}).items():
+                self.txns[str(txn_id)] = dict(meta)
+            for group, pending in op.get("txn_offsets", {}).items():
+                self.txn_offsets[str(group)] = {int(p): dict(v) for p, v in pending.items()}
+        elif kind == "txn":
+            self.txns[str(op["id"])] = dict(op["meta"])
+        elif kind == "txn_offsets":
+            pending = self.txn_offsets.setdefault(str(op["group"]), {})
+            pid, epoch = int(op["pid"]), int(op["epoch"])
+            entry = pending.get(pid)
+            if entry is None or int(entry["epoch"]) != epoch:
+                entry = pending[pid] = {"epoch": epoch, "offsets": []}
+            rows = {(r[0], r[1]): r for r in entry["offsets"]}
+            rows.update({(r[0], r[1]): list(r) for r in op["offsets"]})
+            entry["offsets"] = list(rows.values())
+        elif kind == "txn_offsets_end":
+            self._end_txn_offsets(int(op["pid"]), op["groups"], bool(op["commit"]), int(op["ts"]))
         elif kind == "offsets":
             offsets = self.group_offsets.setdefault(str(op["group"]), {})
             ts = int(op["ts"])
@@ -229,6 +260,20 @@ class StreamState:
         else:
             raise StateError(f"unknown stream op op={kind!r} seq={seq}")
 
+    def _end_txn_offsets(self, pid: int, groups: Iterable[str], commit: bool, ts: int) -> None:
+        for group in groups:
+            pending = self.txn_offsets.get(str(group))
+            entry = pending.pop(pid, None) if pending is not None else None
+            if pending is not None and not pending:
+                self.txn_offsets.pop(str(group), None)
+            if entry is None or not commit:
+                continue
+            offsets = self.group_offsets.setdefault(str(group), {})
+            for topic, partition, offset, epoch, metadata in entry["offsets"]:
+                offsets[(str(topic), int(partition))] = CommittedOffset(
+                    int(offset), int(epoch), metadata, ts
+                )
+
     def _apply_chunk(self, seq: int, chunk: Chunk, data_start: int) -> None:
         part = self.partitions.get((chunk.topic, chunk.partition))
         if part is None or part.topic_id != chunk.topic_id:
@@ -247,6 +292,9 @@ class StreamState:
         )
         for batch in chunk.producers:
             part.producers.record(batch)
+        for event in chunk.txns:
+            if part.txns.apply(event) and event[2] != BEGIN:
+                part.producers.bump_epoch(event[0], event[1])
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -261,6 +309,10 @@ class StreamState:
             "slots": sorted(self.slots),
             "tenures": [[t, p, e] for (t, p), e in self.tenures.items()],
             "groups": {g: group_rows(o) for g, o in self.group_offsets.items()},
+            "txns": self.txns,
+            "txn_offsets": {
+                g: {str(p): v for p, v in e.items()} for g, e in self.txn_offsets.items()
+            },
         }
 
     @classmethod
@@ -276,4 +328,7 @@ class StreamState:
         state.tenures = {(str(t), int(p)): int(e) for t, p, e in raw["tenures"]}
         for group, rows in raw.get("groups", {}).items():
             state.group_offsets[str(group)] = group_from_rows(rows)
+        state.txns = {str(t): dict(m) for t, m in raw.get("txns", {}).items()}
+        for group, pending in raw.get("txn_offsets", {}).items():
+            state.txn_offsets[str(group)] = {int(p): dict(v) for p, v in pending.items()}
         return state

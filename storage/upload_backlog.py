@@ -93,6 +93,7 @@ class UploadBacklog:
                     length=length,
                     crc=crc,
                     producers=_producer_summary(batches),
+                    txns=tuple(b.txn for b in batches if b.txn is not None),
                 )
             )
             position += length

@@ -20,6 +20,7 @@ from tidelog.protocol.batch import iter_batches
 from tidelog.storage.commit_format import ProducerBatch
 from tidelog.storage.partition_log import Batch, PartitionLog
 from tidelog.storage.stream_state import PartitionKey
+from tidelog.storage.txn_index import batch_event
 from tidelog.storage.wal import KIND_BATCH, read_wal
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,10 @@ def _stored_batch(base: int, end: int, data: bytes) -> Batch:
     headers = [h for _, h in iter_batches(data)]
     first = headers[0]
     producer = None
-    if first.producer_id >= 0:
+    txn = batch_event(data, first, base)
+    if first.is_control:
+        pass  # a transaction marker: no sequence of its own
+    elif first.producer_id >= 0:
         producer = ProducerBatch(
             first.producer_id,
             first.producer_epoch,
@@ -78,4 +82,4 @@ def _stored_batch(base: int, end: int, data: bytes) -> Batch:
             base,
             end - 1,
         )
-    return Batch(base, end, max(h.max_timestamp for h in headers), data, producer)
+    return Batch(base, end, max(h.max_timestamp for h in headers), data, producer, txn)

@@ -4,7 +4,9 @@ Batches go out exactly as stored (compression and all). Limits follow Kafka: the
 first non-empty partition may exceed max_bytes by one batch so a consumer always makes
 progress; later partitions stop when the response budget is spent; no answer holds
 more than `--fetch-max-bytes` (Kafka's fetch.max.bytes) beyond that first batch,
-whatever the request asked. Fetch sessions
+whatever the request asked. read_committed (isolation_level 1) reads stop at the last
+stable offset and carry the aborted transactions of what they return; the client
+drops those records (Kafka sends aborted data rather than withholding it). Fetch sessions
 (KIP-227) are not kept: session_id 0 tells clients to send full requests.
 """
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
 
 _MAX_WAIT_CAP_S = 30.0
+READ_COMMITTED = 1  # isolation_level: only below the last stable offset
 
 
 class FetchHandler(Handler):
@@ -39,10 +42,13 @@ class FetchHandler(Handler):
             for t in request.topics
             for p in t.partitions
         ]
+        committed = int(getattr(request, "isolation_level", 0)) == READ_COMMITTED
         max_wait = min(request.max_wait.total_seconds(), _MAX_WAIT_CAP_S)
         deadline = time.monotonic() + max(0.0, max_wait)
         while True:
-            results, total, errored = await self._read_all(node, wanted, request.max_bytes)
+            results, total, errored = await self._read_all(
+                node, wanted, request.max_bytes, committed
+            )
             remaining = deadline - time.monotonic()
             if total >= request.min_bytes or errored or remaining <= 0 or node.stopping:
                 break
@@ -50,7 +56,7 @@ class FetchHandler(Handler):
         return self._response(header, results)
 
     async def _read_all(
-        self, node: Node, wanted: list[tuple[str, int, int, int]], max_bytes: int
+        self, node: Node, wanted: list[tuple[str, int, int, int]], max_bytes: int, committed: bool
     ) -> tuple[list[tuple[str, int, ErrorCode, ReadResult | None]], int, bool]:
         results: list[tuple[str, int, ErrorCode, ReadResult | None]] = []
         cap = node.config.fetch_max_bytes  # what one answer may hold, whatever was asked
@@ -67,7 +73,7 @@ class FetchHandler(Handler):
                 )
                 continue
             try:
-                res = await node.read(topic, partition, offset, max(limit, 1))
+                res = await node.read(topic, partition, offset, max(limit, 1), committed=committed)
             except StoreError as exc:
                 results.append((topic, partition, exc.code, None))
                 errored = True
@@ -81,7 +87,7 @@ class FetchHandler(Handler):
         part = node.partition_log(topic, partition)
         if part is None:
             return None
-        return ReadResult(part.high_watermark, part.log_start, [])
+        return ReadResult(part.high_watermark, part.log_start, [], part.last_stable_offset)
 
     def _response(
         self, header: RequestHeader, results: list[tuple[str, int, ErrorCode, ReadResult | None]]
@@ -94,9 +100,14 @@ class FetchHandler(Handler):
                     partition_index=partition,
                     error_code=code,
                     high_watermark=res.high_watermark if res else -1,
-                    last_stable_offset=res.high_watermark if res else -1,
+                    last_stable_offset=res.last_stable_offset if res else -1,
                     log_start_offset=res.log_start_offset if res else -1,
                     records=res.parts if res else None,
+                    aborted=(
+                        [(a.producer_id, a.first_offset) for a in res.aborted]
+                        if res and res.aborted is not None
+                        else None
+                    ),
                 )
             )
         return encode_fetch_response(

@@ -1,4 +1,7 @@
-"""ListOffsets (2) v1-7: earliest, latest, max-timestamp, or first offset at a time."""
+"""ListOffsets (2) v1-7: earliest, latest, max-timestamp, or first offset at a time.
+
+Latest under isolation_level 1 (read_committed, v2+) is the last stable offset: a
+transaction still open holds it back (docs/transactions.md)."""
 
 from __future__ import annotations
 
@@ -23,13 +26,16 @@ class ListOffsetsHandler(Handler):
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
+        committed = int(getattr(request, "isolation_level", 0)) == 1
         topics = []
         for t in request.topics:
             parts = []
             for p in t.partitions:
                 code, ts, offset = ErrorCode.none, -1, -1
                 try:
-                    ts, offset = await self._lookup(node, t.name, p.partition_index, p.timestamp)
+                    ts, offset = await self._lookup(
+                        node, t.name, p.partition_index, p.timestamp, committed
+                    )
                 except StoreError as exc:
                     code = exc.code
                 parts.append(
@@ -51,11 +57,11 @@ class ListOffsetsHandler(Handler):
         )
 
     async def _lookup(
-        self, node: Node, topic: str, partition: int, timestamp: int
+        self, node: Node, topic: str, partition: int, timestamp: int, committed: bool
     ) -> tuple[int, int]:
         part = node.partition(topic, partition)
         if timestamp == LATEST:
-            return -1, part.high_watermark
+            return -1, part.last_stable_offset if committed else part.high_watermark
         if timestamp == EARLIEST:
             return -1, part.log_start
         if timestamp == MAX_TIMESTAMP:

@@ -334,7 +334,7 @@ async def _cut_by_hand(tmp: Path) -> LogStore:
 
 async def _upload_and_stop(store: LogStore, *durable: Any) -> None:
     """Undo take_chunks calls made by hand, then upload everything through the pipeline."""
-    store.rewind()
+    store.backlog.rewind()
     await store.flush_once()
     await asyncio.gather(*durable)
     await store.stop()
@@ -347,7 +347,7 @@ def test_a_commit_holds_at_most_flush_bytes_or_one_bigger_batch(tmp_path: Path) 
         taken: dict[int, list[tuple[int, int]]] = {0: [], 1: [], 2: []}
         budget = 3 * one + one // 2  # room for three batches, not four
         while True:
-            chunks, data = store.take_chunks(budget)
+            chunks, data = store.backlog.take_chunks(budget)
             if not chunks:
                 break
             assert sum(len(d) for d in data) <= budget
@@ -357,7 +357,7 @@ def test_a_commit_holds_at_most_flush_bytes_or_one_bigger_batch(tmp_path: Path) 
             assert ranges[0][0] == 0 and ranges[-1][1] == 10
             assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))  # dense, in order
         _, big = _fill(store, "t", [1, 0, 0], 4000)  # bigger than the budget: goes alone
-        chunks, data = store.take_chunks(one)
+        chunks, data = store.backlog.take_chunks(one)
         assert [(c.partition, c.base_offset, c.end_offset) for c in chunks] == [(0, 10, 11)]
         await _upload_and_stop(store, filled, big)
 
@@ -371,7 +371,7 @@ def test_a_busy_partition_cannot_keep_the_others_out_of_commits(tmp_path: Path) 
         more = []
         last_in = {0: 0, 1: 0, 2: 0}  # turn in which each partition last got into a commit
         for turn in range(1, 9):  # every partition has data waiting on every turn
-            for c in store.take_chunks(2 * one)[0]:  # room for two batches only
+            for c in store.backlog.take_chunks(2 * one)[0]:  # room for two batches only
                 last_in[c.partition] = turn
             assert all(turn - last < 3 for last in last_in.values()), (turn, last_in)
             more.append(_fill(store, "t", [0, 1, 1], 1000)[1])

@@ -388,6 +388,7 @@ PARTITION_RESULTS = st.builds(
     last_stable_offset=INT64,
     log_start_offset=INT64,
     records=st.none() | st.lists(BUFFER, max_size=3),
+    aborted=st.none() | st.lists(st.tuples(INT64, INT64), max_size=3),
 )
 FETCH_TOPICS = st.lists(
     st.tuples(st.text(max_size=12), st.lists(PARTITION_RESULTS, max_size=3)), max_size=3
@@ -435,7 +436,12 @@ def test_fetch_encode_matches_kio_field_for_field(
             assert decoded.error_code == sent.error_code
             assert decoded.high_watermark == sent.high_watermark
             assert decoded.last_stable_offset == sent.last_stable_offset
-            assert decoded.aborted_transactions is None
+            if sent.aborted is None:
+                assert decoded.aborted_transactions is None
+            else:
+                assert [
+                    (a.producer_id, a.first_offset) for a in decoded.aborted_transactions
+                ] == list(sent.aborted)
             assert decoded.records == joined(sent.records)
             if version >= 5:
                 assert decoded.log_start_offset == sent.log_start_offset
