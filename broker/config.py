@@ -53,6 +53,7 @@ class ServeConfig:
     queued_max_requests: int
     fetch_max_bytes: int
     group_initial_rebalance_delay_ms: int
+    transaction_max_timeout_ms: int
     session_timeout_ms: int
     replace: tuple[int, ...]
     wal_failover: str
@@ -244,6 +245,14 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         _int_in(0, 300_000),
         "0",
         "how long a new group waits for more members before its first rebalance",
+        "MS",
+    ),
+    _Option(
+        "transaction-max-timeout-ms",
+        _int_in(1, 2**31 - 1),
+        "900000",
+        "the longest transaction.timeout.ms a producer may ask for; longer is refused "
+        "with INVALID_TRANSACTION_TIMEOUT (Kafka's transaction.max.timeout.ms)",
         "MS",
     ),
     _Option(

@@ -14,10 +14,12 @@ front of it. No sockets here: tests build one over the in-memory object store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tidelog.broker.config import ServeConfig
 from tidelog.broker.groups.coordinator import GroupCoordinator
@@ -26,13 +28,18 @@ from tidelog.broker.groups.model import Group, GroupConfig
 from tidelog.broker.handlers import HANDLERS
 from tidelog.broker.handlers.base import Handler, api_ranges
 from tidelog.broker.handlers.context import PartitionKey, PartitionLeader
+from tidelog.broker.peer_client import PeerClient
+from tidelog.broker.transactions.coordinator import TxnCoordinator
+from tidelog.broker.transactions.state import Markers
+from tidelog.broker.txn_links import TxnLinks
 from tidelog.protocol.errors import ErrorCode
 from tidelog.storage.commit_log import LoadStats
 from tidelog.storage.errors import StoreError
 from tidelog.storage.log_reader import ReadResult
 from tidelog.storage.log_store import LogStore, PendingAppend, StoreConfig
-from tidelog.storage.meta_state import Member, TopicState
+from tidelog.storage.meta_state import GROUP_TOPIC, Member, TopicState
 from tidelog.storage.object_store import ObjectStore
+from tidelog.storage.ownership import group_slot
 from tidelog.storage.partition_log import PartitionLog
 from tidelog.storage.s3_store import S3ObjectStore
 from tidelog.storage.stream_state import CommittedOffset
@@ -86,6 +93,12 @@ class BrokerNode:
             clock_ms,
             self.store.coordinates,
         )
+        self.peers = PeerClient()
+        self.txn_links = TxnLinks(self.store, self.peers)
+        self.txns = TxnCoordinator(
+            self, max_timeout_ms=config.transaction_max_timeout_ms, clock_ms=clock_ms
+        )
+        self._txn_gates: dict[int, tuple[asyncio.Lock, list[int]]] = {}
         self.handlers: dict[int, Handler] = {h.api_key: h for h in HANDLERS}
         self._cluster_id = str(uuid.uuid5(CLUSTER_ID_NAMESPACE, object_store.url))[:22]
         self._stopping = False
@@ -98,7 +111,9 @@ class BrokerNode:
         """Recover storage (the bucket, then our WAL); serve nobody before it returns."""
         if isinstance(self.object_store, S3ObjectStore):
             await self.object_store.ensure_bucket()
-        return await self.store.start()
+        stats = await self.store.start()
+        self.txns.start()
+        return stats
 
     def begin_stop(self) -> None:
         """Answer what is parked: group requests NOT_COORDINATOR, long polls at once."""
@@ -113,6 +128,8 @@ class BrokerNode:
         False if something was given up (the store logs what it left behind)."""
         self.begin_stop()
         loop = asyncio.get_running_loop()
+        await self.txns.close()
+        await self.peers.close()
         finished = await self.store.stop(deadline)
         try:
             async with asyncio.timeout_at(deadline if finished else loop.time()):
@@ -238,9 +255,14 @@ class BrokerNode:
         return self.store.partitions.get((topic, partition))
 
     def append_nowait(
-        self, topic: str, partition: int, records: bytes | bytearray | memoryview
+        self,
+        topic: str,
+        partition: int,
+        records: bytes | bytearray | memoryview,
+        *,
+        txn_verified: bool = False,
     ) -> PendingAppend:
-        return self.store.append_nowait(topic, partition, records)
+        return self.store.append_nowait(topic, partition, records, txn_verified=txn_verified)
 
     async def read(
         self, topic: str, partition: int, offset: int, max_bytes: int, *, committed: bool = False
@@ -291,3 +313,105 @@ class BrokerNode:
 
     async def delete_group_offsets(self, group_id: str) -> None:
         await self.store.delete_group(group_id)
+
+    # -- transactions (broker/transactions/, docs/transactions.md) -----------------------
+
+    @property
+    def txn_coordinator(self) -> TxnCoordinator:
+        return self.txns
+
+    def coordinates_txn(self, transactional_id: str) -> bool:
+        return self.store.coordinates(transactional_id)  # the same slots as groups
+
+    def load_txn(self, transactional_id: str) -> dict[str, Any] | None:
+        return self.store.txns.load(transactional_id)
+
+    def served_txns(self) -> dict[str, dict[str, Any]]:
+        return self.store.txns.served()
+
+    async def save_txn(self, transactional_id: str, meta: dict[str, Any]) -> None:
+        await self.store.txns.save(transactional_id, meta)
+
+    def coordinator_epoch(self, transactional_id: str) -> int:
+        return self.store.txns.coordinator_epoch(transactional_id)
+
+    async def write_markers(self, markers: Markers, coordinator_epoch: int) -> None:
+        await self.txn_links.write_markers(markers, coordinator_epoch)
+
+    @contextlib.asynccontextmanager
+    async def txn_gate(self, producer_id: int) -> AsyncIterator[None]:
+        lock, users = self._txn_gates.setdefault(producer_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                self._txn_gates.pop(producer_id, None)
+
+    async def verify_txn(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        partitions: Sequence[PartitionKey],
+    ) -> dict[PartitionKey, ErrorCode]:
+        if self.coordinates_txn(transactional_id):  # no await on this path: order kept
+            return {
+                key: self.txns.verify(transactional_id, producer_id, producer_epoch, partition=key)
+                for key in partitions
+            }
+        owner = self.store.coordinator_of(transactional_id)
+        if owner is None:
+            return dict.fromkeys(partitions, ErrorCode.coordinator_not_available)
+        return await self.txn_links.verify_remote(
+            owner, transactional_id, producer_id, producer_epoch, partitions
+        )
+
+    async def stage_txn_offsets(
+        self,
+        group_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        offsets: Sequence[tuple[str, int, int, int, str | None]],
+    ) -> None:
+        await self.store.txns.stage_offsets(group_id, producer_id, producer_epoch, offsets)
+
+    async def write_txn_marker(
+        self,
+        topic: str,
+        partition: int,
+        *,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        coordinator_epoch: int,
+    ) -> ErrorCode:
+        store = self.store
+        try:
+            if topic == GROUP_TOPIC:
+                if not store.serves((GROUP_TOPIC, partition)):
+                    return ErrorCode.not_coordinator
+                groups = [
+                    g
+                    for g, pending in store.stream.state.txn_offsets.items()
+                    if group_slot(g) == partition and producer_id in pending
+                ]
+                await store.txns.end_offsets(producer_id, groups, commit)
+                return ErrorCode.none
+            if store.topic(topic) is None:
+                return ErrorCode.unknown_topic_or_partition
+            pending = store.produce.append_marker(
+                topic,
+                partition,
+                producer_id=producer_id,
+                producer_epoch=producer_epoch,
+                commit=commit,
+                coordinator_epoch=coordinator_epoch,
+                timestamp=store.clock.wall_ms(),
+            )
+            await pending.durable
+        except StoreError as exc:
+            return exc.code
+        return ErrorCode.none

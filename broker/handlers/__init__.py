@@ -1,5 +1,7 @@
 """The handler table: one module per Kafka API. ApiVersions advertises exactly this."""
 
+from tidelog.broker.handlers.add_offsets_to_txn import AddOffsetsToTxnHandler
+from tidelog.broker.handlers.add_partitions_to_txn import AddPartitionsToTxnHandler
 from tidelog.broker.handlers.api_versions import ApiVersionsHandler
 from tidelog.broker.handlers.base import Handler
 from tidelog.broker.handlers.create_partitions import CreatePartitionsHandler
@@ -9,6 +11,7 @@ from tidelog.broker.handlers.delete_topics import DeleteTopicsHandler
 from tidelog.broker.handlers.describe_cluster import DescribeClusterHandler
 from tidelog.broker.handlers.describe_configs import DescribeConfigsHandler
 from tidelog.broker.handlers.describe_groups import DescribeGroupsHandler
+from tidelog.broker.handlers.end_txn import EndTxnHandler
 from tidelog.broker.handlers.fetch import FetchHandler
 from tidelog.broker.handlers.find_coordinator import FindCoordinatorHandler
 from tidelog.broker.handlers.heartbeat import HeartbeatHandler
@@ -23,6 +26,8 @@ from tidelog.broker.handlers.offset_delete import OffsetDeleteHandler
 from tidelog.broker.handlers.offset_fetch import OffsetFetchHandler
 from tidelog.broker.handlers.produce import ProduceHandler
 from tidelog.broker.handlers.sync_group import SyncGroupHandler
+from tidelog.broker.handlers.txn_offset_commit import TxnOffsetCommitHandler
+from tidelog.broker.handlers.write_txn_markers import WriteTxnMarkersHandler
 
 HANDLERS: tuple[Handler, ...] = (
     ProduceHandler(),
@@ -47,6 +52,11 @@ HANDLERS: tuple[Handler, ...] = (
     DescribeGroupsHandler(),
     DeleteGroupsHandler(),
     OffsetDeleteHandler(),
+    AddPartitionsToTxnHandler(),
+    AddOffsetsToTxnHandler(),
+    EndTxnHandler(),
+    WriteTxnMarkersHandler(),
+    TxnOffsetCommitHandler(),
 )
 
 __all__ = ["HANDLERS", "Handler"]

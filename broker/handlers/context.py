@@ -14,6 +14,7 @@ unless they are `async`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from tidelog.broker.config import ServeConfig
     from tidelog.broker.groups.events import Effect, Event
     from tidelog.broker.groups.model import Group
+    from tidelog.broker.transactions.coordinator import TxnCoordinator
+    from tidelog.protocol.errors import ErrorCode
     from tidelog.storage.log_reader import ReadResult
     from tidelog.storage.log_store import PendingAppend
     from tidelog.storage.meta_state import Member, TopicState
@@ -111,7 +114,12 @@ class PartitionData(Protocol):
         ...
 
     def append_nowait(
-        self, topic: str, partition: int, records: bytes | bytearray | memoryview
+        self,
+        topic: str,
+        partition: int,
+        records: bytes | bytearray | memoryview,
+        *,
+        txn_verified: bool = False,
     ) -> PendingAppend: ...
     async def read(
         self, topic: str, partition: int, offset: int, max_bytes: int, *, committed: bool = False
@@ -147,5 +155,50 @@ class GroupState(Protocol):
     async def delete_group_offsets(self, group_id: str) -> None: ...
 
 
-class Node(ClusterView, TopicCatalog, PartitionData, GroupState, Protocol):
+class TransactionState(Protocol):
+    """Transactions: the coordinator (when the id's slot is ours), verification for
+    partition leaders, staged offsets and markers (docs/transactions.md)."""
+
+    @property
+    def txn_coordinator(self) -> TxnCoordinator: ...
+    def coordinates_txn(self, transactional_id: str) -> bool: ...
+    def txn_gate(self, producer_id: int) -> AbstractAsyncContextManager[None]:
+        """Held while a producer's request waits for a remote verification: the
+        producer's later requests queue behind it, so appends keep arrival order."""
+        ...
+
+    async def verify_txn(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        partitions: Sequence[PartitionKey],
+    ) -> dict[PartitionKey, ErrorCode]:
+        """Per partition, whether it is in the producer's open transaction (none: yes).
+        Answers without waiting when this broker is the coordinator."""
+        ...
+
+    async def stage_txn_offsets(
+        self,
+        group_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        offsets: Sequence[tuple[str, int, int, int, str | None]],
+    ) -> None: ...
+    async def write_txn_marker(
+        self,
+        topic: str,
+        partition: int,
+        *,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        coordinator_epoch: int,
+    ) -> ErrorCode:
+        """A marker into a partition we lead (`__consumer_offsets` N: the groups of slot
+        N we coordinate), durable before it returns."""
+        ...
+
+
+class Node(ClusterView, TopicCatalog, PartitionData, GroupState, TransactionState, Protocol):
     """Everything handlers use; `BrokerNode` has all of it."""

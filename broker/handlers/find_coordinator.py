@@ -4,9 +4,11 @@ Groups are spread over the brokers by slot (storage/meta_state.py GROUP_SLOTS), 
 slot is owned like a partition; the answer is the live owner, or COORDINATOR_NOT_AVAILABLE
 while the slot is between owners (clients retry).
 
+A transactional id (key_type 1) belongs to the same slots (docs/transactions.md), so
+its coordinator is found the same way. Any other key type is INVALID_REQUEST.
+
 Advertising FindCoordinator matters even before consumer groups do: librdkafka only
 compresses with lz4 (and enables other features) when the broker offers it.
-Transaction coordinators are refused (COORDINATOR_NOT_AVAILABLE): no transactions yet.
 """
 
 from __future__ import annotations
@@ -34,17 +36,11 @@ class FindCoordinatorHandler(Handler):
         await node.fresh_metadata()  # a client looking may mean a slot just moved
 
         def answer(key: str) -> tuple[ErrorCode, str | None, int, str, int]:
-            if key_type != GROUP:
-                return (
-                    ErrorCode.coordinator_not_available,
-                    "transactions are not supported",
-                    -1,
-                    "",
-                    -1,
-                )
+            if key_type not in (GROUP, TRANSACTION):
+                return ErrorCode.invalid_request, f"unknown key_type={key_type}", -1, "", -1
             owner = node.coordinator_of(key)
             if owner is None:
-                return ErrorCode.coordinator_not_available, "group slot moving", -1, "", -1
+                return ErrorCode.coordinator_not_available, "slot moving", -1, "", -1
             return ErrorCode.none, None, owner.node, owner.host, owner.port
 
         if header.api_version >= 4:

@@ -1,5 +1,10 @@
 """Produce (0) v3-9: append each partition's record batch, answer once all are durable.
 
+A transactional batch that would open its producer's transaction in a partition is
+appended only once the transaction coordinator confirmed the partition is in that
+transaction (KIP-890 part 1: a late or retried write of an ended transaction can
+never open a new one; docs/transactions.md).
+
 Every partition is appended before anything is awaited, so the partitions of one
 request (and the requests pipelined behind it) share one WAL fsync or one upload.
 acks=0 requests get no response, as in Kafka.
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import struct
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.handlers.base import Handler
@@ -56,6 +62,29 @@ def _has_transactional_batch(request: ProduceRequestView) -> bool:
     )
 
 
+_PRODUCER = struct.Struct(">qh")
+_PRODUCER_AT = 43  # producer id (int64) and epoch (int16) in a v2 batch header
+
+
+def _producer_of(request: ProduceRequestView) -> tuple[int, int] | None:
+    """(producer id, epoch) of the first batch that has them (one producer per request)."""
+    for _, partitions in request.topics:
+        for _, records in partitions:
+            if records is not None and len(records) >= _PRODUCER_AT + _PRODUCER.size:
+                pid, epoch = _PRODUCER.unpack_from(records, _PRODUCER_AT)
+                return int(pid), int(epoch)
+    return None
+
+
+def _produce_error(code: ErrorCode) -> ErrorCode:
+    """A verification answer as Produce reports it."""
+    if code == ErrorCode.producer_fenced:
+        return ErrorCode.invalid_producer_epoch
+    if code in (ErrorCode.not_coordinator, ErrorCode.coordinator_not_available):
+        return ErrorCode.not_enough_replicas  # retriable, as Kafka answers it
+    return code
+
+
 class ProduceHandler(Handler):
     api_key, min_version, max_version = 0, 3, 9
 
@@ -78,13 +107,26 @@ class ProduceHandler(Handler):
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         # Transactional records without a transactional id are refused as Kafka refuses
         # them (it checks them against the id's ACL first), not stored as if committed.
-        if request.transactional_id is not None or _has_transactional_batch(request):
+        txn_id = request.transactional_id
+        if txn_id is None and _has_transactional_batch(request):
             return self._all_failed(
                 header,
                 request,
                 ErrorCode.transactional_id_authorization_failed,
-                "transactions are not supported",
+                "transactional records need a transactional id",
             )
+        if txn_id is not None and _has_transactional_batch(request):
+            producer = _producer_of(request)
+            if producer is not None and not node.coordinates_txn(txn_id):
+                # The coordinator is another broker: ask it, and keep this producer's
+                # requests in arrival order while we wait (the gate).
+                async with node.txn_gate(producer[0]):
+                    return await self._append(node, header, request, txn_id)
+        return await self._append(node, header, request, txn_id)
+
+    async def _append(
+        self, node: Node, header: RequestHeader, request: Any, txn_id: str | None
+    ) -> Any:
         if int(request.acks) not in _VALID_ACKS:
             return self._all_failed(
                 header,
@@ -92,6 +134,7 @@ class ProduceHandler(Handler):
                 ErrorCode.invalid_required_acks,
                 f"acks must be -1, 0 or 1 acks={int(request.acks)}",
             )
+        verified = await self._verify(node, request, txn_id) if txn_id is not None else {}
         pending: list[tuple[str, int, PendingAppend | StoreError]] = []
         for name, partitions in request.topics:
             for index, records in partitions:
@@ -102,7 +145,15 @@ class ProduceHandler(Handler):
                             f"zstd needs produce v{_FIRST_ZSTD_VERSION}+ "
                             f"api_version={header.api_version}",
                         )
-                    pend = node.append_nowait(name, index, records or b"")
+                    refused = verified.get((name, index), ErrorCode.none)
+                    if refused != ErrorCode.none:
+                        raise StoreError(
+                            refused,
+                            f"transaction verification failed topic={name} partition={index}",
+                        )
+                    pend = node.append_nowait(
+                        name, index, records or b"", txn_verified=(name, index) in verified
+                    )
                 except StoreError as exc:
                     pending.append((name, index, exc))
                 except Exception as exc:  # a bug: this partition fails, not the request
@@ -131,6 +182,26 @@ class ProduceHandler(Handler):
             else:
                 rows.append((index, ErrorCode.none, p.result, None))
         return self._response(header, results)
+
+    async def _verify(
+        self, node: Node, request: ProduceRequestView, txn_id: str
+    ) -> dict[tuple[str, int], ErrorCode]:
+        """Partitions whose batch would open its producer's transaction here, with the
+        coordinator's verdict (KIP-890 part 1): none means it is in the transaction."""
+        producer = _producer_of(request)
+        if producer is None:
+            return {}
+        pid, epoch = producer
+        keys = []
+        for name, partitions in request.topics:
+            for index, records in partitions:
+                part = node.partition_log(name, index)
+                if records and part is not None and part.opens_transaction(pid):
+                    keys.append((name, index))
+        if not keys:
+            return {}
+        codes = await node.verify_txn(txn_id, pid, epoch, keys)
+        return {key: _produce_error(code) for key, code in codes.items()}
 
     def _response(
         self,

@@ -43,6 +43,7 @@ def serve_config(data_dir: Path, **settings: Any) -> ServeConfig:
     config = resolve_serve_config(parser.parse_args(["--data-dir", str(data_dir)]), {})
     # No initial rebalance delay: a join completes on the loop, not after a timer.
     settings.setdefault("group_initial_rebalance_delay_ms", 0)
+    settings.setdefault("transaction_max_timeout_ms", 900_000)
     return dataclasses.replace(config, **settings)
 
 
