@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-payments bench-recovery bench-hostile microbench clean
+.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-payments bench-recovery bench-hostile bench-transactions microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -71,6 +71,10 @@ bench-recovery: $(STAMP)
 ## make bench-hostile: what idle and stalled connections cost, a good client's p99, vs the peer
 bench-hostile: $(STAMP)
 	$(BIN)/python bench/hostile.py $(ARGS)
+
+## make bench-transactions: transactional vs idempotent produce, EndTxn p50/p99, vs the peer
+bench-transactions: $(STAMP)
+	$(BIN)/python bench/transactions.py $(ARGS)
 
 ## make microbench: pytest-benchmark micro benchmarks of the hot paths (bench/test_micro_*.py)
 microbench: $(STAMP)

@@ -94,3 +94,13 @@ def test_bench_usage_mistake_is_one_line_and_exit_2() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_transactions_bench_help_names_its_options() -> None:
+    script = Path(__file__).resolve().parents[2] / "bench" / "transactions.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    for option in ("--seconds", "--rounds", "--record-bytes", "--durability", "--no-peer"):
+        assert option in done.stdout, option
