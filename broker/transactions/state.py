@@ -258,11 +258,9 @@ def _add(
     assert meta is not None  # _check_producer refuses None
     if meta.status.is_prepare:
         return Outcome(ErrorCode.concurrent_transactions)
+    if partitions <= meta.partitions and groups <= meta.groups:
+        return Outcome()  # nothing new (an Ongoing retry, or an empty add)
     ongoing = meta.status is ONGOING
-    if not partitions and not groups:
-        return Outcome()  # an empty add begins nothing
-    if ongoing and partitions <= meta.partitions and groups <= meta.groups:
-        return Outcome()  # nothing new: an Ongoing retry
     grown = replace(
         meta,
         status=ONGOING,

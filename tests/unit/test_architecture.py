@@ -159,6 +159,18 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     (
+        "tidelog.broker.transactions",
+        (
+            "tidelog.broker.server",
+            "tidelog.broker.node",
+            "tidelog.broker.connection",
+            "tidelog.broker.handlers",
+            "tidelog.broker.admin",
+            "tidelog.broker.drills",
+            "tidelog.storage",
+        ),
+    ),
+    (
         "tidelog.broker.handlers",
         (
             "tidelog.broker.server",
@@ -176,6 +188,7 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
             "tidelog.broker.connection",
             "tidelog.broker.handlers",
             "tidelog.broker.groups",
+            "tidelog.broker.transactions",
         ),
     ),
     (
@@ -185,6 +198,7 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
             "tidelog.broker.node",
             "tidelog.broker.handlers",
             "tidelog.broker.groups",
+            "tidelog.broker.transactions",
             "tidelog.storage",
         ),
     ),
@@ -195,6 +209,7 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
             "tidelog.broker.node",
             "tidelog.broker.handlers",
             "tidelog.broker.groups",
+            "tidelog.broker.transactions",
         ),
     ),
     ("tidelog.payments", ("tidelog.storage", "tidelog.protocol", "tidelog.bench")),
