@@ -18,6 +18,7 @@ from kio.index import load_payload_module
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.static.constants import EntityType
 
+from tests.integration import txn_sweep
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient
 from tests.integration.test_clients import create_topic
@@ -615,6 +616,7 @@ WITH_BROKER: dict[int, Callable[[int, BrokerProcess], tuple[Any, Callable[[Any],
     16: _list_groups,
     42: _delete_groups,
     47: _offset_delete,
+    **txn_sweep.WITH_BROKER,
 }
 IMPLEMENTED_FROM = {0: 3}  # Produce 0-2 are advertised only (see produce handler)
 
@@ -647,6 +649,7 @@ RANGES = {
     16: (0, 4),
     42: (0, 2),
     47: (0, 0),
+    **txn_sweep.RANGES,
 }
 
 

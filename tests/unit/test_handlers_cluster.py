@@ -109,13 +109,16 @@ def test_find_coordinator_answers_this_broker_for_groups(tmp_path: Path) -> None
     run_node(tmp_path, body)
 
 
-def test_find_coordinator_for_a_transaction_is_not_available(tmp_path: Path) -> None:
+def test_find_coordinator_answers_the_owner_of_a_transactional_ids_slot(tmp_path: Path) -> None:
     async def body(h: NodeHarness) -> None:
         response = await h.call(
             request(FIND_COORDINATOR, 3, "FindCoordinatorRequest", key="tx", key_type=1)
         )
-        assert response.error_code == ErrorCode.coordinator_not_available
-        assert response.node_id == -1
+        assert (response.error_code, response.node_id) == (ErrorCode.none, 1)
+        unknown = await h.call(
+            request(FIND_COORDINATOR, 3, "FindCoordinatorRequest", key="tx", key_type=7)
+        )
+        assert (unknown.error_code, unknown.node_id) == (ErrorCode.invalid_request, -1)
 
     run_node(tmp_path, body)
 
@@ -134,7 +137,7 @@ def _init_producer_id(
     )
 
 
-def test_init_producer_id_hands_out_distinct_ids_and_bumps_a_known_producers_epoch(
+def test_init_producer_id_without_a_transactional_id_always_hands_out_a_new_id(
     tmp_path: Path,
 ) -> None:
     async def body(h: NodeHarness) -> None:
@@ -142,16 +145,31 @@ def test_init_producer_id_hands_out_distinct_ids_and_bumps_a_known_producers_epo
         second = await h.call(_init_producer_id())
         assert (first.error_code, first.producer_epoch) == (ErrorCode.none, 0)
         assert second.producer_id != first.producer_id >= 0
+        # KIP-360 recovery of an idempotent producer: a fresh id, never a bump of an id
+        # the caller names (it could be anybody's).
         again = await h.call(_init_producer_id(pid=first.producer_id, epoch=0))
-        assert (again.producer_id, again.producer_epoch) == (first.producer_id, 1)
+        assert again.error_code == ErrorCode.none and again.producer_epoch == 0
+        assert again.producer_id not in (first.producer_id, second.producer_id)
 
     run_node(tmp_path, body)
 
 
-def test_init_producer_id_for_a_transactional_id_is_refused(tmp_path: Path) -> None:
+def test_init_producer_id_for_a_transactional_id_bumps_its_epoch(tmp_path: Path) -> None:
     async def body(h: NodeHarness) -> None:
-        response = await h.call(_init_producer_id(transactional_id="tx"))
-        assert response.error_code == ErrorCode.transactional_id_authorization_failed
-        assert (response.producer_id, response.producer_epoch) == (-1, -1)
+        first = await h.call(_init_producer_id(transactional_id="tx"))
+        assert (first.error_code, first.producer_epoch) == (ErrorCode.none, 0)
+        second = await h.call(_init_producer_id(transactional_id="tx"))
+        assert (second.producer_id, second.producer_epoch) == (first.producer_id, 1)
+        too_long = request(
+            INIT_PRODUCER_ID,
+            4,
+            "InitProducerIdRequest",
+            transactional_id="tx2",
+            transaction_timeout=datetime.timedelta(seconds=901),
+            producer_id=-1,
+            producer_epoch=-1,
+        )
+        refused = await h.call(too_long)
+        assert refused.error_code == ErrorCode.invalid_transaction_timeout
 
     run_node(tmp_path, body)

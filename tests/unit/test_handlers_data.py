@@ -120,10 +120,18 @@ def test_produce_refusals_store_nothing(tmp_path: Path) -> None:
         zstd = build_batch([Record(0, NOW_MS, None, b"z" * 100)], compression=Compression.ZSTD)
         old_zstd = await h.call(_produce({("t", 0): zstd}, version=6))
         assert _answers(old_zstd) == {("t", 0): (ErrorCode.unsupported_compression_type, -1)}
-        transactional = await h.call(_produce({("t", 0): batch(b"a")}, transactional_id="tx"))
-        assert _answers(transactional) == {
-            ("t", 0): (ErrorCode.transactional_id_authorization_failed, -1)
-        }
+        txn_batch = build_batch(
+            [Record(0, NOW_MS, None, b"a")],
+            producer_id=7,
+            producer_epoch=0,
+            base_sequence=0,
+            is_transactional=True,
+        )
+        no_id = await h.call(_produce({("t", 0): txn_batch}))
+        assert _answers(no_id) == {("t", 0): (ErrorCode.transactional_id_authorization_failed, -1)}
+        # With an id, but the partition was never added to a transaction (KIP-890).
+        not_added = await h.call(_produce({("t", 0): txn_batch}, transactional_id="tx"))
+        assert _answers(not_added) == {("t", 0): (ErrorCode.invalid_txn_state, -1)}
         bad_acks = await h.call(_produce({("t", 0): batch(b"a")}, acks=2))
         assert _answers(bad_acks) == {("t", 0): (ErrorCode.invalid_required_acks, -1)}
         assert h.node.partition("t", 0).high_watermark == 0

@@ -18,7 +18,9 @@ class StoreWithABug:
     def __init__(self) -> None:
         self.appended: list[tuple[str, int]] = []
 
-    def append_nowait(self, topic: str, partition: int, records: bytes) -> PendingAppend:
+    def append_nowait(
+        self, topic: str, partition: int, records: bytes, *, txn_verified: bool = False
+    ) -> PendingAppend:
         if partition == 1:
             raise ValueError("invalid literal for int() with base 10: 'abc'")
         self.appended.append((topic, partition))
