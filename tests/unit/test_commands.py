@@ -17,7 +17,8 @@ from tidelog.broker.commands import ENTRY_POINT_GROUP, Command, discover
 from tidelog.payments import cli as payments_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTALLED = ["groups", "transactions", "inspect", "drill", "payments", "bench"]  # in `tidelog --help` order
+# in `tidelog --help` order
+INSTALLED = ["groups", "transactions", "inspect", "drill", "payments", "bench"]
 
 # mypy checks these against the protocol: payments/ and bench/ only copy its shape.
 PAYMENTS: Command = payments_cli.COMMAND
