@@ -27,7 +27,7 @@ from tidelog.broker.groups.events import Effect, Event
 from tidelog.broker.groups.model import Group, GroupConfig
 from tidelog.broker.handlers import HANDLERS
 from tidelog.broker.handlers.base import Handler, api_ranges
-from tidelog.broker.handlers.context import PartitionKey, PartitionLeader
+from tidelog.broker.handlers.context import ActiveProducer, PartitionKey, PartitionLeader
 from tidelog.broker.peer_client import PeerClient
 from tidelog.broker.transactions.coordinator import TxnCoordinator
 from tidelog.broker.transactions.state import Markers
@@ -87,6 +87,7 @@ class BrokerNode:
         """`store` overrides the storage settings `config` implies (tests shorten them)."""
         self._config = config
         self.object_store = object_store
+        self._clock_ms = clock_ms
         self.store = LogStore(store or store_config(config), object_store, clock_ms)
         self.groups = GroupCoordinator(
             GroupConfig(initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms),
@@ -286,6 +287,20 @@ class BrokerNode:
     async def allocate_producer_id(self) -> int:
         return await self.store.allocate_producer_id()
 
+    def producers(self, topic: str, partition: int) -> list[ActiveProducer]:
+        state = self.store.partition(topic, partition).state
+        open_txns = state.txns.open
+        return [
+            ActiveProducer(
+                producer_id=pid,
+                producer_epoch=epoch,
+                last_sequence=latest.last_seq if latest is not None else -1,
+                last_timestamp=-1,  # batches' timestamps are not kept in producer state
+                txn_start_offset=open_txns.get(pid, -1),
+            )
+            for pid, epoch, latest in state.producers.active()
+        ]
+
     # -- groups ------------------------------------------------------------------------
 
     async def group_call(self, group_id: str, make_event: Callable[[int], Event]) -> Effect:
@@ -322,6 +337,9 @@ class BrokerNode:
 
     def coordinates_txn(self, transactional_id: str) -> bool:
         return self.store.coordinates(transactional_id)  # the same slots as groups
+
+    def now_ms(self) -> int:
+        return self._clock_ms()
 
     def load_txn(self, transactional_id: str) -> dict[str, Any] | None:
         return self.store.txns.load(transactional_id)

@@ -41,6 +41,7 @@ from tidelog.protocol.headers import (
     is_flexible_request,
     is_flexible_response,
 )
+from tidelog.protocol.response_variants import response_variant
 
 __all__ = [
     "decode_request",
@@ -175,7 +176,9 @@ def decode_response(
             ) from None
     entry = _response_readers.get((api_key, api_version))
     if entry is None:
-        schema = response_schema(api_key, api_version)
+        # A few responses are read through a variant of kio's class that accepts
+        # what Kafka writes (protocol/response_variants.py).
+        schema = response_variant(api_key, api_version) or response_schema(api_key, api_version)
         entry = (body_guard(schema), entity_reader(schema))
         _response_readers[(api_key, api_version)] = entry
     guard, reader = entry

@@ -115,6 +115,14 @@ class ProducerStates:
         entry = self._entries.get(producer_id)
         return entry.batches[-1] if entry and entry.batches else None
 
+    def active(self) -> list[tuple[int, int, ProducerBatch | None]]:
+        """(producer id, epoch, its latest cached batch or None) of every producer, by
+        id: what DescribeProducers reports. Read-only."""
+        return [
+            (pid, e.epoch, e.batches[-1] if e.batches else None)
+            for pid, e in sorted(self._entries.items())
+        ]
+
     def snapshot(self) -> list[list[int]]:
         """Every cached batch; a producer with none (its epoch bumped by a transaction
         marker) as [producer_id, epoch, -1, -1, -1, -1]."""

@@ -11,6 +11,8 @@ from tidelog.broker.handlers.delete_topics import DeleteTopicsHandler
 from tidelog.broker.handlers.describe_cluster import DescribeClusterHandler
 from tidelog.broker.handlers.describe_configs import DescribeConfigsHandler
 from tidelog.broker.handlers.describe_groups import DescribeGroupsHandler
+from tidelog.broker.handlers.describe_producers import DescribeProducersHandler
+from tidelog.broker.handlers.describe_transactions import DescribeTransactionsHandler
 from tidelog.broker.handlers.end_txn import EndTxnHandler
 from tidelog.broker.handlers.fetch import FetchHandler
 from tidelog.broker.handlers.find_coordinator import FindCoordinatorHandler
@@ -20,6 +22,7 @@ from tidelog.broker.handlers.join_group import JoinGroupHandler
 from tidelog.broker.handlers.leave_group import LeaveGroupHandler
 from tidelog.broker.handlers.list_groups import ListGroupsHandler
 from tidelog.broker.handlers.list_offsets import ListOffsetsHandler
+from tidelog.broker.handlers.list_transactions import ListTransactionsHandler
 from tidelog.broker.handlers.metadata import MetadataHandler
 from tidelog.broker.handlers.offset_commit import OffsetCommitHandler
 from tidelog.broker.handlers.offset_delete import OffsetDeleteHandler
@@ -57,6 +60,9 @@ HANDLERS: tuple[Handler, ...] = (
     EndTxnHandler(),
     WriteTxnMarkersHandler(),
     TxnOffsetCommitHandler(),
+    DescribeProducersHandler(),
+    DescribeTransactionsHandler(),
+    ListTransactionsHandler(),
 )
 
 __all__ = ["HANDLERS", "Handler"]

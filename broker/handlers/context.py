@@ -43,6 +43,21 @@ class PartitionLeader:
     epoch: int
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveProducer:
+    """A producer id a partition we lead holds state for, as DescribeProducers reports it.
+
+    -1 means unknown: `last_sequence` before the producer's first cached batch (its epoch
+    was only bumped by a marker), `txn_start_offset` when it has no open transaction here.
+    """
+
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    txn_start_offset: int
+
+
 class ClusterView(Protocol):
     """Who this broker is, who else is there, and who owns what."""
 
@@ -135,6 +150,10 @@ class PartitionData(Protocol):
     ) -> tuple[int, int]: ...
     async def max_timestamp_offset(self, topic: str, partition: int) -> tuple[int, int]: ...
     async def allocate_producer_id(self) -> int: ...
+    def producers(self, topic: str, partition: int) -> list[ActiveProducer]:
+        """The producers of a partition we lead, by producer id (read-only); raises
+        StoreError (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION) otherwise."""
+        ...
 
 
 class GroupState(Protocol):
@@ -162,6 +181,10 @@ class TransactionState(Protocol):
     @property
     def txn_coordinator(self) -> TxnCoordinator: ...
     def coordinates_txn(self, transactional_id: str) -> bool: ...
+    def now_ms(self) -> int:
+        """The coordinator's clock: what transaction start times are measured on."""
+        ...
+
     def txn_gate(self, producer_id: int) -> AbstractAsyncContextManager[None]:
         """Held while a producer's request waits for a remote verification: the
         producer's later requests queue behind it, so appends keep arrival order."""

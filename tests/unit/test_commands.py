@@ -17,7 +17,8 @@ from tidelog.broker.commands import ENTRY_POINT_GROUP, Command, discover
 from tidelog.payments import cli as payments_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTALLED = ["groups", "inspect", "drill", "payments", "bench"]  # in `tidelog --help` order
+# in `tidelog --help` order
+INSTALLED = ["groups", "transactions", "inspect", "drill", "payments", "bench"]
 
 # mypy checks these against the protocol: payments/ and bench/ only copy its shape.
 PAYMENTS: Command = payments_cli.COMMAND
@@ -42,6 +43,7 @@ def test_top_level_help_lists_serve_then_every_plug_in_with_its_help() -> None:
     assert helps == {
         "serve": "run a broker",
         "groups": "list consumer groups, describe one with its lag",
+        "transactions": "list transactions, describe one, show a partition's producers",
         "inspect": "show what lives in the bucket (and only in a WAL)",
         "drill": "failure drills on throw-away brokers (replace, zombie, object-store-outage)",
         "payments": "the payments CQRS reference application (demo, rebuild, api)",
