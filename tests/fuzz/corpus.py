@@ -46,6 +46,9 @@ API_NAMES: dict[int, str] = {
     42: "deletegroups",
     47: "offsetdelete",
     60: "describecluster",
+    61: "describeproducers",
+    65: "describetransactions",
+    66: "listtransactions",
 }
 API_KEYS = {name: key for key, name in API_NAMES.items()}
 

@@ -205,3 +205,50 @@ WITH_BROKER: dict[int, Callable[[int, BrokerProcess], Built]] = {
     28: _txn_offset_commit,
 }
 RANGES = {24: (0, 4), 25: (0, 3), 26: (0, 3), 27: (1, 1), 28: (0, 3)}
+
+
+def _describe_producers(v: int, broker: BrokerProcess) -> Built:
+    m = req(61, v)
+    topic = build(m, "TopicRequest", name=TOPIC, partition_indexes=(1,))
+    request = build(m, "DescribeProducersRequest", topics=(topic,))
+
+    def check(r: Any) -> None:
+        (answer,) = [p for t in r.topics for p in t.partitions]
+        assert answer.error_code == 0 and answer.partition_index == 1
+
+    return request, check
+
+
+def _describe_transactions(v: int, broker: BrokerProcess) -> Built:
+    txn_id = f"sweep-describe-v{v}"
+    pid, epoch = _init(broker, txn_id)
+    _add(broker, txn_id, pid, epoch)
+    request = build(req(65, v), "DescribeTransactionsRequest", transactional_ids=(txn_id,))
+
+    def check(r: Any) -> None:
+        (state,) = r.transaction_states
+        assert (state.error_code, state.transaction_state) == (0, "Ongoing")
+        assert (state.producer_id, state.producer_epoch) == (pid, epoch)
+
+    return request, check
+
+
+def _list_transactions(v: int, broker: BrokerProcess) -> Built:
+    txn_id = f"sweep-list-v{v}"
+    pid, _ = _init(broker, txn_id)
+    request = build(
+        req(66, v),
+        "ListTransactionsRequest",
+        state_filters=(),
+        producer_id_filters=(pid,),
+        duration_filter=-1,
+    )
+
+    def check(r: Any) -> None:
+        assert [s.transactional_id for s in r.transaction_states] == [txn_id]
+
+    return request, check
+
+
+WITH_BROKER.update({61: _describe_producers, 65: _describe_transactions, 66: _list_transactions})
+RANGES.update({61: (0, 0), 65: (0, 0), 66: (0, 1)})
