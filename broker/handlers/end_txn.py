@@ -1,9 +1,8 @@
 """EndTxn (26) v0-3: commit or abort the producer's open transaction.
 
-Answered once the decision (PrepareCommit / PrepareAbort), every marker and the
-completion have landed (broker/transactions/coordinator.py); a marker that cannot be
-written yet answers CONCURRENT_TRANSACTIONS, the client retries, and the coordinator
-finishes the transaction meanwhile.
+Answered once the decision (PrepareCommit / PrepareAbort) has landed in the bucket, as
+Kafka answers it; the markers and the completion follow under the transactional id's
+lock, so the producer's next call waits for them (broker/transactions/coordinator.py).
 """
 
 from __future__ import annotations

@@ -9,10 +9,11 @@ slot move; and answering verification (KIP-890 part 1) for partition leaders.
 Guarantees:
 - a call is answered only after what it decided landed in the bucket (the backend's
   `save` returns once committed), so an answered EndTxn survives kill -9;
-- a commit decision, once persisted as PrepareCommit, is carried through: if a
-  marker cannot be written now, the call answers CONCURRENT_TRANSACTIONS (the client
-  retries) and the timer keeps writing until every marker is in, then persists
-  CompleteCommit. Markers are idempotent for partitions and groups alike;
+- a commit decision, once persisted as PrepareCommit, is carried through: EndTxn
+  answers then (as Kafka does), and the markers and CompleteCommit follow under the
+  id's lock, so the producer's next call waits for them. If a marker cannot be written
+  now, the timer keeps writing until every marker is in, then persists the
+  completion. Markers are idempotent for partitions and groups alike;
 - only the broker coordinating the id's slot acts on it: every call checks
   `coordinates` first and answers NOT_COORDINATOR otherwise.
 """
@@ -69,6 +70,7 @@ class TxnCoordinator:
         self._sleep = sleep
         self._locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
+        self._finishing: set[asyncio.Task[None]] = set()  # EndTxn's markers, in flight
         self._closed = False
 
     # -- what clients call -------------------------------------------------------------
@@ -135,7 +137,14 @@ class TxnCoordinator:
     async def end_txn(
         self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool
     ) -> ErrorCode:
-        async with self._guard(transactional_id) as meta:
+        """Answered once the decision (Prepare*) is in the bucket, as Kafka answers it;
+        the markers and the completion follow in the background, still holding the id's
+        lock, so the producer's next call waits for them (docs/transactions.md)."""
+        lock = self._locks.setdefault(transactional_id, asyncio.Lock())
+        await lock.acquire()
+        handed_over = False
+        try:
+            meta = self._current(transactional_id)
             if meta is _NOT_HERE:
                 return ErrorCode.not_coordinator
             outcome = state.end_txn(
@@ -145,7 +154,35 @@ class TxnCoordinator:
                 commit=commit,
                 now_ms=self._clock_ms(),
             )
-            return await self._carry_out(transactional_id, outcome)
+            if outcome.error != ErrorCode.none or outcome.prepare is None:
+                return await self._carry_out(transactional_id, outcome)
+            await self._backend.save_txn(transactional_id, outcome.prepare.to_json())
+            rest = Outcome(markers=outcome.markers, complete=outcome.complete)
+            task = asyncio.get_running_loop().create_task(
+                self._finish(transactional_id, rest, lock)
+            )
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+            handed_over = True
+            return ErrorCode.none
+        finally:
+            if not handed_over:
+                lock.release()
+
+    async def _finish(self, transactional_id: str, rest: Outcome, lock: asyncio.Lock) -> None:
+        """Markers and completion of a decided transaction; the timer retries what fails."""
+        try:
+            await self._carry_out(transactional_id, rest)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the decision is in the bucket: the timer finishes it
+            log.warning(
+                "transaction not completed yet; the timer retries transactional_id=%s reason=%r",
+                transactional_id,
+                exc,
+            )
+        finally:
+            lock.release()
 
     def verify(
         self,
@@ -185,7 +222,14 @@ class TxnCoordinator:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
+        """Stop the timer and whatever EndTxn left running: a transaction it leaves in
+        Prepare* is finished by the next owner of its slot."""
         self._closed = True
+        for task in list(self._finishing):
+            task.cancel()
+        for task in list(self._finishing):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -207,7 +251,8 @@ class TxnCoordinator:
         now = self._clock_ms()
         for txn_id, raw in list(self._backend.served_txns().items()):
             meta = TxnMeta.from_json(raw)
-            if meta.status.is_prepare or (state.deadline_ms(meta) or now + 1) < now:
+            due = state.deadline_ms(meta)
+            if meta.status.is_prepare or (due is not None and due < now):
                 await self._advance(txn_id)
 
     async def _advance(self, transactional_id: str) -> None:
