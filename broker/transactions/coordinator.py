@@ -205,6 +205,12 @@ class TxnCoordinator:
             group=group,
         )
 
+    async def settled(self) -> None:
+        """Until every transaction EndTxn answered has its markers and completion (tests
+        and shutdown wait on this; clients see it as their next call waiting)."""
+        while self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+
     # -- inspection --------------------------------------------------------------------
 
     def meta(self, transactional_id: str) -> TxnMeta | None:

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,7 +124,10 @@ def test_an_open_transaction_is_ongoing_with_its_partitions_then_complete_commit
     finally:
         del producer  # confluent-kafka closes on collection
 
+    deadline = time.monotonic() + 30  # the completion follows EndTxn's answer
     done = as_json(broker, "describe", txn_id)
+    while done["state"] != "CompleteCommit" and time.monotonic() < deadline:
+        done = as_json(broker, "describe", txn_id)
     assert (done["state"], done["partitions"], done["start_ms"]) == ("CompleteCommit", [], -1)
     listed = {t["transactional_id"]: t["state"] for t in as_json(broker, "list")}
     assert listed[txn_id] == "CompleteCommit"
@@ -173,7 +177,12 @@ def test_kafka_python_admin_client_reads_the_same_transaction(broker: BrokerProc
             0,
         )
         producer.commit_transaction(30)
+        # EndTxn answers at PrepareCommit; the completion follows the markers.
+        deadline = time.monotonic() + 30
         done = client.describe_transactions([txn_id])[txn_id]
+        while done.state != "CompleteCommit" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            done = client.describe_transactions([txn_id])[txn_id]
         assert (done.state, done.topic_partitions) == ("CompleteCommit", set())
     finally:
         client.close()

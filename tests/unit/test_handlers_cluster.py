@@ -137,7 +137,7 @@ def _init_producer_id(
     )
 
 
-def test_init_producer_id_without_a_transactional_id_always_hands_out_a_new_id(
+def test_init_producer_id_hands_out_distinct_ids_and_bumps_a_known_producers_epoch(
     tmp_path: Path,
 ) -> None:
     async def body(h: NodeHarness) -> None:
@@ -145,11 +145,8 @@ def test_init_producer_id_without_a_transactional_id_always_hands_out_a_new_id(
         second = await h.call(_init_producer_id())
         assert (first.error_code, first.producer_epoch) == (ErrorCode.none, 0)
         assert second.producer_id != first.producer_id >= 0
-        # KIP-360 recovery of an idempotent producer: a fresh id, never a bump of an id
-        # the caller names (it could be anybody's).
         again = await h.call(_init_producer_id(pid=first.producer_id, epoch=0))
-        assert again.error_code == ErrorCode.none and again.producer_epoch == 0
-        assert again.producer_id not in (first.producer_id, second.producer_id)
+        assert (again.producer_id, again.producer_epoch) == (first.producer_id, 1)
 
     run_node(tmp_path, body)
 

@@ -104,6 +104,8 @@ async def _end(h: NodeHarness, txn_id: str, pid: int, epoch: int, commit: bool) 
         )
     )
     assert answer.error_code == ErrorCode.none
+    # EndTxn answers at PrepareCommit; the markers and the completion follow.
+    await h.node.txn_coordinator.settled()
 
 
 def _list(version: int = 1, **filters: Any) -> Any:
