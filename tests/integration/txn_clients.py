@@ -1,20 +1,21 @@
-"""confluent-kafka, aiokafka and kafka-python behind one small interface, for the
-transaction tests (tests/integration/test_transactions.py).
+"""The three Kafka clients behind one small interface, for the transaction tests
+(tests/integration/test_transactions.py); here the interface and confluent-kafka,
+aiokafka and kafka-python in txn_clients_py.py.
 
-Owns: per client a `Kit` that opens a producer (transactional or plain: init, begin,
+Owns: per client a `Kit` that opens a `Producer` (transactional or plain: init, begin,
 send, flush, send offsets, commit, abort), a `Reader` (one partition, assigned, from
-offset 0, one isolation level: records as the client delivers them, ListOffsets LATEST,
-and "everything a fetch that saw high watermark N delivered") and a `Group` consumer
+offset 0, one isolation level: records as the client hands them out, ListOffsets
+LATEST, and all a fetch that saw high watermark N handed out) and a `Group` consumer
 (subscribed, no auto commit: take records, seek, the group's committed offset). Each
 step calls the client's own API; errors are the client's own exceptions, which
 `Kit.fenced` and `Kit.bad_timeout` classify.
-Guarantees: every wait polls a condition until WAIT_S passes, then raises TimeoutError
-saying what it waited for and what it had; `Kit.close` closes all the kit opened.
+Guarantees: every wait polls a condition until its deadline (WAIT_S unless given), then
+raises TimeoutError saying what it waited for and what it had; `Kit.close` closes all
+the kit opened, even when closing one fails (that error is raised after).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -100,18 +101,18 @@ class Reader(ABC):
 
 
 class Group(ABC):
-    """A consumer subscribed to `topic` in a group, read_committed, committing nothing."""
+    """A consumer subscribed to `topic` in a group, read_committed, committing nothing.
+    `poll` appends to `pending`, what `take` hands out next in the order received."""
 
     def __init__(self, group_id: str, topic: str) -> None:
         self.group_id = group_id
         self.topic = topic
-        self.records: list[Record] = []
-        self.taken = 0  # records handed out by `take` so far (one poll may bring more)
+        self.pending: list[Record] = []
 
     @abstractmethod
     def poll(self) -> None: ...
     @abstractmethod
-    def seek(self, partition: int, offset: int) -> None: ...
+    def seek_client(self, partition: int, offset: int) -> None: ...
     @abstractmethod
     def committed(self, partition: int) -> int | None: ...  # the group's, by OffsetFetch
     @abstractmethod
@@ -119,17 +120,20 @@ class Group(ABC):
 
     def take(self, count: int) -> list[Record]:
         """The next `count` records, polling until they arrived."""
-        start = self.taken
 
         def step() -> bool:
-            if len(self.records) - start >= count:
-                return True
-            self.poll()
-            return len(self.records) - start >= count
+            if len(self.pending) < count:
+                self.poll()
+            return len(self.pending) >= count
 
-        poll_until(f"{count} records of {self.topic}", step, have=lambda: self.records[start:])
-        self.taken = start + count
-        return self.records[start : start + count]
+        poll_until(f"{count} records of {self.topic}", step, have=lambda: self.pending)
+        taken, self.pending = self.pending[:count], self.pending[count:]
+        return taken
+
+    def seek(self, partition: int, offset: int) -> None:
+        """Read from `offset` next; records received but not taken are dropped."""
+        self.pending.clear()
+        self.seek_client(partition, offset)
 
 
 class Kit(ABC):
@@ -162,8 +166,14 @@ class Kit(ABC):
         obj.close()
 
     def close(self) -> None:
+        failed: Exception | None = None
         while self.opened:
-            self.opened.pop().close()
+            try:
+                self.opened.pop().close()
+            except Exception as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
 
 def named(exc: BaseException | None, names: tuple[str, ...]) -> bool:
@@ -233,11 +243,13 @@ class RdkProducer(Producer):
         self.client.produce(topic, value=value, partition=partition, on_delivery=delivered)
 
     def flush(self) -> None:
-        from confluent_kafka import KafkaException
+        from confluent_kafka import KafkaError, KafkaException
 
         assert self.client.flush(WAIT_S) == 0, "records still undelivered"
-        if self.errors:
-            raise KafkaException(self.errors[0])
+        # librdkafka purges what a failed transaction still queued; commit says why
+        errors = [e for e in self.errors if e.code() != KafkaError._PURGE_QUEUE]
+        if errors:
+            raise KafkaException(errors[0])
 
     def send_offsets(self, offsets: Mapping[tuple[str, int], int], group: Group) -> None:
         from confluent_kafka import TopicPartition
@@ -254,12 +266,10 @@ class RdkProducer(Producer):
         self.client.abort_transaction(WAIT_S)
 
     def close(self) -> None:
-        # Producer.close() is newer than the confluent-kafka quixstreams allows (2.12):
-        # flush (a producer in a fatal state has nothing to flush), and let it go.
-        from confluent_kafka import KafkaException
-
-        with contextlib.suppress(KafkaException):
-            self.client.flush(WAIT_S)
+        # Not Producer.close(): it aborts an open transaction (the timeout test needs it
+        # left open) and hangs on a fenced producer. Destroying the handle does neither.
+        client, self.client = self.client, None
+        del client
 
 
 def _rdk_consumer(bootstrap: str, group_id: str, committed: bool) -> Any:
@@ -326,15 +336,14 @@ class RdkGroup(Group):
         if msg is None:
             return
         if msg.error() is None:
-            self.records.append((msg.offset(), msg.value()))
+            self.pending.append((msg.offset(), msg.value()))
         elif msg.error().code() != KafkaError._PARTITION_EOF:
             raise KafkaException(msg.error())
 
-    def seek(self, partition: int, offset: int) -> None:
+    def seek_client(self, partition: int, offset: int) -> None:
         from confluent_kafka import TopicPartition
 
         self.client.seek(TopicPartition(self.topic, partition, offset))
-        del self.records[self.taken :]  # what was fetched but not taken is read again
 
     def committed(self, partition: int) -> int | None:
         from confluent_kafka import TopicPartition

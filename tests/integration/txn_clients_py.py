@@ -10,7 +10,7 @@ objects live on one event loop per kit (an asyncio.Runner), closed with the kit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from tests.integration.txn_clients import (
@@ -40,6 +40,14 @@ class AioKit(Kit):
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.runner.run(asyncio.wait_for(coro, WAIT_S))
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on the kit's loop (aiokafka's assign and seek need one running)."""
+
+        async def on_loop() -> T:
+            return fn(*args)
+
+        return self.run(on_loop())
 
     def producer(self, txn_id: str | None, timeout_ms: int | None = None) -> Producer:
         return self._open(AioProducer(self, txn_id, timeout_ms))
@@ -94,10 +102,13 @@ class AioProducer(Producer):
     def flush(self) -> None:
         pending, self.pending = self.pending, []
 
-        async def wait() -> None:
-            await asyncio.gather(*pending)
+        async def wait() -> list[Any]:
+            return await asyncio.gather(*pending, return_exceptions=True)
 
-        self.kit.run(wait())
+        # every outcome is retrieved, so none is logged as never retrieved later
+        errors = [r for r in self.kit.run(wait()) if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
 
     def send_offsets(self, offsets: Mapping[tuple[str, int], int], group: Group) -> None:
         from aiokafka.structs import TopicPartition
@@ -112,9 +123,8 @@ class AioProducer(Producer):
         self.kit.run(self.client.abort_transaction())
 
     def close(self) -> None:
-        for future in self.pending:  # sends that failed before a flush saw them
-            if future.done() and not future.cancelled():
-                future.exception()
+        for future in self.pending:  # sends no flush waited for
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.kit.run(self.client.stop())
 
 
@@ -139,12 +149,8 @@ class AioReader(Reader):
         self.kit, self.committed, self.tp = kit, committed, TopicPartition(topic, partition)
         isolation = "read_committed" if committed else "read_uncommitted"
         self.client = _aio_consumer(kit, isolation_level=isolation)
-
-        async def place() -> None:  # aiokafka makes futures here: inside the loop
-            self.client.assign([self.tp])
-            self.client.seek(self.tp, 0)
-
-        kit.run(place())
+        kit.call(self.client.assign, [self.tp])
+        kit.call(self.client.seek, self.tp, 0)
 
     def poll(self) -> None:
         batch = self.kit.run(self.client.getmany(self.tp, timeout_ms=POLL_MS))
@@ -181,13 +187,12 @@ class AioGroup(Group):
 
     def poll(self) -> None:
         batch = self.kit.run(self.client.getmany(timeout_ms=POLL_MS))
-        self.records += [(r.offset, r.value) for rs in batch.values() for r in rs]
+        self.pending += [(r.offset, r.value) for rs in batch.values() for r in rs]
 
-    def seek(self, partition: int, offset: int) -> None:
+    def seek_client(self, partition: int, offset: int) -> None:
         from aiokafka.structs import TopicPartition
 
-        self.client.seek(TopicPartition(self.topic, partition), offset)
-        del self.records[self.taken :]  # what was fetched but not taken is read again
+        self.kit.call(self.client.seek, TopicPartition(self.topic, partition), offset)
 
     def committed(self, partition: int) -> int | None:
         from aiokafka.structs import TopicPartition
@@ -316,13 +321,12 @@ class KpGroup(Group):
 
     def poll(self) -> None:
         for records in self.client.poll(timeout_ms=POLL_MS).values():
-            self.records += [(r.offset, r.value) for r in records]
+            self.pending += [(r.offset, r.value) for r in records]
 
-    def seek(self, partition: int, offset: int) -> None:
+    def seek_client(self, partition: int, offset: int) -> None:
         from kafka import TopicPartition
 
         self.client.seek(TopicPartition(self.topic, partition), offset)
-        del self.records[self.taken :]  # what was fetched but not taken is read again
 
     def committed(self, partition: int) -> int | None:
         from kafka import TopicPartition
