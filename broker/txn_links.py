@@ -134,9 +134,8 @@ class TxnLinks:
         self, owner: Member, markers: Markers, coordinator_epoch: int, targets: Iterable[Target]
     ) -> dict[Target, ErrorCode]:
         mod = request_module(WRITE_TXN_MARKERS, 1)
-        by_topic: dict[str, list[int]] = {}
-        for topic, index in targets:
-            by_topic.setdefault(topic, []).append(index)
+        targets = list(targets)
+        by_topic = _by_topic(targets)
         request = build(
             mod,
             "WriteTxnMarkersRequest",
@@ -179,9 +178,7 @@ class TxnLinks:
         """Ask the coordinator whether these partitions are in the open transaction."""
         wanted = sorted(set(partitions))
         mod = request_module(ADD_PARTITIONS_TO_TXN, 4)
-        by_topic: dict[str, list[int]] = {}
-        for topic, index in wanted:
-            by_topic.setdefault(topic, []).append(index)
+        by_topic = _by_topic(wanted)
         request = build(
             mod,
             "AddPartitionsToTxnRequest",
@@ -215,3 +212,11 @@ class TxnLinks:
                         part.partition_error_code
                     )
         return {t: results.get(t, ErrorCode.invalid_txn_state) for t in wanted}
+
+
+def _by_topic(targets: Iterable[Target]) -> dict[str, list[int]]:
+    """Partition indexes per topic, as Kafka's requests list them."""
+    out: dict[str, list[int]] = {}
+    for topic, index in targets:
+        out.setdefault(topic, []).append(index)
+    return out

@@ -97,14 +97,7 @@ class ProducePath:
                 ErrorCode.invalid_topic_exception,
                 f"cannot produce to kafka's internal topic topic={topic}",
             )
-        if self._lease.fenced:
-            raise fenced_error()
-        part = self._leader_of(topic, partition)
-        if part.key in self._moving:
-            raise StoreError(
-                ErrorCode.not_leader_or_follower,
-                f"partition moving to another broker topic={topic} partition={partition}",
-            )
+        part = self._writable(topic, partition)
         max_bytes = self._max_message_bytes(topic)
         try:
             headers = validate_produce_records(records)
@@ -171,14 +164,7 @@ class ProducePath:
         timestamp: int,
     ) -> PendingAppend:
         """Write a transaction's COMMIT or ABORT marker (a control batch) here."""
-        if self._lease.fenced:
-            raise fenced_error()
-        part = self._leader_of(topic, partition)
-        if part.key in self._moving:
-            raise StoreError(
-                ErrorCode.not_leader_or_follower,
-                f"partition moving to another broker topic={topic} partition={partition}",
-            )
+        part = self._writable(topic, partition)
         self._check_room(topic, partition)
         raw = control_batch(
             producer_id=producer_id,
@@ -192,6 +178,18 @@ class ProducePath:
         header = next(iter_batches(data))[1]
         event: TxnEvent | None = batch_event(data, header, base)
         return self._store(part, Batch(base, end, timestamp, data, None, event))
+
+    def _writable(self, topic: str, partition: int) -> PartitionLog:
+        """The partition, if we lead it and may write to it now."""
+        if self._lease.fenced:
+            raise fenced_error()
+        part = self._leader_of(topic, partition)
+        if part.key in self._moving:
+            raise StoreError(
+                ErrorCode.not_leader_or_follower,
+                f"partition moving to another broker topic={topic} partition={partition}",
+            )
+        return part
 
     def _check_transactional(self, part: PartitionLog, first: BatchHeader, verified: bool) -> None:
         where = f"topic={part.state.topic} partition={part.state.partition}"

@@ -108,14 +108,15 @@ class ProduceHandler(Handler):
         # Transactional records without a transactional id are refused as Kafka refuses
         # them (it checks them against the id's ACL first), not stored as if committed.
         txn_id = request.transactional_id
-        if txn_id is None and _has_transactional_batch(request):
+        transactional = _has_transactional_batch(request)
+        if txn_id is None and transactional:
             return self._all_failed(
                 header,
                 request,
                 ErrorCode.transactional_id_authorization_failed,
                 "transactional records need a transactional id",
             )
-        if txn_id is not None and _has_transactional_batch(request):
+        if txn_id is not None and transactional:
             producer = _producer_of(request)
             if producer is not None and not node.coordinates_txn(txn_id):
                 # The coordinator is another broker: ask it, and keep this producer's
@@ -127,6 +128,8 @@ class ProduceHandler(Handler):
     async def _append(
         self, node: Node, header: RequestHeader, request: Any, txn_id: str | None
     ) -> Any:
+        """Append every partition; with a `txn_id`, a batch that would open its
+        producer's transaction needs the coordinator's word first."""
         if int(request.acks) not in _VALID_ACKS:
             return self._all_failed(
                 header,

@@ -14,6 +14,7 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.handlers.base import Handler
+from tidelog.broker.handlers.offset_commit import MAX_METADATA_CHARS
 from tidelog.broker.handlers.txn_errors import for_version
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -22,8 +23,6 @@ from tidelog.storage.errors import StoreError
 
 if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
-
-MAX_METADATA_CHARS = 4096  # Kafka's offset.metadata.max.bytes default
 
 
 class TxnOffsetCommitHandler(Handler):

@@ -78,10 +78,9 @@ class TxnCoordinator:
     async def init_producer(
         self, transactional_id: str, timeout_ms: int, producer_id: int, producer_epoch: int
     ) -> Outcome:
-        async with self._guard(transactional_id) as meta:
-            if meta is _NOT_HERE:
+        async with self._guard(transactional_id) as (here, current):
+            if not here:
                 return Outcome(ErrorCode.not_coordinator)
-            current = meta if isinstance(meta, TxnMeta) else None
             new_pid = -1
             if state.needs_producer_id(current):
                 new_pid = await self._backend.allocate_producer_id()
@@ -107,32 +106,39 @@ class TxnCoordinator:
         producer_epoch: int,
         partitions: frozenset[tuple[str, int]],
     ) -> ErrorCode:
-        async with self._guard(transactional_id) as meta:
-            if meta is _NOT_HERE:
-                return ErrorCode.not_coordinator
-            outcome = state.add_partitions(
-                meta if isinstance(meta, TxnMeta) else None,
+        return await self._step(
+            transactional_id,
+            lambda meta, now: state.add_partitions(
+                meta,
                 producer_id=producer_id,
                 producer_epoch=producer_epoch,
                 partitions=partitions,
-                now_ms=self._clock_ms(),
-            )
-            return await self._carry_out(transactional_id, outcome)
+                now_ms=now,
+            ),
+        )
 
     async def add_group(
         self, transactional_id: str, producer_id: int, producer_epoch: int, group: str
     ) -> ErrorCode:
-        async with self._guard(transactional_id) as meta:
-            if meta is _NOT_HERE:
-                return ErrorCode.not_coordinator
-            outcome = state.add_group(
-                meta if isinstance(meta, TxnMeta) else None,
+        return await self._step(
+            transactional_id,
+            lambda meta, now: state.add_group(
+                meta,
                 producer_id=producer_id,
                 producer_epoch=producer_epoch,
                 group=group,
-                now_ms=self._clock_ms(),
-            )
-            return await self._carry_out(transactional_id, outcome)
+                now_ms=now,
+            ),
+        )
+
+    async def _step(
+        self, transactional_id: str, decide: Callable[[TxnMeta | None, int], Outcome]
+    ) -> ErrorCode:
+        """One call on the id's state, under its lock, carried out before it answers."""
+        async with self._guard(transactional_id) as (here, meta):
+            if not here:
+                return ErrorCode.not_coordinator
+            return await self._carry_out(transactional_id, decide(meta, self._clock_ms()))
 
     async def end_txn(
         self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool
@@ -140,15 +146,15 @@ class TxnCoordinator:
         """Answered once the decision (Prepare*) is in the bucket, as Kafka answers it;
         the markers and the completion follow in the background, still holding the id's
         lock, so the producer's next call waits for them (docs/transactions.md)."""
-        lock = self._locks.setdefault(transactional_id, asyncio.Lock())
+        lock = self._lock(transactional_id)
         await lock.acquire()
         handed_over = False
         try:
-            meta = self._current(transactional_id)
-            if meta is _NOT_HERE:
+            here, meta = self._current(transactional_id)
+            if not here:
                 return ErrorCode.not_coordinator
             outcome = state.end_txn(
-                meta if isinstance(meta, TxnMeta) else None,
+                meta,
                 producer_id=producer_id,
                 producer_epoch=producer_epoch,
                 commit=commit,
@@ -262,8 +268,8 @@ class TxnCoordinator:
                 await self._advance(txn_id)
 
     async def _advance(self, transactional_id: str) -> None:
-        async with self._guard(transactional_id) as meta:
-            if not isinstance(meta, TxnMeta):
+        async with self._guard(transactional_id) as (_, meta):
+            if meta is None:
                 return
             outcome = state.recover(meta) or state.expire(meta, self._clock_ms())
             if outcome is None:
@@ -281,14 +287,17 @@ class TxnCoordinator:
 
     # -- carrying out ------------------------------------------------------------------
 
-    def _guard(self, transactional_id: str) -> _Guard:
-        lock = self._locks.setdefault(transactional_id, asyncio.Lock())
-        return _Guard(self, transactional_id, lock)
+    def _lock(self, transactional_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(transactional_id, asyncio.Lock())
 
-    def _current(self, transactional_id: str) -> TxnMeta | object | None:
+    def _guard(self, transactional_id: str) -> _Guard:
+        return _Guard(self, transactional_id, self._lock(transactional_id))
+
+    def _current(self, transactional_id: str) -> tuple[bool, TxnMeta | None]:
+        """(whether we coordinate the id now, its state if we do and it has one)."""
         if not self._backend.coordinates_txn(transactional_id):
-            return _NOT_HERE
-        return self.meta(transactional_id)
+            return False, None
+        return True, self.meta(transactional_id)
 
     async def _carry_out(self, transactional_id: str, outcome: Outcome) -> ErrorCode:
         if outcome.error != ErrorCode.none:
@@ -320,18 +329,15 @@ class TxnCoordinator:
         return ErrorCode.none
 
 
-_NOT_HERE = object()
-
-
 class _Guard:
-    """`async with`: the id's lock, yielding its state (or _NOT_HERE)."""
+    """`async with`: the id's lock, yielding (coordinated here, its state)."""
 
     def __init__(self, owner: TxnCoordinator, transactional_id: str, lock: asyncio.Lock) -> None:
         self._owner = owner
         self._id = transactional_id
         self._lock = lock
 
-    async def __aenter__(self) -> TxnMeta | object | None:
+    async def __aenter__(self) -> tuple[bool, TxnMeta | None]:
         await self._lock.acquire()
         return self._owner._current(self._id)
 
