@@ -10,6 +10,8 @@ import ast
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from tests.unit.source_ast import parse_file
+
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_FOLDERS = ("broker", "protocol", "storage", "payments", "bench")
 
@@ -21,7 +23,7 @@ def python_files(*folders: str) -> Iterator[Path]:
 
 def imported_names(path: Path) -> Iterator[tuple[int, str]]:
     """(line, dotted name) of every absolute import in `path`."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse_file(path)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -69,7 +71,7 @@ def project_imports(path: Path, known: Iterable[str]) -> set[str]:
     a module, else a.b (type-checking-only imports count too: they are still a cycle)."""
     known = set(known)
     found: set[str] = set()
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse_file(path)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name in known)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.source_ast import parse_file
 from tidelog.bench import command as bench_command
 from tidelog.broker import cli, commands
 from tidelog.broker.commands import ENTRY_POINT_GROUP, Command, discover
@@ -118,7 +119,7 @@ def test_a_second_entry_point_of_the_same_name_is_ignored() -> None:
 def _imports(path: Path) -> list[tuple[int, str]]:
     """Every absolute import, nested ones (inside functions) included."""
     out = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(parse_file(path)):
         if isinstance(node, ast.Import):
             out += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

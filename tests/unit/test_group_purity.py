@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.unit.source_ast import parse_file
+
 GROUPS = Path(__file__).resolve().parents[2] / "broker" / "groups"
 DRIVER = "coordinator.py"  # the one module that owns timers, futures and the offsets store
 ALLOWED_STDLIB = {
@@ -25,7 +27,7 @@ ALLOWED_PROJECT = ("tidelog.broker.groups.", "tidelog.protocol.errors")
 
 def imports_of(path: Path) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(parse_file(path)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:

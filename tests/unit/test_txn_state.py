@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.source_ast import parse_file
 from tidelog.broker.transactions.model import MAX_EPOCH, TxnMeta, TxnStatus
 from tidelog.broker.transactions.state import (
     Markers,
@@ -662,7 +663,7 @@ def test_state_machine_modules_import_only_the_standard_datatypes_and_errors() -
     imported = {
         (path.name, name)
         for path in modules
-        for node in ast.walk(ast.parse(path.read_text()))
+        for node in ast.walk(parse_file(path))
         for name in (
             [a.name for a in node.names]
             if isinstance(node, ast.Import)
