@@ -377,7 +377,7 @@ class BrokerNode:
     ) -> dict[PartitionKey, ErrorCode]:
         if self.coordinates_txn(transactional_id):  # no await on this path: order kept
             return {
-                key: self.txns.verify(transactional_id, producer_id, producer_epoch, partition=key)
+                key: self.verify_txn_here(transactional_id, producer_id, producer_epoch, key)
                 for key in partitions
             }
         owner = self.store.coordinator_of(transactional_id)
@@ -386,6 +386,20 @@ class BrokerNode:
         return await self.txn_links.verify_remote(
             owner, transactional_id, producer_id, producer_epoch, partitions
         )
+
+    def verify_txn_here(
+        self, transactional_id: str, producer_id: int, producer_epoch: int, key: PartitionKey
+    ) -> ErrorCode:
+        if key[0] != GROUP_TOPIC:
+            return self.txns.verify(transactional_id, producer_id, producer_epoch, partition=key)
+        # `__consumer_offsets` N stands for the transaction's groups of slot N, as Kafka's
+        # group coordinator names a group by its offsets partition when it verifies.
+        meta = self.txns.meta(transactional_id)
+        groups = sorted(g for g in (meta.groups if meta else ()) if group_slot(g) == key[1])
+        if not groups:
+            code = self.txns.verify(transactional_id, producer_id, producer_epoch)
+            return code if code != ErrorCode.none else ErrorCode.invalid_txn_state
+        return self.txns.verify(transactional_id, producer_id, producer_epoch, group=groups[0])
 
     async def stage_txn_offsets(
         self,

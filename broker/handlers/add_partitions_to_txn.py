@@ -4,7 +4,8 @@ v0-3 come from producers: the coordinator adds the partitions (a partition of a 
 that does not exist fails with UNKNOWN_TOPIC_OR_PARTITION and the others are not
 attempted, as in Kafka). v4 is broker to broker: with `verify_only` a partition
 leader asks whether partitions are in a producer's open transaction before it appends
-a batch that would open one there (KIP-890 part 1; docs/transactions.md).
+a batch that would open one there (KIP-890 part 1), and a group coordinator asks
+whether a group is, naming it by its `__consumer_offsets` partition (docs/transactions.md).
 """
 
 from __future__ import annotations
@@ -104,18 +105,11 @@ class AddPartitionsToTxnHandler(Handler):
         return {t: dict.fromkeys(ps, code) for t, ps in wanted}
 
     def _verify(self, node: Node, txn: Any, wanted: list[tuple[str, tuple[int, ...]]]) -> Results:
-        coordinator = node.txn_coordinator
+        txn_id, pid, epoch = txn.transactional_id, int(txn.producer_id), int(txn.producer_epoch)
+        if not node.coordinates_txn(txn_id):
+            return {t: dict.fromkeys(ps, ErrorCode.not_coordinator) for t, ps in wanted}
         return {
-            t: {
-                p: coordinator.verify(
-                    txn.transactional_id,
-                    int(txn.producer_id),
-                    int(txn.producer_epoch),
-                    partition=(t, p),
-                )
-                for p in ps
-            }
-            for t, ps in wanted
+            t: {p: node.verify_txn_here(txn_id, pid, epoch, (t, p)) for p in ps} for t, ps in wanted
         }
 
     def _topics(self, mod: Any, results: Results) -> tuple[Any, ...]:

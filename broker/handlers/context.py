@@ -201,6 +201,13 @@ class TransactionState(Protocol):
         Answers without waiting when this broker is the coordinator."""
         ...
 
+    def verify_txn_here(
+        self, transactional_id: str, producer_id: int, producer_epoch: int, key: PartitionKey
+    ) -> ErrorCode:
+        """The coordinator's answer for one partition, `__consumer_offsets` N meaning the
+        transaction's consumer groups of slot N (a group coordinator elsewhere asks so)."""
+        ...
+
     async def stage_txn_offsets(
         self,
         group_id: str,

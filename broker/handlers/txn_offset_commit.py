@@ -3,9 +3,11 @@ commits.
 
 Sent to the group's coordinator. The offsets are staged in its stream, per group and
 producer id (storage/txn_store.py); the transaction's COMMIT marker for the group
-makes them committed offsets, ABORT drops them (docs/transactions.md). When this
-broker also coordinates the transaction, the group must be in the producer's open
-transaction (AddOffsetsToTxn) and its epoch current, or nothing is staged.
+makes them committed offsets, ABORT drops them (docs/transactions.md). The group must
+be in the producer's open transaction (AddOffsetsToTxn) and its epoch current, or
+nothing is staged: this broker checks when it coordinates the transaction too, else it
+asks the coordinator (AddPartitionsToTxn v4 verify_only, naming the group by its
+`__consumer_offsets` partition, as Kafka's KIP-890 does).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
+from tidelog.storage.meta_state import GROUP_TOPIC
+from tidelog.storage.ownership import group_slot
 
 if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
@@ -38,8 +42,12 @@ class TxnOffsetCommitHandler(Handler):
             common = ErrorCode.invalid_group_id
         elif not node.coordinates(group):
             common = ErrorCode.not_coordinator
-        elif node.coordinates_txn(request.transactional_id):
-            common = node.txn_coordinator.verify(request.transactional_id, pid, epoch, group=group)
+        else:
+            # Asked of the coordinator, here or by AddPartitionsToTxn v4 verify_only on
+            # the broker that has the id: a fenced producer's offsets are never staged.
+            key = (GROUP_TOPIC, group_slot(group))
+            codes = await node.verify_txn(request.transactional_id, pid, epoch, [key])
+            common = codes.get(key, ErrorCode.invalid_txn_state)
         for topic in request.topics:
             for p in topic.partitions:
                 key = (topic.name, p.partition_index)

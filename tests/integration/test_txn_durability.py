@@ -205,14 +205,21 @@ def by_tag(values: dict[int, list[str]]) -> dict[str, dict[int, list[str]]]:
 
 
 def find_txn_coordinator(boot: str, txn_id: str) -> int:
-    """The node coordinating `txn_id` (FindCoordinator key_type 1), retried while its
-    slot is between brokers or a broker does not answer."""
+    """The node coordinating `txn_id` (FindCoordinator key_type 1)."""
+    return find_coordinator(boot, txn_id, key_type=1)
+
+
+def find_coordinator(boot: str, key: str, *, key_type: int) -> int:
+    """The node coordinating `key` (a group for key_type 0, a transactional id for 1),
+    retried while its slot is between brokers or a broker does not answer."""
     from kio.index import load_payload_module
     from kio.static.constants import EntityType
     from kio.static.primitive import i8
 
     module = load_payload_module(10, 4, EntityType.request)
-    request = build(module, "FindCoordinatorRequest", key_type=i8(1), coordinator_keys=(txn_id,))
+    request = build(
+        module, "FindCoordinatorRequest", key_type=i8(key_type), coordinator_keys=(key,)
+    )
     last: object = None
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
@@ -227,7 +234,7 @@ def find_txn_coordinator(boot: str, txn_id: str) -> int:
                 return int(answer.node_id)
             last = answer
         time.sleep(0.2)
-    raise AssertionError(f"no coordinator for {txn_id}: {last}")
+    raise AssertionError(f"no coordinator for {key}: {last}")
 
 
 # -- 1. one broker, kill -9, restart on the same data dir ------------------------------
