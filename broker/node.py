@@ -430,7 +430,7 @@ class BrokerNode:
                     for g, pending in store.stream.state.txn_offsets.items()
                     if group_slot(g) == partition and producer_id in pending
                 ]
-                await store.txns.end_offsets(producer_id, groups, commit)
+                await store.txns.end_offsets(producer_id, producer_epoch, groups, commit)
                 return ErrorCode.none
             if store.topic(topic) is None:
                 return ErrorCode.unknown_topic_or_partition

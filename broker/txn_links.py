@@ -92,7 +92,10 @@ class TxnLinks:
                 if topic == GROUP_TOPIC:
                     fut = asyncio.ensure_future(
                         store.txns.end_offsets(
-                            markers.producer_id, groups_by_slot.get(index, ()), markers.commit
+                            markers.producer_id,
+                            markers.producer_epoch,
+                            groups_by_slot.get(index, ()),
+                            markers.commit,
                         )
                     )
                 else:

@@ -25,8 +25,11 @@ is adopted anew, for a newer tenure.
                                     (broker/transactions/model.py; opaque here)
     {"op": "txn_offsets", "group", "pid", "epoch", "offsets": [[topic, partition, offset,
      leader_epoch, metadata], ...]}  offsets of an open transaction (TxnOffsetCommit)
-    {"op": "txn_offsets_end", "pid", "groups": [...], "commit", "ts"}  its marker: the
-                                    pending offsets become committed, or are dropped
+    {"op": "txn_offsets_end", "pid", "epoch", "groups": [...], "commit", "ts"}  its
+                                    marker: the pending offsets of that epoch become
+                                    committed, or are dropped; an older epoch's are
+                                    dropped ("epoch" absent in ops written before it:
+                                    whatever is pending for the pid)
 `adopt_groups` also carries the slot's "txns" and "txn_offsets".
 """
 
@@ -233,13 +236,18 @@ class StreamState:
             pending = self.txn_offsets.setdefault(str(op["group"]), {})
             pid, epoch = int(op["pid"]), int(op["epoch"])
             entry = pending.get(pid)
+            if entry is not None and int(entry["epoch"]) > epoch:
+                return  # a fenced epoch's late offsets: never the newer transaction's
             if entry is None or int(entry["epoch"]) != epoch:
                 entry = pending[pid] = {"epoch": epoch, "offsets": []}
             rows = {(r[0], r[1]): r for r in entry["offsets"]}
             rows.update({(r[0], r[1]): list(r) for r in op["offsets"]})
             entry["offsets"] = list(rows.values())
         elif kind == "txn_offsets_end":
-            self._end_txn_offsets(int(op["pid"]), op["groups"], bool(op["commit"]), int(op["ts"]))
+            marker_epoch = int(op["epoch"]) if "epoch" in op else None  # absent in old ops
+            self._end_txn_offsets(
+                int(op["pid"]), marker_epoch, op["groups"], bool(op["commit"]), int(op["ts"])
+            )
         elif kind == "offsets":
             offsets = self.group_offsets.setdefault(str(op["group"]), {})
             ts = int(op["ts"])
@@ -260,18 +268,29 @@ class StreamState:
         else:
             raise StateError(f"unknown stream op op={kind!r} seq={seq}")
 
-    def _end_txn_offsets(self, pid: int, groups: Iterable[str], commit: bool, ts: int) -> None:
+    def _end_txn_offsets(
+        self, pid: int, epoch: int | None, groups: Iterable[str], commit: bool, ts: int
+    ) -> None:
+        """The marker of (pid, epoch): its staged offsets become committed or go. Offsets
+        an older epoch staged are dropped either way (a late write of a transaction that
+        was aborted); a newer epoch's stay for their own marker."""
         for group in groups:
             pending = self.txn_offsets.get(str(group))
-            entry = pending.pop(pid, None) if pending is not None else None
-            if pending is not None and not pending:
+            entry = pending.get(pid) if pending is not None else None
+            if entry is None or pending is None:
+                continue
+            staged = int(entry["epoch"])
+            if epoch is not None and staged > epoch:
+                continue
+            del pending[pid]
+            if not pending:
                 self.txn_offsets.pop(str(group), None)
-            if entry is None or not commit:
+            if not commit or (epoch is not None and staged < epoch):
                 continue
             offsets = self.group_offsets.setdefault(str(group), {})
-            for topic, partition, offset, epoch, metadata in entry["offsets"]:
+            for topic, partition, offset, leader_epoch, metadata in entry["offsets"]:
                 offsets[(str(topic), int(partition))] = CommittedOffset(
-                    int(offset), int(epoch), metadata, ts
+                    int(offset), int(leader_epoch), metadata, ts
                 )
 
     def _apply_chunk(self, seq: int, chunk: Chunk, data_start: int) -> None:

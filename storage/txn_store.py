@@ -68,7 +68,9 @@ class TxnStore:
     def pending_offsets(self, group: str) -> dict[int, dict[str, Any]]:
         return self._mine().txn_offsets.get(group, {})
 
-    async def end_offsets(self, producer_id: int, groups: Iterable[str], commit: bool) -> None:
+    async def end_offsets(
+        self, producer_id: int, producer_epoch: int, groups: Iterable[str], commit: bool
+    ) -> None:
         """A transaction's marker for the groups it committed offsets to."""
         names = sorted(set(groups))
         if not names:
@@ -76,6 +78,7 @@ class TxnStore:
         op = {
             "op": "txn_offsets_end",
             "pid": producer_id,
+            "epoch": producer_epoch,
             "groups": names,
             "commit": commit,
             "ts": self._clock.wall_ms(),
