@@ -88,8 +88,17 @@ class PartitionLog:
 
     @property
     def last_stable_offset(self) -> int:
-        """Below it every transaction is decided (read_committed reads stop here)."""
-        return self.state.txns.stable_offset(self.high_watermark)
+        """Below it every transaction is decided (read_committed reads stop here).
+
+        Decided means its marker is below the high watermark: a marker still above it
+        may be given back (`discard_from`) or lost with the broker, so the transactions
+        are taken as they stood at the high watermark, before the first event above it.
+        """
+        hw = self.high_watermark
+        if not self._txn_undo:
+            return self.state.txns.stable_offset(hw)
+        open_at_hw = self._txn_undo[0][1][0]
+        return min(hw, min(open_at_hw.values())) if open_at_hw else hw
 
     def opens_transaction(self, producer_id: int) -> bool:
         """Whether a transactional batch of this producer would open a transaction here."""

@@ -16,8 +16,11 @@ from tidelog.storage.commit_format import Chunk
 from tidelog.storage.errors import StoreError
 from tidelog.storage.log_store import LogStore, StoreConfig
 from tidelog.storage.memory_store import MemoryObjectStore
+from tidelog.storage.partition_log import Batch, PartitionLog
 from tidelog.storage.stream_state import PartitionState
+from tidelog.storage.txn_index import ABORT as ABORT_EVENT
 from tidelog.storage.txn_index import BEGIN, AbortedTxn, TxnIndex
+from tidelog.storage.txn_index import COMMIT as COMMIT_EVENT
 
 NOW = 1_700_000_000_000
 PID = 4000
@@ -203,3 +206,25 @@ def test_chunk_events_round_trip_through_the_commit_header() -> None:
     chunk = Chunk("id", "t", 0, 0, 3, NOW, 0, 10, 1, txns=((PID, 0, BEGIN, 0), (PID, 0, 2, 2)))
     assert Chunk.from_json(chunk.to_json()) == chunk
     assert "txns" not in Chunk("id", "t", 0, 0, 3, NOW, 0, 10, 1).to_json()
+
+
+def test_lso_passes_a_transaction_only_once_its_marker_is_below_the_high_watermark() -> None:
+    # The marker is in the log but not yet durable (its WAL write or upload is pending):
+    # it may still be given back or lost with the broker, so read_committed must not
+    # read past the transaction's first offset yet.
+    log = PartitionLog(PartitionState("id", "t", 0))
+    log.add(Batch(0, 2, NOW, b"data", None, (PID, 0, BEGIN, 0)))
+    log.add(Batch(2, 3, NOW, b"plain", None))
+    log.advance_high_watermark(3)
+    assert log.last_stable_offset == 0
+    log.add(Batch(3, 4, NOW, b"marker", None, (PID, 0, ABORT_EVENT, 3)))
+    log.add(Batch(4, 5, NOW, b"data", None, (PID + 1, 0, BEGIN, 4)))
+    assert log.state.txns.open == {PID + 1: 4}  # applied at once (fencing needs it)
+    assert log.last_stable_offset == 0  # but not yet decided for readers
+    log.advance_high_watermark(4)  # the marker is durable now
+    assert log.last_stable_offset == 4
+    log.advance_high_watermark(5)
+    assert log.last_stable_offset == 4  # the second transaction is open
+    log.add(Batch(5, 6, NOW, b"marker", None, (PID + 1, 0, COMMIT_EVENT, 5)))
+    log.discard_from(5)  # its write failed: given back, still open
+    assert log.last_stable_offset == 4 and log.state.txns.open == {PID + 1: 4}
