@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tidelog.broker.commands import SubCommand
-from tidelog.broker.drills import outage, replace, scale, zombie
+from tidelog.broker.drills import outage, replace, scale, txn, zombie
 from tidelog.broker.drills.harness import DrillContext, DrillOptions, render_json, render_table
 from tidelog.broker.drills.load import RECORDS_PER_S
 from tidelog.broker.drills.narration import Narrator
@@ -26,7 +26,14 @@ from tidelog.broker.drills.stores import open_store
 
 SCENARIOS = {
     s.name: s
-    for s in (replace.SCENARIO, zombie.SCENARIO, outage.SCENARIO, scale.SCALE_OUT, scale.SCALE_IN)
+    for s in (
+        replace.SCENARIO,
+        zombie.SCENARIO,
+        outage.SCENARIO,
+        scale.SCALE_OUT,
+        scale.SCALE_IN,
+        txn.SCENARIO,
+    )
 }
 DEFAULT_RECORDS = 20_000
 

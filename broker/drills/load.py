@@ -179,15 +179,15 @@ def _confluent_producer(config: dict[str, Any]) -> Any:
     return Producer(config)
 
 
-def create_topic(bootstrap: str) -> None:
+def create_topic(bootstrap: str, topic: str = TOPIC) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     client = AdminClient({"bootstrap.servers": bootstrap})
-    futures = client.create_topics([NewTopic(TOPIC, PARTITIONS, 1)], operation_timeout=10)
+    futures = client.create_topics([NewTopic(topic, PARTITIONS, 1)], operation_timeout=10)
     try:
-        futures[TOPIC].result(timeout=30)
+        futures[topic].result(timeout=30)
     except Exception as exc:  # KafkaException, or a timeout
-        raise DrillError(f"create topic failed topic={TOPIC} error={exc}") from exc
+        raise DrillError(f"create topic failed topic={topic} error={exc}") from exc
 
 
 def read_back(bootstrap: str) -> list[ReadRecord]:
