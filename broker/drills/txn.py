@@ -9,14 +9,16 @@ output and raw read_committed fetches note each response's last stable offset.
 
 Faults, counted in records (broker/drills/schedule.py), never in seconds: once a third
 of the load is acked and the pipeline has committed at least the schedule's commit
-point, kill -9 the pipeline and start it again with the same transactional id (which
-fences the old one and aborts its open transaction; it resumes from the committed
-offsets); once it committed again, let the load on to the schedule's settle point and,
-halfway there, kill -9 the broker and restart it on the same data dir and port. When the
-pipeline has committed every input record, it is stopped (SIGTERM) and the output is
-read back read_committed and read_uncommitted; `txn_check.check` counts the anomalies.
-Passes when the common checks hold for the input, every anomaly count is 0, and the
-pipeline and the broker stop cleanly.
+point, kill -9 the pipeline (as soon as its log says a transaction's records are written
+and not yet committed) and start it again with the same transactional id (which fences
+the old one and aborts its open transaction; it resumes from the committed offsets);
+once it committed again, let the load on to the schedule's settle point and, halfway
+there (and again inside one of the pipeline's transactions), kill -9 the broker and
+restart it on the same data dir and port (a pipeline that caught up with the held load
+is killed idle). When the pipeline has committed every input record, it is stopped
+(SIGTERM) and the output is read back read_committed and read_uncommitted;
+`txn_check.check` counts the anomalies. Passes when the common checks hold for the
+input, every anomaly count is 0, and the pipeline and the broker stop cleanly.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ TXNS_PER_LOAD = 60
 ABORT_RATIO = 0.2
 _COMMITTED = re.compile(r"^committed txn=\S+ records=\d+ to=(\S+)$", re.M)
 _ABORTED = re.compile(r"^aborted txn=\S+ records=\d+ reason=(\S+)", re.M)
-_POLL_S = 0.02
+_PRODUCED = re.compile(r"^produced txn=", re.M)
+_POLL_S = 0.005  # a transaction stays open for a few ms after its records are flushed
 
 
 class PipelineRun(ChildProcess):
@@ -108,6 +111,11 @@ class PipelineRun(ChildProcess):
             counts["on-purpose" if found.group(1) == "on-purpose" else "after an error"] += 1
         return counts
 
+    def in_transaction(self) -> bool:
+        """Its last line says a transaction's records are written and not yet ended."""
+        lines = self.output_of_this_run().strip().splitlines()
+        return bool(lines) and _PRODUCED.match(lines[-1]) is not None
+
     def commits(self) -> int:
         return len(_COMMITTED.findall(self.output()))
 
@@ -147,8 +155,15 @@ def _run(ctx: DrillContext, a: BrokerRun, pipeline: PipelineRun) -> Report:
     ):
         with under_load(ctx, a.bootstrap) as load_run:
             load = load_run.load
+
+            def busy_or_idle() -> bool:
+                # inside a transaction, or caught up with the (held) load: nothing to wait for
+                return pipeline.in_transaction() or pipeline.processed() >= load.acked()
+
             # past the commit point, where the load paused: the pipeline is in the flow again
-            pipeline.wait_for(lambda: pipeline.processed() > plan.commit, "before its kill")
+            pipeline.wait_for(
+                lambda: pipeline.processed() > plan.commit and busy_or_idle(), "before its kill"
+            )
             pipeline_killed_after = pipeline.processed()
             pipeline.kill()
             say.say(
@@ -162,6 +177,7 @@ def _run(ctx: DrillContext, a: BrokerRun, pipeline: PipelineRun) -> Report:
             say.say(f"the restarted pipeline committed; {resumed} input records processed")
             load.hold(plan.settle)
             load.wait_settled((plan.hold + plan.settle) // 2)
+            pipeline.wait_for(busy_or_idle, "before the broker's kill")
             broker_killed_after = load.acked()
             a.kill()
             killed_at = time.monotonic()

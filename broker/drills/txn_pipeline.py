@@ -1,4 +1,4 @@
-"""The txn drill's consume-transform-produce pipeline: a process of its own, killed with -9.
+"""The txn drill's consume-transform-produce pipeline, a process of its own (for kill -9).
 
 `python -m tidelog.broker.drills.txn_pipeline --bootstrap HOST:PORT ...` reads the input
 topic read_committed from its group's committed offsets (partitions assigned, not
@@ -11,11 +11,12 @@ Random(f"{seed}-{run}"), are aborted on purpose after their records and offsets 
 sent; their records carry `abort: true` and their input is processed again.
 
 Its stdout is the drill's view of it, one line per event: `pipeline started ...`,
-`committed txn=... records=N to=P:O,...` (the input positions the transaction
-committed), `aborted txn=... records=N reason=...`. SIGTERM ends it after the current
-transaction (exit 0). An error that needs an abort aborts and rewinds to the last
-committed positions; a fatal one (fenced, say) replaces the producer (init_transactions
-again) and rewinds the same way.
+`produced txn=... records=N` (written and flushed, not yet committed: the drill's cue to
+kill while a transaction is open), `committed txn=... records=N to=P:O,...` (the input
+positions the transaction committed), `aborted txn=... records=N reason=...`. SIGTERM
+ends it after the current transaction (exit 0). An error that needs an abort aborts and
+rewinds to the last committed positions; a fatal one (fenced, say) replaces the producer
+(init_transactions again) and rewinds the same way.
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ class Pipeline:
             self.producer.begin_transaction()
             for msg in batch:
                 self.produce(msg, txn, on_purpose)
+            self.producer.flush(CALL_TIMEOUT_S)
+            say(f"produced txn={txn} records={len(batch)}")  # open, its records written
             offsets = [TopicPartition(self.args.input, p, off) for p, off in sorted(to.items())]
             metadata = self.consumer.consumer_group_metadata()
             retry(
