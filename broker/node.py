@@ -318,6 +318,18 @@ class BrokerNode:
     def groups_with_offsets(self) -> list[str]:
         return self.store.groups_with_offsets()
 
+    def unstable_offsets(self, group_id: str) -> frozenset[PartitionKey]:
+        # Every transaction ends within transaction.max.timeout.ms of its last write
+        # (the coordinator aborts it), so offsets staged longer ago than that have no
+        # marker coming (a staging that raced its own abort): they never hold a reader.
+        since = self._clock_ms() - self._config.transaction_max_timeout_ms
+        return frozenset(
+            (str(row[0]), int(row[1]))
+            for entry in self.store.txns.pending_offsets(group_id).values()
+            if int(entry.get("ts", 0)) >= since
+            for row in entry["offsets"]
+        )
+
     async def commit_offsets(
         self, group_id: str, offsets: Sequence[tuple[str, int, int, int, str | None]]
     ) -> None:

@@ -24,7 +24,8 @@ is adopted anew, for a newer tenure.
     {"op": "txn", "id", "meta": {...}}   a transactional id's coordinator state
                                     (broker/transactions/model.py; opaque here)
     {"op": "txn_offsets", "group", "pid", "epoch", "offsets": [[topic, partition, offset,
-     leader_epoch, metadata], ...]}  offsets of an open transaction (TxnOffsetCommit)
+     leader_epoch, metadata], ...], "ts"}  offsets of an open transaction
+                                    (TxnOffsetCommit), staged at wall time ts
     {"op": "txn_offsets_end", "pid", "epoch", "groups": [...], "commit", "ts"}  its
                                     marker: the pending offsets of that epoch become
                                     committed, or are dropped; an older epoch's are
@@ -243,6 +244,7 @@ class StreamState:
             rows = {(r[0], r[1]): r for r in entry["offsets"]}
             rows.update({(r[0], r[1]): list(r) for r in op["offsets"]})
             entry["offsets"] = list(rows.values())
+            entry["ts"] = int(op.get("ts", 0))  # the last staging (absent in old ops)
         elif kind == "txn_offsets_end":
             marker_epoch = int(op["epoch"]) if "epoch" in op else None  # absent in old ops
             self._end_txn_offsets(

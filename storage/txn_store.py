@@ -62,6 +62,7 @@ class TxnStore:
             "pid": producer_id,
             "epoch": producer_epoch,
             "offsets": rows,
+            "ts": self._clock.wall_ms(),
         }
         await self._stream_ops([op])
 

@@ -2,8 +2,14 @@
 
 A partition with no committed offset answers offset -1, metadata "" and no error, as
 Kafka does; so does an unknown group. Null topics (v2+) mean every partition the group
-has committed. v8 batches groups, each with its own error code. `require_stable` needs
-no waiting: there are no transactional offset commits to be pending.
+has committed. v8 batches groups, each with its own error code.
+
+`require_stable` (v7+; librdkafka and the Java client send it under read_committed):
+a partition whose offsets an open transaction has staged (TxnOffsetCommit), or whose
+transaction's marker has not ended them yet, answers UNSTABLE_OFFSET_COMMIT (retriable)
+with offset -1, as Kafka does, so a client asking right after commit_transaction
+retries until the offsets it committed are there instead of reading the older ones.
+Without it the committed offset is answered as it stands (docs/transactions.md).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class OffsetFetchHandler(Handler):
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         version = header.api_version
         mod = response_module(self.api_key, version)
+        stable = version >= 7 and bool(request.require_stable)
         zero = datetime.timedelta(0)
         if version >= 8:
             groups = tuple(
@@ -41,13 +48,13 @@ class OffsetFetchHandler(Handler):
                     mod,
                     "OffsetFetchResponseGroup",
                     group_id=g.group_id,
-                    topics=_topics(mod, V8_NAMES, node, g.group_id, g.topics),
+                    topics=_topics(mod, V8_NAMES, node, g.group_id, g.topics, stable),
                     error_code=_group_error(node, g.group_id),
                 )
                 for g in request.groups
             )
             return build(mod, "OffsetFetchResponse", throttle_time=zero, groups=groups)
-        topics = _topics(mod, OLD_NAMES, node, request.group_id, request.topics)
+        topics = _topics(mod, OLD_NAMES, node, request.group_id, request.topics, stable)
         return build(
             mod,
             "OffsetFetchResponse",
@@ -80,14 +87,19 @@ def _topics(
     node: Node,
     group_id: str,
     topics: Iterable[Any] | None,
+    require_stable: bool,
 ) -> tuple[Any, ...]:
     topic_cls, partition_cls = names
     committed = node.committed_offsets(group_id)
+    unstable = node.unstable_offsets(group_id) if require_stable else frozenset()
     out = []
     for topic, partitions in _wanted(committed, topics).items():
         parts = []
         for index in partitions:
             c = committed.get((topic, index))
+            error = ErrorCode.none
+            if (topic, index) in unstable:
+                c, error = None, ErrorCode.unstable_offset_commit
             parts.append(
                 build(
                     mod,
@@ -96,7 +108,7 @@ def _topics(
                     committed_offset=-1 if c is None else c.offset,
                     committed_leader_epoch=-1 if c is None else c.leader_epoch,
                     metadata="" if c is None or c.metadata is None else c.metadata,
-                    error_code=ErrorCode.none,
+                    error_code=error,
                 )
             )
         out.append(build(mod, topic_cls, name=topic, partitions=tuple(parts)))

@@ -228,3 +228,47 @@ def test_delete_groups_refuses_a_group_with_members_and_an_unknown_group(tmp_pat
         assert h.node.live_group("busy") is not None
 
     run_node(tmp_path, body)
+
+
+def test_require_stable_holds_offsets_a_transaction_staged_until_its_marker(
+    tmp_path: Path,
+) -> None:
+    pid, epoch = 4000, 0
+
+    def fetch(require_stable: bool) -> Any:
+        wanted = request(
+            OFFSET_FETCH, 8, "OffsetFetchRequestTopics", name="t", partition_indexes=(0, 1)
+        )
+        group = request(OFFSET_FETCH, 8, "OffsetFetchRequestGroup", group_id="g", topics=(wanted,))
+        return request(
+            OFFSET_FETCH, 8, "OffsetFetchRequest", groups=(group,), require_stable=require_stable
+        )
+
+    def answers(response: Any) -> dict[int, tuple[int, int]]:
+        (group,) = response.groups
+        return {
+            p.partition_index: (p.committed_offset, p.error_code)
+            for p in group.topics[0].partitions
+        }
+
+    async def body(h: NodeHarness) -> None:
+        await h.create_topic("t", 2)
+        await h.call(_commit("g", [("t", 0, 41, None), ("t", 1, 7, None)]))
+        await h.node.stage_txn_offsets("g", pid, epoch, [("t", 0, 50, -1, None)])
+        # A read_committed client (librdkafka, Java) asks for stable offsets: the staged
+        # partition is retriable UNSTABLE_OFFSET_COMMIT, the other answers as it stands.
+        assert answers(await h.call(fetch(True))) == {
+            0: (-1, ErrorCode.unstable_offset_commit),
+            1: (7, ErrorCode.none),
+        }
+        assert answers(await h.call(fetch(False))) == {0: (41, 0), 1: (7, 0)}
+        await h.node.store.txns.end_offsets(pid, epoch, ["g"], True)  # the COMMIT marker
+        assert answers(await h.call(fetch(True))) == {0: (50, 0), 1: (7, 0)}
+        # A staging that raced its own abort has no marker coming: once it is older
+        # than transaction.max.timeout.ms it no longer holds readers.
+        await h.node.stage_txn_offsets("g", pid, epoch, [("t", 1, 9, -1, None)])
+        assert answers(await h.call(fetch(True)))[1] == (-1, ErrorCode.unstable_offset_commit)
+        h.node.store.txns.pending_offsets("g")[pid]["ts"] -= 900_001
+        assert answers(await h.call(fetch(True))) == {0: (50, 0), 1: (7, 0)}
+
+    run_node(tmp_path, body)
