@@ -263,9 +263,12 @@ def render(reports: list[ProjectionReport]) -> str:
     ]
     for r in reports:
         lines.extend(f"  ! {r.name}: {example}" for example in r.examples)
+    stage = any(r.name == "receipts" for r in reports)
     lines.append(
         "PASS: every read model matches the write model"
+        + (", one receipt per payment captured in full" if stage else "")
         if all(r.ok for r in reports)
         else "FAIL: a read model differs from the write model (or is behind)"
+        + (", or the receipts are wrong" if stage else "")
     )
     return "\n".join(lines)
