@@ -200,21 +200,23 @@ class ReceiptProcessManager:
         instance: int = 0,
         instances: int = 1,
         batch_messages: int = BATCH_MESSAGES,
+        clients: tuple[Any, Any] | None = None,
     ) -> None:
+        """`clients`: (producer, consumer) to use instead of new confluent-kafka ones."""
         from confluent_kafka import Consumer, Producer
 
         self.bootstrap = bootstrap
         self.partitions = [p for p in range(EVENTS_PARTITIONS) if p % instances == instance]
         self.batch_messages = batch_messages
         self.txn_id = transactional_id(instance)
-        self.producer = Producer(
-            producer_config(
-                bootstrap,
-                **{"transactional.id": self.txn_id, "transaction.timeout.ms": TXN_TIMEOUT_MS},
-            )
-        )
-        self.consumer = Consumer(
-            consumer_config(bootstrap, GROUP, **{"isolation.level": "read_committed"})
+        self.producer, self.consumer = clients or (
+            Producer(
+                producer_config(
+                    bootstrap,
+                    **{"transactional.id": self.txn_id, "transaction.timeout.ms": TXN_TIMEOUT_MS},
+                )
+            ),
+            Consumer(consumer_config(bootstrap, GROUP, **{"isolation.level": "read_committed"})),
         )
         self.receipted: set[str] = set()
         self.receipts = 0
@@ -237,11 +239,14 @@ class ReceiptProcessManager:
         """Back to the committed input offsets: the first start and after every abort."""
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-        committed = committed_offsets(self.bootstrap, CALL_TIMEOUT_S)
+        wanted = [TopicPartition(EVENTS_TOPIC, p) for p in self.partitions]
+        committed = self.consumer.committed(wanted, timeout=CALL_TIMEOUT_S)
         self.consumer.assign(
             [
-                TopicPartition(EVENTS_TOPIC, p, committed[p] or OFFSET_BEGINNING)
-                for p in self.partitions
+                TopicPartition(
+                    EVENTS_TOPIC, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+                )
+                for tp in committed
             ]
         )
 
