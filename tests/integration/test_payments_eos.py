@@ -6,6 +6,7 @@ modes), with events published twice (the relay's at-least-once) after the restar
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.integration.broker_process import BrokerProcess
-from tests.integration.test_payments_parts import unsent, wait_for
+from tests.integration.test_payments_parts import WAIT_S, unsent, wait_for
 from tidelog.payments import events as ev
 from tidelog.payments.app import CommandIssuer, Layout
 from tidelog.payments.kafka_io import EVENTS_TOPIC, BrokerUnavailable, WatermarkReader
@@ -78,6 +79,15 @@ def committed_total(bootstrap: str) -> int:
         return sum(committed_offsets(bootstrap).values())
     except BrokerUnavailable:
         return -1
+
+
+def committed_once_answered(bootstrap: str) -> int:
+    """The committed total, as soon as a (restarted) broker answers for the group."""
+    deadline = time.monotonic() + WAIT_S
+    while (total := committed_total(bootstrap)) < 0:
+        assert time.monotonic() < deadline, "no broker answered for the group"
+        time.sleep(0.05)
+    return total
 
 
 def publish_again(layout: Layout, bootstrap: str, count: int) -> int:
@@ -147,7 +157,7 @@ def test_broker_killed_mid_stream_leaves_exactly_one_receipt_per_payment(
             wait_for("the first transactions", lambda: committed_total(broker.bootstrap) > 0)
             broker.kill()
             broker = BrokerProcess(tmp_path / "broker", port=broker.port, args=args).start()
-            at_restart = committed_total(broker.bootstrap)
+            at_restart = committed_once_answered(broker.bootstrap)
             assert 0 < at_restart < total, "the kill must land mid-stream"
             wait_for("all events", lambda: committed_total(broker.bootstrap) == total)
             total += publish_again(layout, broker.bootstrap, 20)
