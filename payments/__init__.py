@@ -3,8 +3,9 @@
 Owns: commands and their state machine (`state_machine`), the SQLite write model with
 its transactional outbox (`write_model`), the relay that publishes the outbox
 (`outbox_relay`), the versioned event schema (`events`), the projections and their
-runner (`projections`, `projection_runner`), the verifier, the HTTP read API and the
-`tidelog payments` command line.
+runner (`projections`, `projection_runner`), the exactly-once receipts stage
+(`process_manager`), the verifier, the HTTP read API and the `tidelog payments` command
+line.
 
 Guarantee: this package talks to the broker only through confluent-kafka, exactly as a
 real payments team's services would. It never imports `broker`, `storage` or `protocol`

@@ -1,10 +1,11 @@
 """The running application: write model, issuer, relay and projections wired together.
 
 Owns: the data-dir layout (`write.db`, `read/<projection>.db`, `broker/`), the threads
-that run the relay and the four projection runners, the command issuer (paced, batched:
-one write transaction per batch) and `status()` — commands, events, per-projection lag —
-for progress lines, the API and the bench. Guarantees: `stop()` stops every thread it
-started and closes their clients; nothing here talks to the broker except through
+that run the relay and the four projection runners, the receipts stage's supervised
+process (when asked for), the command issuer (paced, batched: one write transaction per
+batch) and `status()` — commands, events, per-projection lag — for progress lines, the
+API and the bench. Guarantees: `stop()` stops every thread and process it started and
+closes their clients; nothing here talks to the broker except through
 confluent-kafka clients.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from tidelog.payments.kafka_io import BrokerUnavailable, WatermarkReader
 from tidelog.payments.outbox_relay import OutboxRelay
+from tidelog.payments.process_manager import ReceiptsProcess
 from tidelog.payments.projection_runner import ProjectionRunner, lag, stored_offsets
 from tidelog.payments.projections import all_projections
 from tidelog.payments.sqlite_db import connect
@@ -190,15 +192,27 @@ class PaymentsApp:
 
     Threads by default. With `processes=True` each projection runs as its own
     `python -m payments.projection_runner` process (its log in the app dir): on a
-    multi-core machine that takes the projections off this process's GIL.
+    multi-core machine that takes the projections off this process's GIL. With
+    `receipts=True` the exactly-once receipts stage runs too, always as its own
+    supervised process (`receipts.log`), so that it can be killed and restarted alone.
     """
 
     def __init__(
-        self, layout: Layout, bootstrap: str, *, relay: bool = True, processes: bool = False
+        self,
+        layout: Layout,
+        bootstrap: str,
+        *,
+        relay: bool = True,
+        processes: bool = False,
+        receipts: bool = False,
     ) -> None:
         self.layout = layout.create()
         self.bootstrap = bootstrap
         self.processes = processes
+        self.receipts = (
+            ReceiptsProcess(bootstrap, layout.root / "receipts.log") if receipts else None
+        )
+        self.receipts_exit: int | None = None
         self.stop_event = threading.Event()
         self.relay = OutboxRelay(layout.write_db, bootstrap) if relay else None
         self.threads: list[threading.Thread] = []
@@ -225,6 +239,8 @@ class PaymentsApp:
     def start(self) -> PaymentsApp:
         for thread in self.threads:
             thread.start()
+        if self.receipts is not None:
+            self.receipts.start()
         if self.processes:
             for p in all_projections():
                 self.children.append(self._spawn(p.name))
@@ -246,10 +262,13 @@ class PaymentsApp:
             return subprocess.Popen(command, stdout=log_file, stderr=log_file)
 
     def stop(self) -> list[int]:
-        """Stop everything; the exit codes of the projection processes (0: clean)."""
+        """Stop everything; the exit codes of the projection processes (0: clean). The
+        receipts stage's is `receipts_exit`."""
         self.stop_event.set()
         for child in self.children:
             child.send_signal(signal.SIGTERM)
+        if self.receipts is not None:
+            self.receipts_exit = self.receipts.stop()
         for thread in self.threads:
             thread.join(60)
         codes = []

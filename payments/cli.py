@@ -49,7 +49,8 @@ def add_payments_arguments(parser: argparse.ArgumentParser, parser_class: type[A
         help="run payments through commands, outbox, events and projections; verify",
         description="Start a broker in a temp dir (unless --bootstrap), issue a seeded "
         "workload of payment commands, publish the outbox, build every read model and print "
-        "the verifier's table. Exit 0 only if every read model matches the write model.",
+        "the verifier's table. Exit 0 only if every read model matches the write model "
+        "and the receipts stage wrote exactly one receipt per payment captured in full.",
     )
     demo.add_argument("--payments", type=_positive, default=5_000, help="payments (default 5000)")
     demo.add_argument("--merchants", type=_positive, default=50, help="merchants (default 50)")
@@ -64,7 +65,7 @@ def add_payments_arguments(parser: argparse.ArgumentParser, parser_class: type[A
         "--drill",
         action="store_true",
         help="kill -9 the broker half-way and replace it (new node id, same port, "
-        "same data dir); needs the embedded broker",
+        "same data dir), then kill -9 the receipts stage; needs the embedded broker",
     )
     demo.add_argument(
         "--keep",

@@ -3,9 +3,11 @@
 Owns: the demo's directory (a temp dir unless --data-dir; removed unless --keep), the
 embedded broker subprocess (unless --bootstrap), the drill (--drill: kill -9 the broker
 half-way through and start a replacement with a new node id on the same port and the
-same data dir — the WAL volume hand-over), progress lines and the exit code.
+same data dir — the WAL volume hand-over; a progress line later, kill -9 the receipts
+stage, for its supervisor to restart), progress lines and the exit code.
 Guarantees: every process and thread it starts is stopped before it returns; exit 0
-only if every read model matches the write model with lag 0.
+only if every read model matches the write model with lag 0 and the receipts stage
+wrote exactly one receipt per payment captured in full.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from pathlib import Path
 from tidelog.payments.app import AppStatus, CommandIssuer, Layout, PaymentsApp, read_status
 from tidelog.payments.broker_process import BrokerProcess, BrokerStartError, free_port
 from tidelog.payments.kafka_io import BrokerUnavailable, WatermarkReader, create_topics
-from tidelog.payments.verifier import render, verify_all
+from tidelog.payments.process_manager import ReceiptsProcess, committed_offsets, read_receipts
+from tidelog.payments.projection_runner import lag
+from tidelog.payments.verifier import render, verify_all, verify_receipts
 from tidelog.payments.workload import make_workload
 from tidelog.payments.write_model import WriteModel
 
@@ -55,9 +59,20 @@ class Narrator:
         self.out(f"[{time.monotonic() - self.started:6.1f}s] {message}")
 
 
-def progress_line(issuer: CommandIssuer, status: AppStatus) -> str:
+def receipts_lag(bootstrap: str, watermarks: WatermarkReader) -> int | None:
+    """Events the receipts stage has not committed yet; None while the broker is away."""
+    try:
+        return lag(committed_offsets(bootstrap, 2.0), watermarks.high(timeout=2.0))
+    except BrokerUnavailable:
+        return None
+
+
+def progress_line(issuer: CommandIssuer, status: AppStatus, receipts: int | None) -> str:
     c = issuer.counts
-    lags = " ".join(f"{p.name}={'?' if p.lag is None else p.lag}" for p in status.projections)
+    lags = " ".join(
+        f"{name}={'?' if value is None else value}"
+        for name, value in [(p.name, p.lag) for p in status.projections] + [("receipts", receipts)]
+    )
     return (
         f"commands {c.issued} (accepted {c.accepted}, rejected {c.rejected + c.malformed}, "
         f"retries answered {c.replayed}) events published "
@@ -104,8 +119,13 @@ def _run(
             f"payments.events already holds {existing} events from another run; "
             "use a fresh broker or the same --data-dir"
         )
-    say.say(f"topics ready: payments.events (6 partitions), payments.dlq; bootstrap={bootstrap}")
-    app = PaymentsApp(layout, bootstrap).start()
+    say.say(
+        "topics ready: payments.events (6 partitions), payments.dlq, payments.receipts "
+        f"(6 partitions); bootstrap={bootstrap}"
+    )
+    app = PaymentsApp(layout, bootstrap, receipts=True).start()
+    stage = app.receipts
+    assert stage is not None
     write = WriteModel(layout.write_db)
     planned = make_workload(opts.payments, opts.merchants, opts.seed)
     issuer = CommandIssuer(write, planned, opts.rate)
@@ -117,19 +137,23 @@ def _run(
         f"{'unpaced' if not opts.rate else f'{opts.rate:g} payments/s'})"
     )
     issuing.start()
-    drilled = not opts.drill
+    drilled = stage_drilled = not opts.drill
     deadline: float | None = None
     try:
         while True:
             time.sleep(opts.progress_every)
             status = read_status(layout, watermarks)
-            say.say(progress_line(issuer, status))
+            stage_lag = receipts_lag(bootstrap, watermarks)
+            say.say(progress_line(issuer, status, stage_lag))
+            if drilled and not stage_drilled:  # a progress line after the broker's drill
+                _drill_stage(say, stage)
+                stage_drilled = True
             if not drilled and issuer.counts.payments_done >= opts.payments // 2:
                 _drill(say, brokers)
                 drilled = True
             if issuer.finished.is_set() and deadline is None:
                 deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
-            if issuer.finished.is_set() and drilled and status.caught_up():
+            if stage_drilled and issuer.finished.is_set() and status.caught_up() and stage_lag == 0:
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise DemoError(f"projections did not catch up in {CATCH_UP_TIMEOUT_S:.0f}s")
@@ -146,6 +170,10 @@ def _run(
         f"malformed, {c.replayed} retries answered from their idempotency key; "
         f"relay published {relay.published} events ({relay.errors} delivery errors)"
     )
+    say.say(
+        f"receipts stage: {len(stage.exits)} restarts (exits {stage.exits}), "
+        f"last run exit={app.receipts_exit}"
+    )
     for reason, count in sorted(c.reasons.items(), key=lambda kv: -kv[1]):
         print(f"  rejected {count:5d}x  {reason}")
     try:
@@ -153,6 +181,10 @@ def _run(
     finally:
         watermarks.close()
     reports = verify_all(layout.write_db, layout.read_dir, high)
+    receipts = read_receipts(bootstrap)
+    reports.append(
+        verify_receipts(layout.write_db, receipts, lag(committed_offsets(bootstrap), high))
+    )
     print(render(reports))
     if opts.keep or opts.data_dir:
         print(
@@ -160,6 +192,12 @@ def _run(
             f"--data-dir {layout.root}` or `tidelog payments api --data-dir {layout.root}`"
         )
     return 0 if all(r.ok for r in reports) else 1
+
+
+def _drill_stage(say: Narrator, stage: ReceiptsProcess) -> None:
+    pid = stage.child.proc.pid if stage.child.proc is not None else None
+    stage.kill()
+    say.say(f"DRILL: kill -9 the receipts stage pid={pid}; its supervisor restarts it")
 
 
 def _drill(say: Narrator, brokers: list[BrokerProcess]) -> None:

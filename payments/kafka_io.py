@@ -1,9 +1,9 @@
 """Everything payments says to the broker about topics and lag, through confluent-kafka.
 
 Owns: the topic names and partition counts, `create_topics` (explicit, idempotent: an
-existing topic is fine), `high_watermarks` and `producer_config`. Guarantees: every
-producer built from `producer_config` is idempotent with acks=all, so a retry after a
-broker failure never writes a record twice.
+existing topic is fine), `WatermarkReader`, `producer_config` and `consumer_config`.
+Guarantees: every producer built from `producer_config` is idempotent with acks=all, so
+a retry after a broker failure never writes a record twice.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import Any, Final
 
 EVENTS_TOPIC: Final = "payments.events"
 DLQ_TOPIC: Final = "payments.dlq"
+RECEIPTS_TOPIC: Final = "payments.receipts"
 EVENTS_PARTITIONS: Final = 6
 DLQ_PARTITIONS: Final = 1
+RECEIPTS_PARTITIONS: Final = 6
 
 
 class BrokerUnavailable(RuntimeError):
@@ -55,7 +57,8 @@ def consumer_config(bootstrap: str, group_id: str, **extra: Any) -> dict[str, An
 
 
 def create_topics(bootstrap: str, timeout: float = 30.0) -> None:
-    """Create the events topic (6 partitions) and the dead-letter topic, if absent."""
+    """Create the events topic (6 partitions), the dead-letter topic and the receipts
+    stage's output topic (6 partitions), if absent."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -63,6 +66,7 @@ def create_topics(bootstrap: str, timeout: float = 30.0) -> None:
     wanted = [
         NewTopic(EVENTS_TOPIC, EVENTS_PARTITIONS, 1),
         NewTopic(DLQ_TOPIC, DLQ_PARTITIONS, 1),
+        NewTopic(RECEIPTS_TOPIC, RECEIPTS_PARTITIONS, 1),
     ]
     for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
         try:
@@ -79,14 +83,21 @@ class WatermarkReader:
     minutes and answers "unknown partition"; on any error this one starts a new client.
     """
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, *, committed: bool = True) -> None:
         self.bootstrap = bootstrap
+        # read_committed (librdkafka's default) answers the last stable offset; a topic
+        # written in transactions has its true end only under read_uncommitted
+        self.isolation = "read_committed" if committed else "read_uncommitted"
         self.consumer = self._new_consumer()
 
     def _new_consumer(self) -> Any:
         from confluent_kafka import Consumer
 
-        return Consumer(consumer_config(self.bootstrap, "payments-watermarks"))
+        return Consumer(
+            consumer_config(
+                self.bootstrap, "payments-watermarks", **{"isolation.level": self.isolation}
+            )
+        )
 
     def high(
         self, topic: str = EVENTS_TOPIC, partitions: int = EVENTS_PARTITIONS, timeout: float = 10.0

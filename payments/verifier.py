@@ -6,6 +6,10 @@ written in the same transactions), and the comparison. Guarantees: a report coun
 row that is missing, extra or different, plus every outbox event the projection has not
 applied (or applied that the outbox does not hold), and for the ledger every currency
 whose debits differ from its credits. `ok` only when all of those are zero and lag is 0.
+
+The receipts stage is checked the same way (`check_receipts`): exactly one committed
+receipt per payment captured in full (the payments table says which), carrying the
+event id of that capture (the outbox says which), and none for any other payment.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tidelog.payments import events as ev
+from tidelog.payments.process_manager import Receipt, qualifies
 from tidelog.payments.projection_runner import lag, stored_offsets
 from tidelog.payments.projections import Projection, all_projections, utc_day
 from tidelog.payments.sqlite_db import connect
@@ -186,6 +192,57 @@ def verify_all(write_path: Path, read_dir: Path, high: dict[int, int]) -> list[P
     return reports
 
 
+def expected_receipts(write: sqlite3.Connection) -> dict[str, str]:
+    """Payment id -> event id of the capture that completed it, for every payment captured
+    in full: the set from the payments table, the event from the outbox."""
+    full = write.execute(
+        "SELECT payment_id FROM payments WHERE authorized > 0 AND captured = authorized"
+    )
+    completed = {
+        e.payment_id: e.event_id
+        for e in (ev.decode_event(p) for (p,) in write.execute("SELECT payload FROM outbox"))
+        if qualifies(e)
+    }
+    return {pid: completed.get(pid, "(no such event in the outbox)") for (pid,) in full}
+
+
+def check_receipts(
+    expected: dict[str, str], receipts: Iterable[Receipt], lag: int
+) -> ProjectionReport:
+    """Every payment in `expected` has exactly one receipt, from its completing capture;
+    no other payment has one. `lag`: input records the stage has not committed."""
+    report = ProjectionReport("receipts", lag=lag)
+    got: dict[str, list[Receipt]] = defaultdict(list)
+    for r in receipts:
+        got[r.payment_id].append(r)
+        report.events_applied += 1
+    for pid in sorted(expected.keys() | got.keys()):
+        report.rows_checked += 1
+        found, want = got.get(pid, []), expected.get(pid)
+        if want is None:
+            bad, why = len(found), f"receipt for a payment not captured in full count={len(found)}"
+        elif not found:
+            bad, why = 1, "no receipt for a payment captured in full"
+        elif len(found) > 1:
+            bad, why = len(found) - 1, f"duplicate receipts count={len(found)}"
+        elif found[0].source_event_id != want:
+            bad, why = 1, f"receipt from event={found[0].source_event_id} expected={want}"
+        else:
+            continue
+        report.mismatches += bad
+        if len(report.examples) < 5:
+            report.examples.append(f"{why} payment_id={pid}")
+    return report
+
+
+def verify_receipts(write_path: Path, receipts: Iterable[Receipt], lag: int) -> ProjectionReport:
+    write = connect(write_path, readonly=True)
+    try:
+        return check_receipts(expected_receipts(write), receipts, lag)
+    finally:
+        write.close()
+
+
 def render(reports: list[ProjectionReport]) -> str:
     head = ("projection", "rows checked", "mismatches", "lag", "events applied", "dead letters")
     rows = [head] + [
@@ -206,9 +263,12 @@ def render(reports: list[ProjectionReport]) -> str:
     ]
     for r in reports:
         lines.extend(f"  ! {r.name}: {example}" for example in r.examples)
+    stage = any(r.name == "receipts" for r in reports)
     lines.append(
         "PASS: every read model matches the write model"
+        + (", one receipt per payment captured in full" if stage else "")
         if all(r.ok for r in reports)
         else "FAIL: a read model differs from the write model (or is behind)"
+        + (", or the receipts are wrong" if stage else "")
     )
     return "\n".join(lines)

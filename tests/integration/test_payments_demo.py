@@ -1,7 +1,8 @@
 """`tidelog payments demo` and `rebuild` end to end: the real CLI, real brokers, real clients.
 
 The demo must verify clean (exit 0, every projection 0 mismatches and lag 0, every
-outbox event applied), also when its broker is killed with SIGKILL half-way and replaced.
+outbox event applied, one receipt per payment captured in full), also when its broker is
+killed with SIGKILL half-way and replaced, and its receipts stage killed after that.
 A rebuild from offset 0 must equal the live read model, and must notice when it does not.
 """
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.integration
 TABLE_ROW = re.compile(
     r"^\s+(payment_status|merchant|ledger|risk)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", re.M
 )
+RECEIPTS_ROW = re.compile(r"^\s+receipts\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", re.M)
 
 
 def tidelog(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -51,7 +53,12 @@ def assert_clean(done: subprocess.CompletedProcess[str], payments: int) -> None:
     for name, (checked, mismatches, lag, applied) in rows.items():
         assert (mismatches, lag, applied) == (0, 0, events), name
         assert checked > payments, name
-    assert "PASS: every read model matches the write model" in done.stdout
+    receipts = RECEIPTS_ROW.search(done.stdout)
+    assert receipts, done.stdout
+    checked, mismatches, lag, written = map(int, receipts.groups())
+    assert (mismatches, lag) == (0, 0)
+    assert checked == written > payments // 2  # most payments are captured in full
+    assert "PASS: every read model matches the write model, one receipt per" in done.stdout
 
 
 def test_demo_verifies_clean_and_a_rebuild_equals_the_live_model(tmp_path: Path) -> None:
@@ -78,6 +85,8 @@ def test_demo_verifies_clean_across_a_broker_kill_and_replacement() -> None:
     done = tidelog("payments", "demo", "--payments", "3000", "--rate", "1500", "--drill")
     assert "DRILL: kill -9 broker node=1" in done.stdout, done.stdout + done.stderr
     assert "DRILL: replacement node=2 ready" in done.stdout
+    assert "DRILL: kill -9 the receipts stage" in done.stdout
+    assert "receipts stage: 1 restarts (exits [-9]), last run exit=0" in done.stdout
     assert_clean(done, 3000)
     assert "stopped broker node=2 (SIGTERM) exit=0" in done.stdout
 
