@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -43,6 +42,7 @@ from typing import Any, Final
 
 from tidelog.broker.processes import ChildProcess
 from tidelog.payments import events as ev
+from tidelog.payments.child_main import add_batch_messages, start_child
 from tidelog.payments.kafka_io import (
     EVENTS_PARTITIONS,
     EVENTS_TOPIC,
@@ -173,10 +173,14 @@ def read_receipts(
 
 
 def committed_offsets(bootstrap: str, timeout: float = 10.0) -> dict[int, int]:
-    """The stage's committed input offsets per events partition (0: none yet)."""
+    """The stage's committed input offsets per events partition (0: none yet), as they
+    stand: read_uncommitted, so the fetch does not ask for stable offsets (a partition
+    with offsets an open transaction staged would answer UNSTABLE_OFFSET_COMMIT until
+    the stage pauses, and a running stage always has one open)."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    consumer = Consumer(consumer_config(bootstrap, GROUP))
+    isolation = {"isolation.level": "read_uncommitted"}
+    consumer = Consumer(consumer_config(bootstrap, GROUP, **isolation))
     try:
         wanted = [TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)]
         try:
@@ -380,21 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--instance", type=int, default=0)
     parser.add_argument("--instances", type=int, default=1)
-    parser.add_argument(
-        "--batch-messages",
-        type=int,
-        default=BATCH_MESSAGES,
-        help=f"most records per transaction (default {BATCH_MESSAGES})",
-    )
+    add_batch_messages(parser, BATCH_MESSAGES)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = start_child()
     manager = ReceiptProcessManager(
         args.bootstrap,
         instance=args.instance,
