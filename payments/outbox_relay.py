@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tidelog.payments.child_main import start_child
 from tidelog.payments.kafka_io import EVENTS_TOPIC, producer_config
 from tidelog.payments.sqlite_db import connect, transaction
 
@@ -142,14 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, required=True, help="the write model's write.db")
     parser.add_argument("--bootstrap", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = start_child()
     relay = OutboxRelay(args.db, args.bootstrap)
     log.info("relay started db=%s bootstrap=%s", args.db, args.bootstrap)
     relay.run(stop)

@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tidelog.payments import events as ev
+from tidelog.payments.child_main import add_batch_messages, start_child
 from tidelog.payments.kafka_io import (
     DLQ_TOPIC,
     EVENTS_PARTITIONS,
@@ -254,21 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--projection", required=True)
     parser.add_argument("--db", type=Path, required=True, help="the read model's file")
     parser.add_argument("--bootstrap", required=True)
-    parser.add_argument(
-        "--batch-messages",
-        type=int,
-        default=BATCH_MESSAGES,
-        help=f"most records per transaction (default {BATCH_MESSAGES})",
-    )
+    add_batch_messages(parser, BATCH_MESSAGES)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = start_child()
     runner = ProjectionRunner(
         by_name(args.projection), args.db, args.bootstrap, batch_messages=args.batch_messages
     )

@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 from tidelog.broker.drills.load import LOAD_TIMEOUT_S
 from tidelog.broker.drills.processes import DrillError
@@ -51,22 +51,32 @@ def _assign_from_start(consumer: Any, topic: str, partitions: int) -> None:
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
 
 
-class Tail:
-    """A read_committed consumer of `topic` in a thread, from offset 0 until `stop`."""
+class _Background:
+    """A reader in a daemon thread: `with` starts it, leaving the block stops it."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
-        self.bootstrap, self.topic, self.partitions = bootstrap, topic, partitions
-        self.records: list[Output] = []
+    def __init__(self, name: str) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="drill-txn-tail", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> Tail:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Tail(_Background):
+    """A read_committed consumer of `topic` in a thread, from offset 0 until `stop`."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        super().__init__("drill-txn-tail")
+        self.bootstrap, self.topic, self.partitions = bootstrap, topic, partitions
+        self.records: list[Output] = []
 
     def _run(self) -> None:
         consumer = _consumer(self.bootstrap, committed=True)
@@ -80,27 +90,18 @@ class Tail:
             consumer.close()
 
 
-class LsoProbe:
+class LsoProbe(_Background):
     """Raw read_committed fetches of every partition of `topic` in a thread, each from
     where the last one ended, until `stop`; `batches` holds what they returned."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        super().__init__("drill-txn-lso")
         host, port = bootstrap.rsplit(":", 1)
         self.address = (host, int(port))
         self.topic, self.partitions = topic, partitions
         self.batches: list[FetchedBatch] = []
         self.fetches = 0
         self._next = dict.fromkeys(range(partitions), 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="drill-txn-lso", daemon=True)
-
-    def __enter__(self) -> LsoProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
     def _run(self) -> None:
         while not self._stop.is_set():
