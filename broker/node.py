@@ -36,6 +36,7 @@ from tidelog.protocol.errors import ErrorCode
 from tidelog.storage.commit_log import LoadStats
 from tidelog.storage.errors import StoreError
 from tidelog.storage.log_reader import ReadResult
+from tidelog.storage.log_start import delete_records
 from tidelog.storage.log_store import LogStore, PendingAppend, StoreConfig
 from tidelog.storage.meta_state import GROUP_TOPIC, Member, TopicState
 from tidelog.storage.object_store import ObjectStore
@@ -254,6 +255,10 @@ class BrokerNode:
 
     def partition_log(self, topic: str, partition: int) -> PartitionLog | None:
         return self.store.partitions.get((topic, partition))
+
+    async def delete_records(self, topic: str, partition: int, offset: int) -> int:
+        part = self.store.partition(topic, partition)
+        return await delete_records(part, offset, self.store.stream_ops)
 
     def append_nowait(
         self,

@@ -31,6 +31,8 @@ is adopted anew, for a newer tenure.
                                     committed, or are dropped; an older epoch's are
                                     dropped ("epoch" absent in ops written before it:
                                     whatever is pending for the pid)
+    {"op": "log_start", "topic", "partition", "offset"}  DeleteRecords: the partition's
+                                    log start offset moves up to offset (never down)
 `adopt_groups` also carries the slot's "txns" and "txn_offsets".
 """
 
@@ -265,6 +267,10 @@ class StreamState:
                 self.group_offsets.pop(str(op["group"]), None)
         elif kind == "delete_group":
             self.group_offsets.pop(str(op["group"]), None)
+        elif kind == "log_start":
+            target = self.partitions.get((str(op["topic"]), int(op["partition"])))
+            if target is not None:
+                target.log_start = max(target.log_start, int(op["offset"]))
         elif kind == "seal":
             self.sealed_by, self.sealed_seq = str(op["by"]), seq
         else:

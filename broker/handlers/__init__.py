@@ -7,6 +7,7 @@ from tidelog.broker.handlers.base import Handler
 from tidelog.broker.handlers.create_partitions import CreatePartitionsHandler
 from tidelog.broker.handlers.create_topics import CreateTopicsHandler
 from tidelog.broker.handlers.delete_groups import DeleteGroupsHandler
+from tidelog.broker.handlers.delete_records import DeleteRecordsHandler
 from tidelog.broker.handlers.delete_topics import DeleteTopicsHandler
 from tidelog.broker.handlers.describe_cluster import DescribeClusterHandler
 from tidelog.broker.handlers.describe_configs import DescribeConfigsHandler
@@ -41,6 +42,7 @@ HANDLERS: tuple[Handler, ...] = (
     InitProducerIdHandler(),
     CreateTopicsHandler(),
     DeleteTopicsHandler(),
+    DeleteRecordsHandler(),
     CreatePartitionsHandler(),
     DescribeConfigsHandler(),
     ApiVersionsHandler(),

@@ -128,6 +128,11 @@ class PartitionData(Protocol):
         """The partition's log if this broker holds it, else None; never raises."""
         ...
 
+    async def delete_records(self, topic: str, partition: int, offset: int) -> int:
+        """Move the log start offset up to `offset` (-1: the high watermark); the new
+        log start once it is in the bucket. Raises StoreError with Kafka's code."""
+        ...
+
     def append_nowait(
         self,
         topic: str,

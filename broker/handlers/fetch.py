@@ -102,7 +102,11 @@ class FetchHandler(Handler):
                     high_watermark=res.high_watermark if res else -1,
                     last_stable_offset=res.last_stable_offset if res else -1,
                     log_start_offset=res.log_start_offset if res else -1,
-                    records=res.parts if res else None,
+                    # An error answers an empty record set, never null: Kafka sends
+                    # MemoryRecords.EMPTY and librdkafka fails to parse a null one
+                    # ("invalid MessageSetSize -1"), so it never saw the error and
+                    # never reset its offset after OFFSET_OUT_OF_RANGE.
+                    records=res.parts if res else (),
                     aborted=(
                         [(a.producer_id, a.first_offset) for a in res.aborted]
                         if res and res.aborted is not None

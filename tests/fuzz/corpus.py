@@ -35,6 +35,7 @@ API_NAMES: dict[int, str] = {
     18: "apiversions",
     19: "createtopics",
     20: "deletetopics",
+    21: "deleterecords",
     22: "initproducerid",
     24: "addpartitionstotxn",
     25: "addoffsetstotxn",

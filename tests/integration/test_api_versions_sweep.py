@@ -591,6 +591,28 @@ def _offset_delete(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], 
     return request, check
 
 
+def _delete_records(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    from confluent_kafka import Producer
+
+    name = f"sweep-delete-records-{v}-{uuid.uuid4().hex[:6]}"
+    create_topic(broker, name)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(3):
+        producer.produce(name, value=b"v%d" % i, partition=0)
+    assert producer.flush(30) == 0
+    m = req(21, v)
+    parts = (build(m, "DeleteRecordsPartition", partition_index=0, offset=2),)
+    topic = build(m, "DeleteRecordsTopic", name=name, partitions=parts)
+    request = build(m, "DeleteRecordsRequest", topics=(topic,), timeout=TEN_S)
+
+    def check(r: Any) -> None:
+        (t,) = r.topics
+        got = [(p.partition_index, p.low_watermark, p.error_code) for p in t.partitions]
+        assert (t.name, got) == (name, [(0, 2, 0)])
+
+    return request, check
+
+
 SIMPLE: dict[int, Callable[[int], tuple[Any, Callable[[Any], None]]]] = {
     0: _produce,
     1: _fetch,
@@ -605,6 +627,7 @@ SIMPLE: dict[int, Callable[[int], tuple[Any, Callable[[Any], None]]]] = {
 }
 WITH_BROKER: dict[int, Callable[[int, BrokerProcess], tuple[Any, Callable[[Any], None]]]] = {
     20: _delete_topics,
+    21: _delete_records,
     37: _create_partitions,
     11: _join_group,
     12: _heartbeat,
@@ -649,6 +672,7 @@ RANGES = {
     16: (0, 4),
     42: (0, 2),
     47: (0, 0),
+    21: (0, 2),
     **txn_sweep.RANGES,
 }
 
