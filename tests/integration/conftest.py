@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.broker_process import BrokerProcess
 from tidelog.broker.processes.s3_servers import (
     ACCESS_KEY,
     REGION,
@@ -56,3 +57,16 @@ def seaweed_s3(
 
 
 # -- end of S3-compatible servers ------------------------------------------------------
+
+
+@pytest.fixture
+def brokers() -> Iterator[list[BrokerProcess]]:
+    """Brokers a test starts (appends): any still running is killed afterwards, and each
+    one's log is printed (shown when the test fails)."""
+    started: list[BrokerProcess] = []
+    yield started
+    for b in started:
+        if b.proc is not None and b.proc.poll() is None:
+            b.kill()
+        code = b.proc.returncode if b.proc is not None else None
+        print(f"--- node {b.node_id} port {b.port} exit={code}\n{b.output()[-6000:]}")

@@ -5,7 +5,6 @@ kill -9 and restart in both durability modes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,6 @@ from tests.integration.test_txn_durability import broker_args
 pytestmark = pytest.mark.integration
 RECORDS = 10
 DEADLINE_S = 120  # generous: a busy machine; the condition ends the wait
-
-
-@pytest.fixture
-def started() -> Iterator[list[BrokerProcess]]:
-    brokers: list[BrokerProcess] = []
-    yield brokers
-    for b in brokers:
-        if b.proc is not None and b.proc.poll() is None:
-            b.kill()
-        print(f"--- port {b.port}\n{b.output()[-4000:]}")
 
 
 def produce(bootstrap: str, topic: str) -> None:
@@ -71,11 +60,11 @@ def first_read(bootstrap: str, topic: str, partition: int) -> int:
 
 @pytest.mark.parametrize("durability", ["wal", "object"])
 def test_delete_records_moves_the_log_start_across_a_kill_9(
-    tmp_path: Path, durability: str, started: list[BrokerProcess]
+    tmp_path: Path, durability: str, brokers: list[BrokerProcess]
 ) -> None:
     args = broker_args(tmp_path, durability)
     broker = BrokerProcess(tmp_path / "data", args=args).start()
-    started.append(broker)
+    brokers.append(broker)
     topic = topic_name("dr")
     create_topic(broker, topic, partitions=2)
     produce(broker.bootstrap, topic)  # 5 records in each partition
@@ -95,7 +84,7 @@ def test_delete_records_moves_the_log_start_across_a_kill_9(
 
     broker.kill()
     broker = BrokerProcess(tmp_path / "data", port=broker.port, args=args).start()
-    started.append(broker)
+    brokers.append(broker)
     assert earliest(broker.bootstrap, topic) == {0: 3, 1: 5}
     assert first_read(broker.bootstrap, topic, 0) == 3
     produce(broker.bootstrap, topic)

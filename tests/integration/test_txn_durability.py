@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -242,17 +242,6 @@ def find_coordinator(boot: str, key: str, *, key_type: int) -> int:
 
 def broker_args(tmp_path: Path, durability: str) -> list[str]:
     return ["--durability", durability, "--object-store", f"file://{tmp_path / 'bucket'}"]
-
-
-@pytest.fixture
-def brokers() -> Iterator[list[BrokerProcess]]:
-    started: list[BrokerProcess] = []
-    yield started
-    for b in started:
-        if b.proc is not None and b.proc.poll() is None:
-            b.kill()
-        code = b.proc.returncode if b.proc is not None else None
-        print(f"--- node {b.node_id} port {b.port} exit={code}\n{b.output()[-6000:]}")
 
 
 @pytest.mark.parametrize("durability", ["wal", "object"])
