@@ -3,7 +3,8 @@
 Owns: one TCP connection to one broker, request/response framing over it with the
 project's own codec (`protocol.codec`), and the four queries below, each returning plain
 frozen dataclasses rather than kio entities. It speaks only the Kafka protocol, so it
-works against any broker that implements these versions:
+works against any broker that implements these versions (`call` sends any other
+request the codec knows, e.g. the txn drill's raw Fetch):
 
     ListGroups v4, DescribeGroups v5, OffsetFetch v8, ListOffsets v7
 
@@ -136,7 +137,7 @@ class AdminClient:
         self._sock.close()
 
     def list_groups(self) -> list[GroupListing]:
-        response = self._call(_request(LIST_GROUPS, "ListGroupsRequest", states_filter=()))
+        response = self.call(_request(LIST_GROUPS, "ListGroupsRequest", states_filter=()))
         _check(response.error_code, "list groups")
         return sorted(
             (GroupListing(g.group_id, g.group_state, g.protocol_type) for g in response.groups),
@@ -151,7 +152,7 @@ class AdminClient:
             groups=(group_id,),
             include_authorized_operations=False,
         )
-        (group,) = self._call(request).groups
+        (group,) = self.call(request).groups
         _check(group.error_code, f"describe group={group_id}")
         members = tuple(
             GroupMember(
@@ -171,7 +172,7 @@ class AdminClient:
         """Every partition the group has committed an offset for (OffsetFetch, null topics)."""
         mod = _request_module(OFFSET_FETCH)
         wanted = build(mod, "OffsetFetchRequestGroup", group_id=group_id, topics=None)
-        response = self._call(build(mod, "OffsetFetchRequest", groups=(wanted,)))
+        response = self.call(build(mod, "OffsetFetchRequest", groups=(wanted,)))
         (group,) = response.groups
         _check(group.error_code, f"offset fetch group={group_id}")
         out = []
@@ -203,13 +204,14 @@ class AdminClient:
         )
         request = build(mod, "ListOffsetsRequest", replica_id=-1, isolation_level=0, topics=topics)
         out: dict[tuple[str, int], int] = {}
-        for t in self._call(request).topics:
+        for t in self.call(request).topics:
             for p in t.partitions:
                 _check(p.error_code, f"list offsets topic={t.name} partition={p.partition_index}")
                 out[(t.name, p.partition_index)] = p.offset
         return out
 
-    def _call(self, request: Any) -> Any:
+    def call(self, request: Any) -> Any:
+        """Any request the codec knows; its response entity (errors in it unchecked)."""
         self._correlation += 1
         api_key, version = request.__api_key__, request.__version__
         try:

@@ -97,7 +97,7 @@ class TxnAdminClient(AdminClient):
 
     def brokers(self) -> list[Broker]:
         """Every live broker, by node id (Metadata, no topics)."""
-        response = self._call(_metadata(topics=()))
+        response = self.call(_metadata(topics=()))
         return sorted(
             (Broker(b.node_id, b.host, b.port) for b in response.brokers),
             key=lambda b: b.node_id,
@@ -106,7 +106,7 @@ class TxnAdminClient(AdminClient):
     def partition_leader(self, topic: str, partition: int) -> Broker:
         """The broker leading (topic, partition), from Metadata."""
         what = f"metadata topic={topic} partition={partition}"
-        response = self._call(_metadata(topics=(topic,)))
+        response = self.call(_metadata(topics=(topic,)))
         (answer,) = response.topics
         _check(answer.error_code, what)
         found = [p for p in answer.partitions if p.partition_index == partition]
@@ -127,7 +127,7 @@ class TxnAdminClient(AdminClient):
             key_type=_TRANSACTION_KEY,
             coordinator_keys=(transactional_id,),
         )
-        (found,) = self._call(request).coordinators
+        (found,) = self.call(request).coordinators
         _check(found.error_code, f"find coordinator transactional_id={transactional_id}")
         return Broker(found.node_id, found.host, found.port)
 
@@ -145,7 +145,7 @@ class TxnAdminClient(AdminClient):
             producer_id_filters=tuple(producer_ids),
             duration_filter=duration_ms,
         )
-        response = self._call(request)
+        response = self.call(request)
         _check(response.error_code, "list transactions")
         if response.unknown_state_filters:
             unknown = ",".join(response.unknown_state_filters)
@@ -162,7 +162,7 @@ class TxnAdminClient(AdminClient):
         request = _request(
             DESCRIBE_TXNS, "DescribeTransactionsRequest", transactional_ids=(transactional_id,)
         )
-        (s,) = self._call(request).transaction_states
+        (s,) = self.call(request).transaction_states
         _check(s.error_code, f"describe transactional_id={transactional_id}")
         return TxnDescription(
             transactional_id=s.transactional_id,
@@ -177,7 +177,7 @@ class TxnAdminClient(AdminClient):
     def describe_producers(self, topic: str, partition: int) -> list[ActiveProducer]:
         mod = request_module(DESCRIBE_PRODUCERS, _VERSIONS[DESCRIBE_PRODUCERS])
         wanted = build(mod, "TopicRequest", name=topic, partition_indexes=(partition,))
-        response = self._call(build(mod, "DescribeProducersRequest", topics=(wanted,)))
+        response = self.call(build(mod, "DescribeProducersRequest", topics=(wanted,)))
         (answer,) = response.topics[0].partitions
         _check(answer.error_code, f"describe producers topic={topic} partition={partition}")
         return [

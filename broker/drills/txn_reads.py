@@ -2,7 +2,7 @@
 
 Owns: `Tail`, a read_committed confluent-kafka consumer that hands out the output topic
 as it grows (what an application downstream of the pipeline would see); `LsoProbe`, raw
-read_committed Fetch requests (the project's codec over one socket) that keep, for every
+read_committed Fetch requests (sent with `broker/admin/client.py`) that keep, for every
 batch a response returned, the last stable offset and high watermark that same response
 reported (a client never shows the two together); and `read_outputs`, every record of
 the topic from offset 0 to its high watermark, read_committed or read_uncommitted.
@@ -12,12 +12,11 @@ Both background readers ride out a broker being killed and restarted (they recon
 from __future__ import annotations
 
 import datetime
-import socket
-import struct
 import threading
 import time
 from typing import Any, Self
 
+from tidelog.broker.admin.client import AdminClient, AdminConnectionError
 from tidelog.broker.drills.load import LOAD_TIMEOUT_S
 from tidelog.broker.drills.processes import DrillError
 from tidelog.broker.drills.txn_check import FetchedBatch, Output, parse_output
@@ -96,8 +95,7 @@ class LsoProbe(_Background):
 
     def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
         super().__init__("drill-txn-lso")
-        host, port = bootstrap.rsplit(":", 1)
-        self.address = (host, int(port))
+        self.bootstrap = bootstrap
         self.topic, self.partitions = topic, partitions
         self.batches: list[FetchedBatch] = []
         self.fetches = 0
@@ -106,19 +104,17 @@ class LsoProbe(_Background):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with socket.create_connection(self.address, timeout=5) as sock:
+                with AdminClient(self.bootstrap, timeout=5) as client:
                     while not self._stop.is_set():
-                        self._fetch(sock)
-            except (OSError, ConnectionError):
+                        self._fetch(client)
+            except AdminConnectionError:
                 self._stop.wait(RECONNECT_S)  # the broker is down: it comes back
 
-    def _fetch(self, sock: socket.socket) -> None:
+    def _fetch(self, client: AdminClient) -> None:
         from tidelog.protocol.batch import iter_batches
-        from tidelog.protocol.codec import decode_response, encode_request
 
         self.fetches += 1
-        sock.sendall(b"".join(encode_request(self.fetches, self._request(), "drill-txn-lso")))
-        response: Any = decode_response(FETCH_API, FETCH_VERSION, _read_frame(sock))[1]
+        response = client.call(self._request())
         for topic in response.responses:
             for part in topic.partitions:
                 if part.error_code != 0 or not part.records:
@@ -150,21 +146,6 @@ class LsoProbe(_Background):
             isolation_level=1,
             topics=(topic,),
         )
-
-
-def _read_frame(sock: socket.socket) -> bytes:
-    size = struct.unpack(">i", _read_exactly(sock, 4))[0]
-    return _read_exactly(sock, size)
-
-
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n:
-        chunk = sock.recv(n - len(out))
-        if not chunk:
-            raise ConnectionError("connection closed by broker")
-        out += chunk
-    return bytes(out)
 
 
 def read_outputs(bootstrap: str, topic: str, partitions: int, *, committed: bool) -> list[Output]:
