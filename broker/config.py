@@ -46,6 +46,8 @@ class ServeConfig:
     default_partitions: int
     max_partitions_per_topic: int
     max_partitions: int
+    log_retention_check_interval_ms: int
+    segment_object_bytes: int
     max_request_bytes: int
     max_connections: int | None
     max_connections_per_ip: int | None
@@ -192,6 +194,21 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         "most partitions all topics of the cluster may have together; more is "
         "POLICY_VIOLATION (every broker holds and loads the metadata of each one)",
         "N",
+    ),
+    _Option(
+        "log-retention-check-interval-ms",
+        _int_in(1, 2**31 - 1),
+        "300000",
+        "how often retention is enforced and segments are rolled into their own objects "
+        "(Kafka's log.retention.check.interval.ms)",
+        "MS",
+    ),
+    _Option(
+        "segment-object-bytes",
+        _int_in(1 << 20, 1 << 30),
+        str(64 << 20),
+        "most bytes one segment object holds (a topic's segment.bytes applies below it)",
+        "BYTES",
     ),
     _Option(
         "max-request-bytes",

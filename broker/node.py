@@ -74,6 +74,8 @@ def store_config(config: ServeConfig) -> StoreConfig:
         wal_failover="takeover" if config.wal_failover == "takeover" else "wait",
         max_partitions_per_topic=config.max_partitions_per_topic,
         max_partitions=config.max_partitions,
+        log_retention_check_interval_ms=config.log_retention_check_interval_ms,
+        segment_object_bytes=config.segment_object_bytes,
     )
 
 

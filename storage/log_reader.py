@@ -29,7 +29,6 @@ from tidelog.storage.clock import SYSTEM_CLOCK, Clock
 from tidelog.storage.errors import StoreError
 from tidelog.storage.object_store import ObjectStore, ObjectStoreError
 from tidelog.storage.partition_log import PartitionLog
-from tidelog.storage.paths import stream_commit_key
 from tidelog.storage.stream_state import ChunkRef
 from tidelog.storage.txn_index import AbortedTxn
 
@@ -91,18 +90,20 @@ class LogReader:
         bound = lso if committed else hw
         if offset >= bound:
             return self._result(part, hw, lso, [], committed, offset)
-        if offset >= part.tail_start:
-            parts = list(part.read_tail(offset, max_bytes, bound))
-            return self._result(part, hw, lso, parts, committed, offset)
-        ref = part.state.chunk_for(offset)
-        if ref is None:
-            raise StoreError(ErrorCode.offset_out_of_range, f"offset in no chunk {where}")
-        chunk = await self._chunk(ref)
-        self._read_ahead(part, ref)
-        # One chunk per read: going on into the next chunk made responses bigger and
-        # consumers slower here (docs/read-path.md).
-        view = _slice_from(chunk, offset, max_bytes, bound)
-        return self._result(part, hw, lso, [view] if view else [], committed, offset)
+        while offset < part.tail_start:
+            ref = part.state.chunk_for(offset)
+            if ref is None:
+                raise StoreError(ErrorCode.offset_out_of_range, f"offset in no chunk {where}")
+            chunk = await self._chunk(ref)
+            self._read_ahead(part, ref)
+            # One chunk per read: going on into the next chunk made responses bigger and
+            # consumers slower here (docs/read-path.md).
+            view = _slice_from(chunk, offset, max_bytes, bound)
+            if view or ref.end_offset >= bound:
+                return self._result(part, hw, lso, [view] if view else [], committed, offset)
+            offset = ref.end_offset  # compaction left nothing at or after offset here
+        parts = list(part.read_tail(offset, max_bytes, bound))
+        return self._result(part, hw, lso, parts, committed, offset)
 
     @staticmethod
     def _result(
@@ -137,7 +138,8 @@ class LogReader:
         async for max_ts, batch in self._visible_batches(part):
             if max_ts >= timestamp:
                 for rec in decode_batch(batch):
-                    if rec.timestamp >= timestamp:
+                    # a batch may straddle the log start: what is below it is gone
+                    if rec.timestamp >= timestamp and rec.offset >= part.log_start:
                         return rec.timestamp, rec.offset
         return -1, -1
 
@@ -150,7 +152,7 @@ class LogReader:
         if best is None:
             return -1, -1
         for rec in decode_batch(best[1]):
-            if rec.timestamp == best[0]:
+            if rec.timestamp == best[0] and rec.offset >= part.log_start:
                 return rec.timestamp, rec.offset
         return -1, -1
 
@@ -180,6 +182,11 @@ class LogReader:
     def _present(self, ref: ChunkRef) -> bool:
         key = self._key(ref)
         return key in self._cache or key in self._loading
+
+    async def load(self, ref: ChunkRef) -> bytes:
+        """One chunk's bytes straight from the bucket, checked, not cached (for the
+        segment roller: it reads each chunk once)."""
+        return await self._load(ref)
 
     async def _chunk(self, ref: ChunkRef) -> bytes:
         key = self._key(ref)
@@ -244,9 +251,7 @@ class LogReader:
 
     async def _load(self, ref: ChunkRef) -> bytes:
         try:
-            raw = await self._store.get_range(
-                stream_commit_key(ref.stream, ref.commit_seq), ref.position, ref.length
-            )
+            raw = await self._store.get_range(ref.object_key, ref.position, ref.length)
         except ObjectStoreError as exc:
             raise StoreError(
                 ErrorCode.kafka_storage_error, f"object store read failed error={exc}"
@@ -254,8 +259,7 @@ class LogReader:
         if len(raw) != ref.length or crc32c.crc32c(raw) != ref.crc:
             raise StoreError(
                 ErrorCode.kafka_storage_error,
-                f"chunk does not match its index stream={ref.stream} seq={ref.commit_seq} "
-                f"position={ref.position}",
+                f"chunk does not match its index key={ref.object_key} position={ref.position}",
             )
         return raw
 

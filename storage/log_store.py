@@ -28,6 +28,7 @@ from tidelog.storage.data_dir import lock_data_dir, read_wal_owner, write_wal_ow
 from tidelog.storage.flusher import Flusher
 from tidelog.storage.group_offsets import GroupOffsets, OffsetRow
 from tidelog.storage.lease import Lease
+from tidelog.storage.lifecycle import Lifecycle
 from tidelog.storage.log_reader import LogReader, ReadResult
 from tidelog.storage.membership import Membership, NodeIdInUse
 from tidelog.storage.meta_state import GROUP_TOPIC, Member, MetaState, TopicState
@@ -154,6 +155,7 @@ class LogStore:
             stream_ops=self.stream_ops,
             clock=self.clock,
         )
+        self.lifecycle = Lifecycle.of(self)
         self.producer_ids = ProducerIds(self.meta, self.ops.meta_ops, config.node_id)
         self._lock_fd = -1
         self.metadata = MetadataRefresh(self.meta, self.clock)
@@ -260,6 +262,7 @@ class LogStore:
         self.lease.start()
         self.flusher.start()
         self.membership.run()
+        self.lifecycle.start()
         if self.backlog.uncommitted_bytes and await self.flush_once() is None:
             log.warning("replayed wal data not uploaded yet; it stays in the wal until it is")
         return self.load_stats
@@ -280,6 +283,7 @@ class LogStore:
         or the deadline passes; without one it is tried once. Returns False if the
         deadline cut it short; what did not reach the bucket is logged either way."""
         await self.membership.stop()
+        await self.lifecycle.stop()
         if not self._started:
             self.release_data_dir()
             return True
@@ -474,17 +478,14 @@ class LogStore:
     async def read(
         self, topic: str, partition: int, offset: int, max_bytes: int, *, committed: bool = False
     ) -> ReadResult:
-        # A moving partition is still served until its new owner has it.
         return await self.reads.read(topic, partition, offset, max_bytes, committed=committed)
 
     def prefetch(self, topic: str, partition: int, offset: int) -> None:
         """Start reading what a `read` at `offset` will want from the bucket; no wait."""
         self.reads.prefetch(topic, partition, offset)
 
-    async def offset_for_timestamp(
-        self, topic: str, partition: int, timestamp: int
-    ) -> tuple[int, int]:
-        return await self.reads.offset_for_timestamp(topic, partition, timestamp)
+    async def offset_for_timestamp(self, topic: str, partition: int, ts: int) -> tuple[int, int]:
+        return await self.reads.offset_for_timestamp(topic, partition, ts)
 
     async def max_timestamp_offset(self, topic: str, partition: int) -> tuple[int, int]:
         return await self.reads.max_timestamp_offset(topic, partition)

@@ -97,3 +97,40 @@ def stream_layout(stream: str) -> LogLayout:
 def stream_commit_key(stream: str, seq: int) -> str:
     """`stream_layout(stream).commit_key(seq)` without re-validating the id (read path)."""
     return LogLayout(f"{STREAMS_PREFIX}{stream}/").commit_key(seq)
+
+
+SEGMENTS_PREFIX = "segments/"
+_SEGMENT_KEY = re.compile(
+    r"^segments/([0-9a-f-]{32,36})/(\d{10})/(\d{20})-(\d{13})-([0-9a-f]{8})\.tls$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentName:
+    """A per-partition segment object: one partition's batches `[base, ...)`, written
+    at wall time `created_ms` by the partition's owner (docs/segments.md)."""
+
+    topic_id: str
+    partition: int
+    base_offset: int
+    created_ms: int
+    nonce: str
+
+    @property
+    def key(self) -> str:
+        return (
+            f"{segment_prefix(self.topic_id, self.partition)}"
+            f"{_padded(self.base_offset)}-{self.created_ms:013d}-{self.nonce}.tls"
+        )
+
+
+def segment_prefix(topic_id: str, partition: int) -> str:
+    return f"{SEGMENTS_PREFIX}{topic_id}/{partition:010d}/"
+
+
+def parse_segment_key(key: str) -> SegmentName:
+    m = _SEGMENT_KEY.match(key)
+    if m is None:
+        raise ValueError(f"not a segment key key={key!r}")
+    topic_id, partition, base, created, nonce = m.groups()
+    return SegmentName(topic_id, int(partition), int(base), int(created), nonce)

@@ -37,6 +37,9 @@ class StoreConfig:
     max_partitions_per_topic: int = 10_000
     max_partitions: int = 50_000
     wal_retry_ms: int = 1000  # after a failed WAL write, probe this often until one works
+    # The lifecycle pass (storage/lifecycle.py): retention, segment rolls, deletes.
+    log_retention_check_interval_ms: int = 300_000
+    segment_object_bytes: int = 64 << 20
 
     @property
     def lease_s(self) -> float:

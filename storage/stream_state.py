@@ -31,8 +31,13 @@ is adopted anew, for a newer tenure.
                                     committed, or are dropped; an older epoch's are
                                     dropped ("epoch" absent in ops written before it:
                                     whatever is pending for the pid)
-    {"op": "log_start", "topic", "partition", "offset"}  DeleteRecords: the partition's
-                                    log start offset moves up to offset (never down)
+    {"op": "log_start", "topic", "partition", "offset"}  DeleteRecords or retention: the
+                                    partition's log start offset moves up to offset (never
+                                    down); chunks wholly below it leave the index
+    {"op": "segment", "topic", "partition", "id", "base", "end", "chunks": [...]}  the
+                                    chunks covering [base, end) now live in a segment
+                                    object (storage/segments.py); taken only if the index
+                                    still has chunk boundaries at base and end
 `adopt_groups` also carries the slot's "txns" and "txn_offsets".
 """
 
@@ -44,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidelog.storage.commit_format import Chunk, CommitHeader
+from tidelog.storage.paths import stream_commit_key
 from tidelog.storage.producer_state import ProducerStates
 from tidelog.storage.txn_index import BEGIN, TxnIndex
 
@@ -62,11 +68,22 @@ class ChunkRef:
     base_offset: int
     end_offset: int
     max_timestamp: int
-    stream: str  # the stream whose commit object holds the bytes
-    commit_seq: int
+    stream: str  # the stream whose commit object holds the bytes, or a segment's key
+    commit_seq: int  # -1: in the segment object named by `stream` (docs/segments.md)
     position: int  # absolute byte position inside the commit object
     length: int
     crc: int
+
+    @property
+    def in_segment(self) -> bool:
+        return self.commit_seq < 0
+
+    @property
+    def object_key(self) -> str:
+        """The key of the object holding the bytes."""
+        if self.commit_seq < 0:
+            return self.stream
+        return stream_commit_key(self.stream, self.commit_seq)
 
     def to_json(self) -> list[Any]:
         return [
@@ -115,11 +132,38 @@ class PartitionState:
         self.committed_end = ref.end_offset
 
     def chunk_for(self, offset: int) -> ChunkRef | None:
-        """The committed chunk holding `offset`, if any."""
+        """The committed chunk holding `offset`, or else the first one after it (offsets
+        compaction removed whole leave gaps between chunks), if any."""
         i = bisect_right(self.chunks, offset, key=lambda c: c.base_offset) - 1
         if i >= 0 and self.chunks[i].base_offset <= offset < self.chunks[i].end_offset:
             return self.chunks[i]
-        return None
+        return self.chunks[i + 1] if i + 1 < len(self.chunks) else None
+
+    def move_log_start(self, offset: int) -> None:
+        """Up only; chunks wholly below the new log start leave the index."""
+        if offset > self.log_start:
+            self.log_start = offset
+            if self.chunks and self.chunks[0].end_offset <= offset:
+                self.chunks = [c for c in self.chunks if c.end_offset > offset]
+
+    def replace_chunks(self, base: int, end: int, new: list[ChunkRef]) -> bool:
+        """The chunks covering [base, end) become `new` (a segment object's), if the
+        index still has chunk boundaries at `base` (or the range starts below the log
+        start) and at `end`; False (nothing changes) otherwise."""
+        chunks = self.chunks
+        i = bisect_right(chunks, base - 1, key=lambda c: c.base_offset)
+        if i > 0 and chunks[i - 1].end_offset > base:
+            return False  # a chunk straddles base
+        j = i
+        while j < len(chunks) and chunks[j].end_offset <= end:
+            j += 1
+        if j == i or chunks[j - 1].end_offset != end:
+            return False
+        if chunks[i].base_offset != base and base >= self.log_start:
+            return False
+        kept = [c for c in new if c.end_offset > self.log_start]
+        self.chunks = chunks[:i] + kept + chunks[j:]
+        return True
 
     def to_json(self, tenure: int = -1) -> dict[str, Any]:
         return {
@@ -270,7 +314,12 @@ class StreamState:
         elif kind == "log_start":
             target = self.partitions.get((str(op["topic"]), int(op["partition"])))
             if target is not None:
-                target.log_start = max(target.log_start, int(op["offset"]))
+                target.move_log_start(int(op["offset"]))
+        elif kind == "segment":
+            target = self.partitions.get((str(op["topic"]), int(op["partition"])))
+            if target is not None and target.topic_id == str(op["id"]):
+                new = [ChunkRef.from_json(c) for c in op["chunks"]]
+                target.replace_chunks(int(op["base"]), int(op["end"]), new)
         elif kind == "seal":
             self.sealed_by, self.sealed_seq = str(op["by"]), seq
         else:

@@ -103,6 +103,8 @@ def broker_configs(node: Node) -> dict[str, str]:
         "num.partitions": str(c.default_partitions),
         "tidelog.max.partitions.per.topic": str(c.max_partitions_per_topic),
         "tidelog.max.partitions": str(c.max_partitions),
+        "log.retention.check.interval.ms": str(c.log_retention_check_interval_ms),
+        "tidelog.segment.object.bytes": str(c.segment_object_bytes),
         "socket.request.max.bytes": str(c.max_request_bytes),
         "tidelog.durability": c.durability,
         "tidelog.flush.interval.ms": str(c.flush_interval_ms),

@@ -36,6 +36,14 @@ def earliest(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def earliest_one(bootstrap: str, topic: str, partition: int = 0) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dr-watermarks"})
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), 30)[0])
+    finally:
+        consumer.close()
+
+
 def first_read(bootstrap: str, topic: str, partition: int) -> int:
     """The first offset a consumer asking for offset 0 gets (auto.offset.reset)."""
     consumer = Consumer(

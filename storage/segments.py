@@ -1,0 +1,121 @@
+"""A partition's segments, and what the next lifecycle pass does with them.
+
+Owns: the rules, pure (no I/O, no clock: `now_ms` is a parameter), that
+`storage/lifecycle.py` carries out (docs/segments.md):
+- which committed chunks make up the partition's segments: the chunks of one segment
+  object each form a closed segment; the chunks still in the per-flush commit objects
+  (shared with other partitions) form the active segment, always the last;
+- when the active segment rolls: its first chunks are copied into a new segment object
+  once they hold `segment.bytes` (capped by the broker's `--segment-object-bytes`), or
+  once its first chunk is `segment.ms` old;
+- how far retention moves the log start: whole segments from the front, while the
+  segment's newest record is older than `retention.ms`, or while the partition without
+  it still holds `retention.bytes`, as Kafka's log manager decides.
+
+Guarantees: a log start is only ever moved up, to the end of a whole segment, never
+past the committed end; a roll never splits a chunk and never takes more than the cap
+(but always at least one chunk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tidelog.storage.stream_state import ChunkRef
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Chunks `[base_offset, end_offset)` held by one object (`key`), or the active
+    segment (`key` None: chunks in the per-flush commit objects)."""
+
+    key: str | None
+    chunks: tuple[ChunkRef, ...]
+
+    @property
+    def base_offset(self) -> int:
+        return self.chunks[0].base_offset
+
+    @property
+    def end_offset(self) -> int:
+        return self.chunks[-1].end_offset
+
+    @property
+    def size(self) -> int:
+        return sum(c.length for c in self.chunks)
+
+    @property
+    def max_timestamp(self) -> int:
+        return max(c.max_timestamp for c in self.chunks)
+
+
+def segments_of(chunks: Sequence[ChunkRef]) -> list[Segment]:
+    """The index cut into segments, in offset order: one per segment object, one for
+    each run of chunks in commit objects (normally one run, the active segment, last)."""
+    out: list[Segment] = []
+    run: list[ChunkRef] = []
+    run_key: str | None = None
+    for ref in chunks:
+        key = ref.object_key if ref.in_segment else None
+        if run and key != run_key:
+            out.append(Segment(run_key, tuple(run)))
+            run = []
+        run.append(ref)
+        run_key = key
+    if run:
+        out.append(Segment(run_key, tuple(run)))
+    return out
+
+
+def active_chunks(chunks: Sequence[ChunkRef]) -> list[ChunkRef]:
+    """The chunks after the last one in a segment object: what the next roll takes from."""
+    i = len(chunks)
+    while i > 0 and not chunks[i - 1].in_segment:
+        i -= 1
+    return list(chunks[i:])
+
+
+def roll_plan(
+    active: Sequence[ChunkRef], *, roll_bytes: int, segment_ms: int, now_ms: int
+) -> list[ChunkRef]:
+    """The chunks to copy into a new segment object now (empty: not yet). A full
+    segment's worth rolls at once, however young; a younger run rolls whole once its
+    first chunk is `segment_ms` old (Kafka rolls by the first batch's timestamp)."""
+    if not active:
+        return []
+    out: list[ChunkRef] = []
+    size = 0
+    for ref in active:
+        if out and size + ref.length > roll_bytes:
+            return out  # a full segment
+        out.append(ref)
+        size += ref.length
+    if size >= roll_bytes or now_ms - active[0].max_timestamp >= segment_ms:
+        return out
+    return []
+
+
+def retention_start(
+    segments: Sequence[Segment],
+    *,
+    log_start: int,
+    retention_ms: int,
+    retention_bytes: int,
+    now_ms: int,
+) -> int:
+    """The log start after retention: the end of the last whole segment, from the
+    front, that is past `retention_ms` (its newest record is older) or that the
+    partition can lose and still hold `retention_bytes`. -1 disables either rule.
+    Never below `log_start`."""
+    live = [s for s in segments if s.end_offset > log_start]
+    total = sum(s.size for s in live)
+    start = log_start
+    for seg in live:
+        expired = retention_ms >= 0 and now_ms - seg.max_timestamp > retention_ms
+        oversize = retention_bytes >= 0 and total - seg.size >= retention_bytes
+        if not (expired or oversize):
+            break
+        start = seg.end_offset
+        total -= seg.size
+    return start

@@ -1,0 +1,224 @@
+"""Segments, retention and the lifecycle pass over a real LogStore (in-memory bucket)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from tidelog.protocol.records import Record, build_batch, decode_records
+from tidelog.storage import paths
+from tidelog.storage.log_store import LogStore, StoreConfig
+from tidelog.storage.memory_store import MemoryObjectStore
+from tidelog.storage.segments import Segment, retention_start, roll_plan, segments_of
+from tidelog.storage.stream_state import ChunkRef, PartitionState
+
+T = TypeVar("T")
+
+
+class Wall:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def ref(base: int, end: int, ts: int, length: int = 100, key: str | None = None) -> ChunkRef:
+    if key is None:
+        return ChunkRef(base, end, ts, "00000000000000000001-n1", base, 0, length, 0)
+    return ChunkRef(base, end, ts, key, -1, base * 10, length, 0)
+
+
+# -- the pure rules ----------------------------------------------------------------------
+
+
+def test_segments_are_one_per_object_and_one_active_run() -> None:
+    chunks = [ref(0, 2, 1, key="a"), ref(2, 4, 2, key="a"), ref(4, 5, 3, key="b"), ref(5, 9, 4)]
+    segs = segments_of([*chunks, ref(9, 10, 5)])
+    assert [(s.key, s.base_offset, s.end_offset) for s in segs] == [
+        ("a", 0, 4),
+        ("b", 4, 5),
+        (None, 5, 10),
+    ]
+
+
+def test_roll_takes_a_full_segment_or_an_old_enough_run() -> None:
+    active = [ref(0, 1, 1000, 400), ref(1, 2, 2000, 400), ref(2, 3, 3000, 400)]
+    assert roll_plan(active, roll_bytes=800, segment_ms=10**9, now_ms=3000) == active[:2]
+    assert roll_plan(active, roll_bytes=10_000, segment_ms=5000, now_ms=5999) == []
+    assert roll_plan(active, roll_bytes=10_000, segment_ms=5000, now_ms=6000) == active
+    big = [ref(0, 1, 1, 5000)]
+    assert roll_plan(big, roll_bytes=800, segment_ms=10**9, now_ms=1) == big
+
+
+def test_retention_moves_the_log_start_by_whole_segments() -> None:
+    segs = [
+        Segment("a", (ref(0, 10, 1000, 300, "a"),)),
+        Segment("b", (ref(10, 20, 5000, 300, "b"),)),
+        Segment(None, (ref(20, 30, 9000, 300),)),
+    ]
+    by_time = dict(retention_ms=3000, retention_bytes=-1)
+    assert retention_start(segs, log_start=0, now_ms=7000, **by_time) == 10
+    assert retention_start(segs, log_start=0, now_ms=8001, **by_time) == 20
+    assert retention_start(segs, log_start=0, now_ms=12_001, **by_time) == 30  # active too
+    by_size = dict(retention_ms=-1, retention_bytes=600)
+    assert retention_start(segs, log_start=0, now_ms=0, **by_size) == 10
+    assert retention_start(segs, log_start=15, now_ms=0, **by_size) == 15
+    assert retention_start(segs, log_start=0, now_ms=0, retention_ms=-1, retention_bytes=-1) == 0
+
+
+def test_replacing_chunks_needs_the_boundaries_it_was_built_on() -> None:
+    part = PartitionState("id", "t", 0, [ref(0, 2, 1), ref(2, 4, 1), ref(4, 6, 1)], 6)
+    moved = [ref(0, 2, 1, key="s"), ref(2, 4, 1, key="s")]
+    assert not part.replace_chunks(1, 4, moved)  # no boundary at 1
+    assert not part.replace_chunks(0, 3, moved)  # no boundary at 3
+    assert part.replace_chunks(0, 4, moved)
+    assert [c.in_segment for c in part.chunks] == [True, True, False]
+    part.move_log_start(3)
+    assert [c.base_offset for c in part.chunks] == [2, 4]  # [0, 2) left the index
+    assert part.chunk_for(3) == part.chunks[0]
+
+
+def test_an_offset_in_a_gap_reads_the_next_chunk() -> None:
+    part = PartitionState("id", "t", 0, [ref(0, 2, 1), ref(5, 6, 1)], 6)
+    assert part.chunk_for(3) == part.chunks[1]
+    assert part.chunk_for(6) is None
+
+
+# -- the pass over a real store ----------------------------------------------------------
+
+
+def _batch(values: list[bytes], ts: int) -> bytes:
+    return build_batch([Record(i, ts, f"k{i}".encode(), v) for i, v in enumerate(values)])
+
+
+def _make(tmp: Path, mem: MemoryObjectStore, wall: Wall) -> LogStore:
+    # A pass only when the test runs one.
+    config = StoreConfig(
+        data_dir=tmp, flush_interval_ms=3_600_000, log_retention_check_interval_ms=10**9
+    )
+    return LogStore(config, mem, wall)
+
+
+def _run(fn: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(fn())  # type: ignore[arg-type]
+
+
+async def _values(store: LogStore, topic: str) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    part = store.partition(topic, 0)
+    offset = part.log_start
+    while offset < part.high_watermark:
+        res = await store.read(topic, 0, offset, 1 << 20)
+        recs = [r for r in decode_records(b"".join(res.parts)) if r.offset >= offset]
+        out += [r.value for r in recs]
+        offset = recs[-1].offset + 1
+    return out
+
+
+def _segment_keys(mem: MemoryObjectStore) -> list[str]:
+    return sorted(k for k in mem.objects if k.startswith(paths.SEGMENTS_PREFIX))
+
+
+def test_a_pass_rolls_segments_that_survive_a_restart(tmp_path: Path) -> None:
+    mem, wall = MemoryObjectStore(), Wall()
+
+    async def main() -> None:
+        store = _make(tmp_path, mem, wall)
+        await store.start()
+        await store.create_topic("t", 1, {"segment.ms": "1000", "retention.ms": "-1"})
+        for i in range(3):
+            await store.append("t", 0, _batch([f"v{i}".encode()], wall.now))
+            await store.flush_once()
+        store.partition("t", 0).evict_committed(0)  # the roll must read the bucket
+        wall.now += 1000
+        stats = await store.lifecycle.run_once()
+        assert (stats.rolled, stats.failed) == (1, 0), stats.errors
+        assert all(c.in_segment for c in store.partition("t", 0).state.chunks)
+        assert len(_segment_keys(mem)) == 1
+        await store.stop()
+        again = _make(tmp_path, mem, wall)
+        await again.start()
+        assert all(c.in_segment for c in again.partition("t", 0).state.chunks)
+        assert await _values(again, "t") == [b"v0", b"v1", b"v2"]
+        await again.stop()
+
+    _run(main)
+
+
+def test_retention_moves_the_log_start_and_deletes_the_segment_after_the_delay(
+    tmp_path: Path,
+) -> None:
+    mem, wall = MemoryObjectStore(), Wall()
+
+    async def main() -> None:
+        store = _make(tmp_path, mem, wall)
+        await store.start()
+        configs = {"segment.ms": "1000", "retention.ms": "5000", "file.delete.delay.ms": "2000"}
+        await store.create_topic("t", 1, configs)
+        await store.append("t", 0, _batch([b"old"], wall.now))
+        await store.flush_once()
+        wall.now += 1000
+        assert (await store.lifecycle.run_once()).rolled == 1
+        await store.append("t", 0, _batch([b"new"], wall.now))
+        await store.flush_once()
+        wall.now += 4500  # "old" is 5500 ms old, "new" 4500
+        stats = await store.lifecycle.run_once()
+        assert stats.retained == 1
+        part = store.partition("t", 0)
+        assert part.log_start == 1
+        assert await _values(store, "t") == [b"new"]
+        assert len(_segment_keys(mem)) == 2  # the old one waits out the delete delay
+        wall.now += 2000
+        stats = await store.lifecycle.run_once()
+        assert stats.deleted == 1
+        keys = _segment_keys(mem)
+        assert len(keys) == 1 and paths.parse_segment_key(keys[0]).base_offset == 1
+        await store.stop()
+
+    _run(main)
+
+
+def test_retention_by_size_keeps_at_least_retention_bytes(tmp_path: Path) -> None:
+    mem, wall = MemoryObjectStore(), Wall()
+
+    async def main() -> None:
+        store = _make(tmp_path, mem, wall)
+        await store.start()
+        await store.create_topic("t", 1, {"segment.ms": "1", "retention.bytes": "1"})
+        for _ in range(3):
+            await store.append("t", 0, _batch([b"x" * 100], wall.now))
+            await store.flush_once()
+            wall.now += 1
+            await store.lifecycle.run_once()
+        part = store.partition("t", 0)
+        # Each segment is bigger than retention.bytes: all but the last one go.
+        assert part.log_start == 2
+        assert await _values(store, "t") == [b"x" * 100]
+        await store.stop()
+
+    _run(main)
+
+
+def test_a_new_owner_sweeps_segments_no_index_names(tmp_path: Path) -> None:
+    mem, wall = MemoryObjectStore(), Wall()
+
+    async def main() -> None:
+        store = _make(tmp_path, mem, wall)
+        await store.start()
+        await store.create_topic("t", 1, {"file.delete.delay.ms": "1000"})
+        await store.append("t", 0, _batch([b"a"], wall.now))
+        await store.flush_once()
+        topic_id = store.partition("t", 0).topic_id
+        stray = paths.SegmentName(topic_id, 0, 0, wall.now, "0badf00d").key
+        await mem.put(stray, b"never committed")
+        first = await store.lifecycle.run_once()  # first sight: the sweep dooms it
+        assert first.deleted == 0 and stray in mem.objects
+        wall.now += 1000
+        assert (await store.lifecycle.run_once()).deleted == 1
+        assert stray not in mem.objects
+        await store.stop()
+
+    _run(main)
