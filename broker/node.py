@@ -44,6 +44,7 @@ from tidelog.storage.ownership import group_slot
 from tidelog.storage.partition_log import PartitionLog
 from tidelog.storage.s3_store import S3ObjectStore
 from tidelog.storage.stream_state import CommittedOffset
+from tidelog.storage.topic_config import ConfigBuild
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,12 @@ class BrokerNode:
 
     async def create_partitions(self, name: str, count: int) -> None:
         await self.store.create_partitions(name, count)
+
+    def check_topic_configs(self, name: str, build: ConfigBuild) -> dict[str, str]:
+        return self.store.catalog.check_topic_configs(name, build)
+
+    async def alter_topic_configs(self, name: str, build: ConfigBuild) -> dict[str, str]:
+        return await self.store.catalog.alter_topic_configs(name, build)
 
     # -- partition data ----------------------------------------------------------------
 

@@ -18,6 +18,9 @@ Ops (docs/commit-format.md):
     {"op": "create_topic", "name", "id", "partitions", "configs"}
     {"op": "delete_topic", "name", "id"}
     {"op": "create_partitions", "name", "id", "count"}
+    {"op": "alter_configs", "name", "id", "configs"}
+                                              the topic's whole override set becomes
+                                              `configs`, if `id` is still the topic's
     {"op": "alloc_pids", "node", "count"}    the next `count` producer ids go to `node`
     {"op": "probe", "node"}                   a broker about to start as `node` asks any
                                               live incarnation of `node` to commit at once
@@ -164,6 +167,10 @@ class MetaState:
             topic = self.topics.get(op["name"])
             if topic is not None and topic.topic_id == op["id"]:
                 topic.partitions = max(topic.partitions, int(op["count"]))
+        elif kind == "alter_configs":
+            topic = self.topics.get(op["name"])
+            if topic is not None and topic.topic_id == op["id"]:
+                topic.configs = dict(op["configs"])
         elif kind == "alloc_pids":
             count = int(op["count"])
             self.pid_blocks[int(op["node"])] = (self.next_producer_id, count)

@@ -2,11 +2,15 @@
 
 Owns: topic names (valid, and not Kafka's internal ones), the checks a topic creation
 or partition growth must pass before anything is allocated (docs/topics.md), the ops
-that create, grow and delete topics in the metadata log, and the configs in force.
+that create, grow, alter and delete topics in the metadata log, and the configs in
+force.
 
 Guarantees:
 - every check runs again against the metadata log as it is when the op is appended,
-  so two brokers growing the cluster at once cannot pass `--max-partitions` together;
+  so two brokers growing the cluster at once cannot pass `--max-partitions` together,
+  and two config changes at once both apply (each is rebuilt on the other's result);
+- a config change names the topic id it was checked against: it never alters a
+  topic deleted and created again meanwhile;
 - a topic config in the bucket that does not validate is never used (its default
   applies) and is logged once.
 """
@@ -24,7 +28,13 @@ from tidelog.storage.commit_log import CommitLog
 from tidelog.storage.errors import StoreError
 from tidelog.storage.meta_state import GROUP_TOPIC, MetaState, TopicState
 from tidelog.storage.stream_state import PartitionKey
-from tidelog.storage.topic_config import DEFAULT_TOPIC_CONFIGS, problem, validate_topic_configs
+from tidelog.storage.topic_config import (
+    DEFAULT_TOPIC_CONFIGS,
+    ConfigBuild,
+    problem,
+    valid_overrides,
+    validate_topic_configs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +203,43 @@ class TopicCatalog:
         await self._placement.adopt_assigned()
 
     # -- configs -----------------------------------------------------------------------
+
+    def check_topic_configs(self, name: str, build: ConfigBuild) -> dict[str, str]:
+        """The topic's new override set, checked, changing nothing; StoreError with
+        Kafka's code otherwise (UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG, ...)."""
+        return self._new_configs(self._meta.state, name, build)[1]
+
+    async def alter_topic_configs(self, name: str, build: ConfigBuild) -> dict[str, str]:
+        """Replace the topic's override set with `build(overrides in force)`, checked,
+        through the metadata log; returns the set now in force."""
+        topic_id, _ = self._new_configs(self._meta.state, name, build)
+
+        def ops(state: MetaState) -> list[dict[str, Any]]:
+            # Built again on the log as it is now: another change may just have landed.
+            now_id, configs = self._new_configs(state, name, build)
+            if now_id != topic_id:  # deleted and created again since the check
+                raise StoreError(
+                    ErrorCode.unknown_topic_or_partition,
+                    f"topic was deleted and created again topic={name}",
+                )
+            return [{"op": "alter_configs", "name": name, "id": topic_id, "configs": configs}]
+
+        await self._meta_ops(ops)
+        topic = self.topic(name)
+        configs = topic.configs if topic is not None else {}
+        log.info("topic configs altered topic=%s id=%s configs=%s", name, topic_id, configs)
+        return dict(configs)
+
+    def _new_configs(
+        self, state: MetaState, name: str, build: ConfigBuild
+    ) -> tuple[str, dict[str, str]]:
+        validate_user_topic_name(name)
+        topic = state.topics.get(name)
+        if topic is None:
+            raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
+        # A value an older broker stored that does not validate is not in force: the
+        # change starts from what is, and drops it.
+        return topic.topic_id, validate_topic_configs(build(valid_overrides(topic.configs)))
 
     def topic_config(self, topic: str, name: str) -> str:
         state = self.topic(topic)

@@ -11,7 +11,10 @@ Guarantees:
   lags that contradict each other;
 - `valid_overrides` never returns a value that does not validate: a bad value in the
   bucket (stored before these checks existed) is left out, so its default applies and
-  nothing that reads a config can fail on it.
+  nothing that reads a config can fail on it;
+- `apply_incremental` computes IncrementalAlterConfigs' new override set from the
+  current one as Kafka's controller does (SET, DELETE, APPEND, SUBTRACT), refusing
+  what Kafka refuses; the result still goes through `validate_topic_configs`.
 
 Only `max.message.bytes` changes what the broker does today; the others are stored and
 reported as given (docs/topics.md).
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -250,3 +253,84 @@ def effective(stored: Mapping[str, object], name: str) -> str:
     if isinstance(value, str) and problem(name, value) is None:
         return value
     return TOPIC_CONFIGS[name].default
+
+
+# -- changing a topic's overrides (AlterConfigs, IncrementalAlterConfigs) ---------------
+
+
+class ConfigOp(IntEnum):
+    """IncrementalAlterConfigs' config_operation."""
+
+    SET = 0
+    DELETE = 1
+    APPEND = 2
+    SUBTRACT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    name: str
+    op: int  # a ConfigOp, or whatever the client sent (refused)
+    value: str | None
+
+
+# The current overrides (those in force) -> the complete new override set, unvalidated.
+ConfigBuild = Callable[[Mapping[str, str]], Mapping[str, str | None]]
+
+
+def _invalid_request(message: str) -> StoreError:
+    return StoreError(ErrorCode.invalid_request, message)
+
+
+def check_unique_keys(names: Sequence[str]) -> None:
+    """A key given twice in one resource is INVALID_REQUEST, as in Kafka."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise _invalid_request(f"duplicate config key in one resource config={name}")
+        seen.add(name)
+
+
+def check_change_shape(changes: Sequence[ConfigChange]) -> None:
+    """What Kafka refuses before looking at the resource, INVALID_REQUEST: a key given
+    twice, an operation that is not one of the four, a null value other than DELETE's."""
+    check_unique_keys([c.name for c in changes])
+    for change in changes:
+        name, op, value = change.name, change.op, change.value
+        if op not in tuple(ConfigOp):
+            raise _invalid_request(f"unknown config operation config={name} operation={op}")
+        if value is None and op != ConfigOp.DELETE:
+            raise _invalid_request(f"null value not supported config={name}")
+
+
+def apply_incremental(
+    current: Mapping[str, str], changes: Sequence[ConfigChange]
+) -> dict[str, str]:
+    """The override set after `changes`, in order, on `current`. APPEND and SUBTRACT
+    start from the override, else the default (Kafka's controller does the same), and
+    are refused with INVALID_CONFIG for configs that are not lists."""
+    check_change_shape(changes)
+    result = dict(current)
+    for change in changes:
+        name, op = change.name, change.op
+        key = TOPIC_CONFIGS.get(name)
+        if key is None:
+            raise _invalid(f"unknown topic config config={name}")
+        if op == ConfigOp.DELETE:
+            result.pop(name, None)
+            continue
+        value = change.value or ""  # not None: check_change_shape
+        if op == ConfigOp.SET:
+            result[name] = value
+            continue
+        if key.type != ConfigType.LIST:
+            verb = "append to" if op == ConfigOp.APPEND else "subtract from"
+            raise _invalid(f"cannot {verb} a config that is not a list config={name}")
+        items = _items(result.get(name, key.default))
+        given = _items(value)
+        if op == ConfigOp.APPEND:
+            items += [item for item in dict.fromkeys(given) if item not in items]
+        else:
+            items = [item for item in items if item not in given]
+        result[name] = ",".join(items)
+    return result

@@ -2,6 +2,7 @@
 
 from tidelog.broker.handlers.add_offsets_to_txn import AddOffsetsToTxnHandler
 from tidelog.broker.handlers.add_partitions_to_txn import AddPartitionsToTxnHandler
+from tidelog.broker.handlers.alter_configs import AlterConfigsHandler
 from tidelog.broker.handlers.api_versions import ApiVersionsHandler
 from tidelog.broker.handlers.base import Handler
 from tidelog.broker.handlers.create_partitions import CreatePartitionsHandler
@@ -18,6 +19,7 @@ from tidelog.broker.handlers.end_txn import EndTxnHandler
 from tidelog.broker.handlers.fetch import FetchHandler
 from tidelog.broker.handlers.find_coordinator import FindCoordinatorHandler
 from tidelog.broker.handlers.heartbeat import HeartbeatHandler
+from tidelog.broker.handlers.incremental_alter_configs import IncrementalAlterConfigsHandler
 from tidelog.broker.handlers.init_producer_id import InitProducerIdHandler
 from tidelog.broker.handlers.join_group import JoinGroupHandler
 from tidelog.broker.handlers.leave_group import LeaveGroupHandler
@@ -45,6 +47,8 @@ HANDLERS: tuple[Handler, ...] = (
     DeleteRecordsHandler(),
     CreatePartitionsHandler(),
     DescribeConfigsHandler(),
+    AlterConfigsHandler(),
+    IncrementalAlterConfigsHandler(),
     ApiVersionsHandler(),
     DescribeClusterHandler(),
     JoinGroupHandler(),

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tidelog.storage.meta_state import Member, TopicState
     from tidelog.storage.partition_log import PartitionLog
     from tidelog.storage.stream_state import CommittedOffset
+    from tidelog.storage.topic_config import ConfigBuild
 
 PartitionKey = tuple[str, int]
 
@@ -115,6 +116,15 @@ class TopicCatalog(Protocol):
     async def delete_topic(self, name: str) -> None: ...
     def check_new_partitions(self, name: str, count: int, *, planned: int) -> TopicState: ...
     async def create_partitions(self, name: str, count: int) -> None: ...
+    def check_topic_configs(self, name: str, build: ConfigBuild) -> dict[str, str]:
+        """The topic's new override set, `build(overrides in force)` checked; nothing
+        changes. Raises StoreError with Kafka's code."""
+        ...
+
+    async def alter_topic_configs(self, name: str, build: ConfigBuild) -> dict[str, str]:
+        """Make `build(overrides in force)` the topic's override set, checked, in the
+        metadata log (every broker of the cluster folds it); returns the set in force."""
+        ...
 
 
 class PartitionData(Protocol):

@@ -1,4 +1,13 @@
-"""DescribeConfigs (32) v1-4: topic configs (defaults and overrides) and broker configs."""
+"""DescribeConfigs (32) v1-4: topic configs (defaults and overrides) and broker configs.
+
+Each value carries its source as Kafka reports it: DYNAMIC_TOPIC_CONFIG for a topic
+override, DEFAULT_CONFIG for a topic default, STATIC_BROKER_CONFIG for a broker
+setting (a `tidelog serve` option). With `include_synonyms` (v1+) a topic config lists
+the override (if any) and then the default under Kafka's broker-level name
+(storage/config_synonyms.py; none for configs Kafka gives no broker default), as
+Kafka's broker does. The metadata log is folded first if older than a moment, so a
+change made through another broker is seen as soon as it is committed.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
+from tidelog.storage.config_synonyms import BROKER_SYNONYMS
 from tidelog.storage.topic_config import TOPIC_CONFIGS, ConfigType, valid_overrides
 
 if TYPE_CHECKING:
@@ -17,6 +27,19 @@ if TYPE_CHECKING:
 TOPIC, BROKER = 2, 4
 # ConfigSource values from Kafka's DescribeConfigsResponse.
 DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
+
+Synonym = tuple[str, str, int]  # name, value, source
+
+
+def topic_synonyms(name: str, overrides: dict[str, str]) -> list[Synonym]:
+    """The override, then the default under Kafka's broker name: highest priority first."""
+    synonyms: list[Synonym] = []
+    if name in overrides:
+        synonyms.append((name, overrides[name], DYNAMIC_TOPIC_CONFIG))
+    broker_name = BROKER_SYNONYMS.get(name)
+    if broker_name is not None:
+        synonyms.append((broker_name, TOPIC_CONFIGS[name].default, DEFAULT_CONFIG))
+    return synonyms
 
 
 def _config_type(resource_type: int, name: str) -> int:
@@ -31,21 +54,24 @@ class DescribeConfigsHandler(Handler):
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
+        if any(res.resource_type == TOPIC for res in request.resources):
+            await node.fresh_metadata()  # a change made through another broker
         results = []
         for res in request.resources:
             code, message = ErrorCode.none, None
-            entries: dict[str, tuple[str, int]] = {}
+            entries: dict[str, tuple[str, int, list[Synonym]]] = {}
             if res.resource_type == TOPIC:
                 topic = node.topic(res.resource_name)
                 if topic is None:
                     code = ErrorCode.unknown_topic_or_partition
                     message = f"no such topic topic={res.resource_name}"
                 else:
-                    for k, key in TOPIC_CONFIGS.items():
-                        entries[k] = (key.default, DEFAULT_CONFIG)
                     # What is in force: a bad value an older broker stored is not.
-                    for k, v in valid_overrides(topic.configs).items():
-                        entries[k] = (v, DYNAMIC_TOPIC_CONFIG)
+                    overrides = valid_overrides(topic.configs)
+                    for k, key in TOPIC_CONFIGS.items():
+                        source = DYNAMIC_TOPIC_CONFIG if k in overrides else DEFAULT_CONFIG
+                        value = overrides.get(k, key.default)
+                        entries[k] = (value, source, topic_synonyms(k, overrides))
             elif res.resource_type == BROKER:
                 if res.resource_name not in ("", str(node.node_id)):
                     code, message = (
@@ -54,7 +80,7 @@ class DescribeConfigsHandler(Handler):
                     )
                 else:
                     for k, v in broker_configs(node).items():
-                        entries[k] = (v, STATIC_BROKER_CONFIG)
+                        entries[k] = (v, STATIC_BROKER_CONFIG, [(k, v, STATIC_BROKER_CONFIG)])
             else:
                 code = ErrorCode.invalid_request
                 message = f"unsupported resource type resource_type={res.resource_type}"
@@ -69,11 +95,16 @@ class DescribeConfigsHandler(Handler):
                     config_source=src,
                     is_default=src == DEFAULT_CONFIG,
                     is_sensitive=False,
-                    synonyms=(),
+                    synonyms=tuple(
+                        build(mod, "DescribeConfigsSynonym", name=n, value=sv, source=ss)
+                        for n, sv, ss in (synonyms if request.include_synonyms else ())
+                    ),
                     config_type=_config_type(res.resource_type, k),
-                    documentation=None,
+                    documentation=_documentation(res.resource_type, k)
+                    if getattr(request, "include_documentation", False)
+                    else None,
                 )
-                for k, (v, src) in sorted(entries.items())
+                for k, (v, src, synonyms) in sorted(entries.items())
                 if keys is None or k in keys
             )
             results.append(
@@ -93,6 +124,12 @@ class DescribeConfigsHandler(Handler):
             throttle_time=datetime.timedelta(0),
             results=tuple(results),
         )
+
+
+def _documentation(resource_type: int, name: str) -> str:
+    if resource_type == TOPIC:
+        return f"Kafka's topic config {name}; what tidelog does with it: docs/topics.md"
+    return f"a tidelog serve option, fixed while the broker runs: {name}"
 
 
 def broker_configs(node: Node) -> dict[str, str]:

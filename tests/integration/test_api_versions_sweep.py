@@ -613,6 +613,54 @@ def _delete_records(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any],
     return request, check
 
 
+def _alter_configs(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    name = f"sweep-alter-{v}-{uuid.uuid4().hex[:6]}"
+    create_topic(broker, name)
+    m = req(33, v)
+    config = build(m, "AlterableConfig", name="retention.ms", value="60000")
+    res = build(m, "AlterConfigsResource", resource_type=2, resource_name=name, configs=(config,))
+    request = build(m, "AlterConfigsRequest", resources=(res,), validate_only=False)
+
+    def check(r: Any) -> None:
+        (res,) = r.responses
+        assert (res.resource_name, res.error_code) == (name, 0)
+        assert _topic_config(broker, name, "retention.ms") == "60000"
+
+    return request, check
+
+
+def _incremental_alter_configs(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
+    name = f"sweep-incr-{v}-{uuid.uuid4().hex[:6]}"
+    create_topic(broker, name)
+    m = req(44, v)
+    config = build(m, "AlterableConfig", name="cleanup.policy", config_operation=2, value="compact")
+    res = build(m, "AlterConfigsResource", resource_type=2, resource_name=name, configs=(config,))
+    request = build(m, "IncrementalAlterConfigsRequest", resources=(res,), validate_only=False)
+
+    def check(r: Any) -> None:
+        (res,) = r.responses
+        assert (res.resource_name, res.error_code) == (name, 0)
+        assert _topic_config(broker, name, "cleanup.policy") == "delete,compact"
+
+    return request, check
+
+
+def _topic_config(broker: BrokerProcess, topic: str, key: str) -> str:
+    m = req(32, 4)
+    res = build(
+        m,
+        "DescribeConfigsResource",
+        resource_type=2,
+        resource_name=topic,
+        configuration_keys=(key,),
+    )
+    with RawClient(broker.bootstrap) as c:
+        answer = c.request(build(m, "DescribeConfigsRequest", resources=(res,)))
+    (config,) = answer.results[0].configs
+    assert config.config_source == 1  # DYNAMIC_TOPIC_CONFIG
+    return str(config.value)
+
+
 SIMPLE: dict[int, Callable[[int], tuple[Any, Callable[[Any], None]]]] = {
     0: _produce,
     1: _fetch,
@@ -628,6 +676,8 @@ SIMPLE: dict[int, Callable[[int], tuple[Any, Callable[[Any], None]]]] = {
 WITH_BROKER: dict[int, Callable[[int, BrokerProcess], tuple[Any, Callable[[Any], None]]]] = {
     20: _delete_topics,
     21: _delete_records,
+    33: _alter_configs,
+    44: _incremental_alter_configs,
     37: _create_partitions,
     11: _join_group,
     12: _heartbeat,
@@ -673,6 +723,8 @@ RANGES = {
     42: (0, 2),
     47: (0, 0),
     21: (0, 2),
+    33: (0, 2),
+    44: (0, 1),
     **txn_sweep.RANGES,
 }
 

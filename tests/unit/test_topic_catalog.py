@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -91,5 +92,89 @@ def test_a_bad_config_value_an_older_broker_stored_is_ignored_by_produce(
             store.append_nowait("old", 0, batch(b"x" * 1_100_000))
         assert too_large.value.code == ErrorCode.message_too_large
         await store.stop()
+
+    asyncio.run(main())
+
+
+def _set(**configs: str) -> Callable[[Mapping[str, str]], dict[str, str]]:
+    """An incremental change: these overrides set, the others kept."""
+    return lambda current: {**current, **{k.replace("_", "."): v for k, v in configs.items()}}
+
+
+def test_a_config_change_through_one_broker_is_in_force_on_another_once_it_folds(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        mem = MemoryObjectStore()
+        one = make(tmp_path / "one", mem, node_id=1)
+        two = make(tmp_path / "two", mem, node_id=2)
+        await one.start()
+        await two.start()
+        await one.create_topic("t", 1)
+        await two.refresh()
+        seq = two.meta.state.seq
+        # validate_only's check changes nothing, and a bad value is refused by name.
+        assert one.catalog.check_topic_configs("t", _set(max_message_bytes="100")) == {
+            "max.message.bytes": "100"
+        }
+        with pytest.raises(StoreError) as bad:
+            await one.catalog.alter_topic_configs("t", _set(retention_ms="soon"))
+        assert bad.value.code == ErrorCode.invalid_config
+        assert "config=retention.ms" in str(bad.value)
+        assert await two.refresh() == 0 and two.meta.state.seq == seq
+        await one.catalog.alter_topic_configs("t", _set(max_message_bytes="100"))
+        assert two.topic_config("t", "max.message.bytes") == "1048588"  # not folded yet
+        assert await two.refresh() == 1
+        assert two.topic_config("t", "max.message.bytes") == "100"
+        leader = one if one.serves(("t", 0)) else two
+        with pytest.raises(StoreError) as too_large:
+            leader.append_nowait("t", 0, batch(b"x" * 200))
+        assert too_large.value.code == ErrorCode.message_too_large
+        await two.stop()
+        await one.stop()
+
+    asyncio.run(main())
+
+
+def test_two_brokers_changing_configs_at_once_both_take_effect(tmp_path: Path) -> None:
+    async def main() -> None:
+        mem = MemoryObjectStore()
+        one = make(tmp_path / "one", mem, node_id=1)
+        two = make(tmp_path / "two", mem, node_id=2)
+        await one.start()
+        await two.start()
+        await one.create_topic("t", 1, {"segment.ms": "60000"})
+        await two.refresh()
+        await one.catalog.alter_topic_configs("t", _set(retention_ms="1000"))
+        # `two` has not folded that: its change is rebuilt on it when the commit
+        # position turns out taken, instead of overwriting it.
+        configs = await two.catalog.alter_topic_configs("t", _set(max_message_bytes="100"))
+        expected = {"segment.ms": "60000", "retention.ms": "1000", "max.message.bytes": "100"}
+        assert configs == expected
+        await one.refresh()
+        assert one.topic("t").configs == expected  # type: ignore[union-attr]
+        await two.stop()
+        await one.stop()
+
+    asyncio.run(main())
+
+
+def test_a_config_change_never_alters_a_topic_deleted_and_created_again(tmp_path: Path) -> None:
+    async def main() -> None:
+        mem = MemoryObjectStore()
+        one = make(tmp_path / "one", mem, node_id=1)
+        two = make(tmp_path / "two", mem, node_id=2)
+        await one.start()
+        await two.start()
+        await one.create_topic("t", 1)
+        await two.refresh()
+        await two.delete_topic("t")
+        await two.create_topic("t", 1, {"retention.ms": "5"})
+        with pytest.raises(StoreError) as gone:  # `one` checked it against the old id
+            await one.catalog.alter_topic_configs("t", _set(retention_ms="1000"))
+        assert gone.value.code == ErrorCode.unknown_topic_or_partition
+        assert one.topic("t").configs == {"retention.ms": "5"}  # type: ignore[union-attr]
+        await two.stop()
+        await one.stop()
 
     asyncio.run(main())

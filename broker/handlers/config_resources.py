@@ -1,0 +1,92 @@
+"""What AlterConfigs (33) and IncrementalAlterConfigs (44) share: one resource's answer.
+
+Owns: the resource types tidelog knows, refusing a resource named twice in one
+request, and what each type may change (docs/topics.md, "Changing topic configs"):
+
+* TOPIC (2): the topic's override set becomes `build(overrides in force)`, checked with
+  the topic config table; `validate_only` runs the same checks and changes nothing;
+* BROKER (4): broker configs are `tidelog serve` options and cannot change while the
+  broker runs: a resource with configs is INVALID_REQUEST naming them (as Kafka answers
+  for a broker config that is not dynamic), one without is a no-op;
+* BROKER_LOGGER (8): log levels are `--log-level` only: INVALID_REQUEST naming them;
+* anything else: INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from tidelog.protocol.errors import ErrorCode
+from tidelog.storage.errors import StoreError
+from tidelog.storage.topic_config import ConfigBuild
+
+if TYPE_CHECKING:
+    from tidelog.broker.handlers.context import Node
+
+TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
+
+Answer = tuple[ErrorCode, str | None]
+
+
+def duplicated(resources: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Resources named more than once in one request: Kafka answers each INVALID_REQUEST."""
+    counts = Counter(resources)
+    return {resource for resource, n in counts.items() if n > 1}
+
+
+def duplicate_answer(resource_type: int, name: str) -> Answer:
+    return (
+        ErrorCode.invalid_request,
+        f"resource named more than once in one request resource_type={resource_type} "
+        f"resource_name={name}",
+    )
+
+
+async def alter_resource(
+    node: Node,
+    resource_type: int,
+    name: str,
+    keys: Sequence[str],
+    build: ConfigBuild,
+    *,
+    validate_only: bool,
+    check_shape: Callable[[], None] = lambda: None,
+) -> Answer:
+    """The answer for one resource; a TOPIC's change is in the metadata log on return.
+    `check_shape` raises StoreError for what is refused before the topic is looked at
+    (a key given twice, ...)."""
+    listed = ",".join(keys)
+    if resource_type == TOPIC:
+        try:
+            check_shape()
+            if validate_only:
+                node.check_topic_configs(name, build)
+            else:
+                await node.alter_topic_configs(name, build)
+        except StoreError as exc:
+            return exc.code, str(exc)
+        return ErrorCode.none, None
+    if resource_type == BROKER:
+        if name not in ("", str(node.node_id)):
+            return (
+                ErrorCode.invalid_request,
+                f"unexpected broker id, expected {node.node_id} or empty broker={name}",
+            )
+        if keys:
+            return (
+                ErrorCode.invalid_request,
+                "broker configs cannot be changed while the broker runs; they are "
+                f"tidelog serve options broker={name or '-'} configs={listed}",
+            )
+        return ErrorCode.none, None
+    if resource_type == BROKER_LOGGER:
+        return (
+            ErrorCode.invalid_request,
+            f"broker log levels cannot be changed at run time; use --log-level loggers={listed}",
+        )
+    return (
+        ErrorCode.invalid_request,
+        f"unsupported resource type resource_type={resource_type} resource_name={name}",
+    )
