@@ -48,6 +48,7 @@ class ServeConfig:
     max_partitions: int
     log_retention_check_interval_ms: int
     segment_object_bytes: int
+    log_segment_delete_delay_ms: int
     max_request_bytes: int
     max_connections: int | None
     max_connections_per_ip: int | None
@@ -209,6 +210,14 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         str(64 << 20),
         "most bytes one segment object holds (a topic's segment.bytes applies below it)",
         "BYTES",
+    ),
+    _Option(
+        "log-segment-delete-delay-ms",
+        _int_in(0, 2**31 - 1),
+        "60000",
+        "how long an object no index names any more stays in the bucket before it is "
+        "deleted (Kafka's log.segment.delete.delay.ms)",
+        "MS",
     ),
     _Option(
         "max-request-bytes",

@@ -77,6 +77,7 @@ def store_config(config: ServeConfig) -> StoreConfig:
         max_partitions=config.max_partitions,
         log_retention_check_interval_ms=config.log_retention_check_interval_ms,
         segment_object_bytes=config.segment_object_bytes,
+        log_segment_delete_delay_ms=config.log_segment_delete_delay_ms,
     )
 
 

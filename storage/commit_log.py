@@ -15,6 +15,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -104,7 +105,7 @@ class CommitLog(Generic[S]):
 
     async def load(self) -> LoadStats:
         """Fold the newest snapshot and every commit after it."""
-        snap_seq = -1
+        snap_seq = skipped = -1
         snapshots = await self.store.list(self.layout.snapshot_prefix)
         for info in reversed(snapshots):
             try:
@@ -114,10 +115,20 @@ class CommitLog(Generic[S]):
                 self.state = type(self.state).from_snapshot(json.loads(raw))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("skipping unreadable snapshot key=%s error=%s", info.key, exc)
+                with contextlib.suppress(ValueError):  # a stray key is no snapshot
+                    skipped = max(skipped, self.layout.parse_snapshot_key(info.key))
                 continue
             snap_seq = seq
             break
         read = await self.catch_up()
+        if self.state.seq < skipped:
+            # The commits between the older snapshot and the skipped one were collected
+            # (storage/janitor.py): folding on would give a state that lacks them.
+            raise CorruptCommit(
+                f"snapshot unreadable and the commits before it are gone "
+                f"prefix={self.layout.snapshot_prefix} skipped_seq={skipped} "
+                f"folded_to={self.state.seq}"
+            )
         return LoadStats(snap_seq, read, self.bytes_read)
 
     async def catch_up(self) -> int:

@@ -31,15 +31,17 @@ from typing import Any, Protocol
 import crc32c
 
 from tidelog.storage.clock import Clock
+from tidelog.storage.commit_log import CommitLog
 from tidelog.storage.errors import StoreError
+from tidelog.storage.janitor import Janitor
 from tidelog.storage.log_reader import LogReader
-from tidelog.storage.meta_state import TopicState
+from tidelog.storage.meta_state import GROUP_TOPIC, MetaState, TopicState
 from tidelog.storage.object_store import Buffer, ObjectStore, ObjectStoreError
 from tidelog.storage.partition_log import PartitionLog
 from tidelog.storage.paths import SegmentName, parse_segment_key, segment_prefix
 from tidelog.storage.segments import active_chunks, retention_start, roll_plan, segments_of
 from tidelog.storage.store_config import StoreConfig
-from tidelog.storage.stream_state import ChunkRef, PartitionKey
+from tidelog.storage.stream_state import ChunkRef, PartitionKey, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +58,17 @@ class StoreParts(Protocol):
     store: ObjectStore
     clock: Clock
     partitions: dict[PartitionKey, PartitionLog]
+    meta: CommitLog[MetaState]
 
     @property
     def reader(self) -> LogReader: ...
 
+    @property
+    def stream(self) -> CommitLog[StreamState]: ...
+
     def topic(self, name: str) -> TopicState | None: ...
+
+    def serves(self, key: PartitionKey) -> bool: ...
 
     def topic_config(self, topic: str, name: str) -> str: ...
 
@@ -93,6 +101,7 @@ class Lifecycle:
         check_interval_ms: int,
         segment_object_bytes: int,
         is_user_topic: Callable[[str], bool],
+        janitor: Janitor | None = None,
     ) -> None:
         self._store = store
         self._partitions = partitions
@@ -103,6 +112,7 @@ class Lifecycle:
         self.check_interval_ms = check_interval_ms
         self._cap = segment_object_bytes
         self._is_user_topic = is_user_topic
+        self.janitor = janitor
         self._named: dict[PartitionKey, set[str]] = {}  # segment keys the index named
         self._doomed: dict[str, int] = {}  # segment key -> wall ms it may go at
         self._task: asyncio.Task[None] | None = None
@@ -113,6 +123,15 @@ class Lifecycle:
     def of(cls, store: StoreParts) -> Lifecycle:
         """The pass over a broker's store, as `tidelog serve` configures it."""
         config = store.config
+        janitor = Janitor(
+            store.store,
+            store.meta,
+            lambda: store.stream,
+            is_janitor=lambda: store.serves((GROUP_TOPIC, 0)),
+            clock=store.clock,
+            delete_delay_ms=config.log_segment_delete_delay_ms,
+            node_id=config.node_id,
+        )
         return cls(
             store.store,
             store.partitions,
@@ -123,6 +142,7 @@ class Lifecycle:
             check_interval_ms=config.log_retention_check_interval_ms,
             segment_object_bytes=config.segment_object_bytes,
             is_user_topic=lambda name: store.topic(name) is not None,
+            janitor=janitor,
         )
 
     def start(self) -> None:
@@ -157,6 +177,8 @@ class Lifecycle:
                 stats.errors.append(f"topic={key[0]} partition={key[1]} error={exc}")
                 log.warning("lifecycle topic=%s partition=%d error=%s", key[0], key[1], exc)
         await self._delete_due(stats)
+        if self.janitor is not None:
+            await self.janitor.run_once()
         for key in [k for k in self._named if k not in self._partitions]:
             del self._named[key]  # moved away: its next owner sweeps it
         self.passes += 1

@@ -35,7 +35,7 @@ from tidelog.storage.meta_state import GROUP_TOPIC, Member, MetaState, TopicStat
 from tidelog.storage.metadata_refresh import MetadataRefresh
 from tidelog.storage.object_store import Buffer, ObjectStore
 from tidelog.storage.op_commits import OpCommits
-from tidelog.storage.ownership import open_stream
+from tidelog.storage.ownership import own_stream
 from tidelog.storage.partition_log import PartitionLog
 from tidelog.storage.partition_reads import PartitionReads
 from tidelog.storage.produce_path import AppendResult, PendingAppend, ProducePath
@@ -217,9 +217,7 @@ class LogStore:
         epoch = await self.membership.join()
         stream_id = paths.stream_id(config.node_id, epoch)
         self.served.stream_id = stream_id
-        self.served.stream = open_stream(
-            self.store, stream_id, node_id=config.node_id, clock_ms=self.clock.wall_ms
-        )
+        self.served.stream = own_stream(self.store, stream_id, config, self.clock.wall_ms)
         self.stream.epoch = epoch
         self.flusher = self._new_flusher()
         self._started = True

@@ -23,6 +23,7 @@ from tidelog.storage.commit_format import CommitHeader, encode_commit
 from tidelog.storage.commit_log import CommitLog
 from tidelog.storage.meta_state import GROUP_SLOTS, Member
 from tidelog.storage.object_store import ObjectStore, PreconditionFailed
+from tidelog.storage.store_config import StoreConfig
 from tidelog.storage.stream_state import PartitionKey, StreamState
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,12 @@ def preferred_owner(key: PartitionKey, members: Sequence[Member]) -> Member | No
 
 
 def open_stream(
-    store: ObjectStore, stream: str, *, node_id: int, clock_ms: Callable[[], int]
+    store: ObjectStore,
+    stream: str,
+    *,
+    node_id: int,
+    clock_ms: Callable[[], int],
+    snapshot_every: int = 256,
 ) -> CommitLog[StreamState]:
     return CommitLog(
         store,
@@ -56,6 +62,20 @@ def open_stream(
         lambda: StreamState(stream=stream),
         node_id=node_id,
         clock_ms=clock_ms,
+        snapshot_every=snapshot_every,
+    )
+
+
+def own_stream(
+    store: ObjectStore, stream: str, config: StoreConfig, clock_ms: Callable[[], int]
+) -> CommitLog[StreamState]:
+    """This broker's own stream, snapshotted every `config.snapshot_every` commits."""
+    return open_stream(
+        store,
+        stream,
+        node_id=config.node_id,
+        clock_ms=clock_ms,
+        snapshot_every=config.snapshot_every,
     )
 
 

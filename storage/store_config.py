@@ -40,6 +40,7 @@ class StoreConfig:
     # The lifecycle pass (storage/lifecycle.py): retention, segment rolls, deletes.
     log_retention_check_interval_ms: int = 300_000
     segment_object_bytes: int = 64 << 20
+    log_segment_delete_delay_ms: int = 60_000  # the janitor's delay (storage/janitor.py)
 
     @property
     def lease_s(self) -> float:

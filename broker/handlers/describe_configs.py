@@ -142,6 +142,7 @@ def broker_configs(node: Node) -> dict[str, str]:
         "tidelog.max.partitions": str(c.max_partitions),
         "log.retention.check.interval.ms": str(c.log_retention_check_interval_ms),
         "tidelog.segment.object.bytes": str(c.segment_object_bytes),
+        "log.segment.delete.delay.ms": str(c.log_segment_delete_delay_ms),
         "socket.request.max.bytes": str(c.max_request_bytes),
         "tidelog.durability": c.durability,
         "tidelog.flush.interval.ms": str(c.flush_interval_ms),

@@ -113,3 +113,44 @@ def test_retention_bytes_keeps_the_newest_segment_and_deletes_the_rest(
     finally:
         consumer.close()
     assert kafka_python_values(broker.bootstrap, topic, 1) == [b"v2"]
+
+
+def commit_objects(tmp_path: Path) -> int:
+    return sum(1 for _ in (tmp_path / "bucket" / "streams").glob("*/log/*.tlc"))
+
+
+def commits_written(tmp_path: Path) -> int:
+    """Commits the broker's streams hold or held: the highest position + 1 of each."""
+    streams = (tmp_path / "bucket" / "streams").glob("*")
+    return sum(1 + max(int(p.stem) for p in s.glob("log/*.tlc")) for s in streams)
+
+
+def test_the_janitor_deletes_what_no_index_names_and_every_record_stays_readable(
+    tmp_path: Path, brokers: list[BrokerProcess]
+) -> None:
+    args = broker_args(tmp_path, "object") + PASS + ["--log-segment-delete-delay-ms", "0"]
+    broker = BrokerProcess(tmp_path / "data", args=args).start()
+    brokers.append(broker)
+    topic, doomed = topic_name("janitor"), topic_name("janitor-doomed")
+    create(broker, topic, {"segment.ms": "1"})
+    create(broker, doomed, {"segment.ms": "1"})
+    produce(broker.bootstrap, doomed, [b"gone"])
+    wait_for("the doomed topic rolls a segment", lambda: segment_objects(tmp_path))
+    doomed_segments = segment_objects(tmp_path)  # the other topic has none yet
+    values: list[bytes] = []
+    while commits_written(tmp_path) < 600:  # two stream snapshots (every 256) lie behind
+        more = [f"v{len(values) + i}".encode() for i in range(100)]
+        produce(broker.bootstrap, topic, more)  # object mode: a commit every few records
+        values += more
+    written = commits_written(tmp_path)
+    client = admin(broker)
+    client.delete_topics([doomed], operation_timeout=30)[doomed].result(timeout=30)
+    wait_for("the janitor deletes commits", lambda: commit_objects(tmp_path) < written - 200)
+    wait_for(
+        "the deleted topic's segments go", lambda: not any(p.exists() for p in doomed_segments)
+    )
+
+    broker.kill()
+    broker = BrokerProcess(tmp_path / "data", port=broker.port, args=args).start()
+    brokers.append(broker)
+    assert kafka_python_values(broker.bootstrap, topic, len(values)) == values

@@ -222,3 +222,92 @@ def test_a_new_owner_sweeps_segments_no_index_names(tmp_path: Path) -> None:
         await store.stop()
 
     _run(main)
+
+
+# -- the janitor -------------------------------------------------------------------------
+
+
+def _commit_keys(mem: MemoryObjectStore) -> list[str]:
+    return sorted(k for k in mem.objects if k.startswith(paths.STREAMS_PREFIX) and "/log/" in k)
+
+
+def test_the_janitor_deletes_commits_no_index_names_and_the_data_stays_readable(
+    tmp_path: Path,
+) -> None:
+    mem, wall = MemoryObjectStore(), Wall()
+    config = StoreConfig(
+        data_dir=tmp_path,
+        flush_interval_ms=3_600_000,
+        log_retention_check_interval_ms=10**9,
+        snapshot_every=4,
+        log_segment_delete_delay_ms=1000,
+    )
+
+    async def main() -> None:
+        store = LogStore(config, mem, wall)
+        await store.start()
+        await store.create_topic("t", 2, {"segment.ms": "1"})
+        for i in range(12):
+            await store.append("t", i % 2, _batch([f"v{i}".encode()], wall.now))
+            await store.flush_once()
+        wall.now += 1
+        await store.lifecycle.run_once()  # rolls both partitions into segment objects
+        for _ in range(8):  # more commits, so that two snapshots lie past the rolled data
+            await store.commit_now()
+        janitor = store.lifecycle.janitor
+        assert janitor is not None
+        before = _commit_keys(mem)
+        first = await janitor.run_once()
+        assert first.ran and not first.skipped and first.collectable > 0
+        assert first.deleted == 0  # not before the delay
+        wall.now += 1000
+        second = await janitor.run_once()
+        assert second.deleted == first.collectable
+        after = _commit_keys(mem)
+        assert len(after) == len(before) - second.deleted
+        await store.stop()
+        again = LogStore(config, mem, wall)
+        await again.start()
+        for p in (0, 1):
+            part = again.partition("t", p)
+            got: list[bytes | None] = []
+            offset = part.log_start
+            while offset < part.high_watermark:
+                res = await again.read("t", p, offset, 1 << 20)
+                recs = [r for r in decode_records(b"".join(res.parts)) if r.offset >= offset]
+                got += [r.value for r in recs]
+                offset = recs[-1].offset + 1
+            assert got == [f"v{i}".encode() for i in range(p, 12, 2)]
+        await again.stop()
+
+    _run(main)
+
+
+def test_the_janitor_keeps_commits_an_index_still_names(tmp_path: Path) -> None:
+    mem, wall = MemoryObjectStore(), Wall()
+    config = StoreConfig(
+        data_dir=tmp_path,
+        flush_interval_ms=3_600_000,
+        log_retention_check_interval_ms=10**9,
+        snapshot_every=4,
+        log_segment_delete_delay_ms=0,
+    )
+
+    async def main() -> None:
+        store = LogStore(config, mem, wall)
+        await store.start()
+        await store.create_topic("t", 1)  # never rolls: segment.ms is a week
+        for i in range(6):
+            await store.append("t", 0, _batch([f"v{i}".encode()], wall.now))
+            await store.flush_once()
+        for _ in range(10):
+            await store.commit_now()
+        janitor = store.lifecycle.janitor
+        assert janitor is not None
+        await janitor.run_once()
+        await janitor.run_once()
+        named = {c.object_key for c in store.partition("t", 0).state.chunks}
+        assert named and named <= set(mem.objects)
+        await store.stop()
+
+    _run(main)
