@@ -182,3 +182,42 @@ def test_a_consumer_carries_on_across_a_partition_move_with_a_larger_epoch(
         assert consumer.poll() == [] and consumer.poll() == []
     finally:
         consumer.close()
+
+
+def test_records_replayed_from_the_wal_keep_the_epoch_that_acknowledged_them(
+    tmp_path: Path,
+) -> None:
+    """kill -9 with records only in the WAL: the restart adopts at the committed end,
+    replays them, and its new epoch starts after them, not at the committed end."""
+    topic = topic_name("replayed")
+    args = [
+        "--durability",
+        "wal",
+        "--object-store",
+        f"file://{tmp_path / 'bucket'}",
+        "--flush-interval-ms",
+        "3600000",  # nothing reaches the bucket but the topic: the records stay in the WAL
+    ]
+    first = BrokerProcess(tmp_path / "data", args=args).start()
+    try:
+        create_topic(first, topic)
+        _produce(first.bootstrap, topic, [f"a{i}" for i in range(5)])
+        _, before = _metadata(first.bootstrap, topic)
+    finally:
+        first.kill()
+    with BrokerProcess(tmp_path / "data", args=args) as second:
+        _wait(
+            lambda: _end_of_epoch(second.bootstrap, topic, -1, before)[0] == 0,
+            "the restarted broker to lead the partition",
+        )
+        _, after = _metadata(second.bootstrap, topic)
+        assert after > before
+        assert _end_of_epoch(second.bootstrap, topic, after, before) == (0, before, 5)
+        assert _end_of_epoch(second.bootstrap, topic, after, after) == (0, after, 5)
+        consumer = _Confluent(second.bootstrap, topic)
+        try:
+            got: list[tuple[int, str, int]] = []
+            _read_until(consumer, got, 5)
+            assert got == [(i, f"a{i}", before) for i in range(5)]
+        finally:
+            consumer.close()
