@@ -131,6 +131,14 @@ class Flusher:
         self._wakeup.set()
         return await fut
 
+    def queue_ops(self, ops: list[dict[str, Any]]) -> asyncio.Future[int]:
+        """`commit_ops` without waiting (at start, before the pipeline runs)."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody awaits it
+        self._ops.append((ops, fut))
+        self._wakeup.set()
+        return fut
+
     async def drain(self) -> int | None:
         """Upload everything waiting now; the last landed seq, or None on failure/nothing."""
         fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()

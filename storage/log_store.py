@@ -227,7 +227,7 @@ class LogStore:
         except NodeIdInUse:
             self.release_data_dir()
             raise
-        replayed, marks = replay_wal(self._wal_dir, self.partitions)
+        replayed, marks = replay_wal(self._wal_dir, self.partitions, self.flusher.queue_ops)
         self.backlog.recount()
         self.load_stats = LoadStats(
             stats.snapshot_seq,

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from tidelog.storage.commit_format import ProducerBatch
+from tidelog.storage.leader_epochs import as_leader_epoch
 from tidelog.storage.producer_state import SavedEntry
 from tidelog.storage.stream_state import PartitionState
 from tidelog.storage.txn_index import BEGIN, SavedTxns, TxnEvent
@@ -46,6 +47,7 @@ class PartitionLog:
         "discards",
         "high_watermark",
         "launched_end",
+        "leader_epoch",
         "next_offset",
         "state",
         "tail",
@@ -54,6 +56,9 @@ class PartitionLog:
 
     def __init__(self, state: PartitionState) -> None:
         self.state = state
+        # The epoch this broker writes under: the tenure it adopted the partition for,
+        # stamped into every batch appended here (storage/leader_epochs.py).
+        self.leader_epoch = as_leader_epoch(state.epochs[-1][0]) if state.epochs else -1
         self.next_offset = state.committed_end
         self.high_watermark = state.committed_end
         self.launched_end = state.committed_end  # offsets below are in some upload

@@ -25,6 +25,7 @@ from tidelog.protocol.batch import (
     BatchHeader,
     iter_batches,
     patch_base_offset,
+    patch_partition_leader_epoch,
     set_base_offsets,
     validate_produce_records,
 )
@@ -137,7 +138,7 @@ class ProducePath:
                 )
         self._check_room(topic, partition)
         base = part.next_offset
-        data, end = _with_offsets(records, base)
+        data, end = _with_offsets(records, base, part.leader_epoch)
         producer = None
         if first.producer_id >= 0:
             producer = ProducerBatch(
@@ -174,7 +175,7 @@ class ProducePath:
             timestamp=timestamp,
         )
         base = part.next_offset
-        data, end = set_base_offsets(raw, base)
+        data, end = set_base_offsets(raw, base, partition_leader_epoch=part.leader_epoch)
         header = next(iter_batches(data))[1]
         event: TxnEvent | None = batch_event(data, header, base)
         return self._store(part, Batch(base, end, timestamp, data, None, event))
@@ -279,14 +280,16 @@ class ProducePath:
 
 
 def _with_offsets(
-    records: bytes | bytearray | memoryview, base: int
+    records: bytes | bytearray | memoryview, base: int, epoch: int
 ) -> tuple[bytearray | memoryview, int]:
-    """The batches with offsets from `base`: patched in place when the buffer is ours
-    to write (a view into the request frame), otherwise in a copy."""
+    """The batches with offsets from `base` and our leader epoch (Kafka's leader stamps
+    both; neither is under the CRC): patched in place when the buffer is ours to write
+    (a view into the request frame), otherwise in a copy."""
     if isinstance(records, memoryview) and not records.readonly:
         offset = base
         for position, header in iter_batches(records):
             patch_base_offset(records, position, offset)
+            patch_partition_leader_epoch(records, position, epoch)
             offset += header.last_offset_delta + 1
         return records, offset
-    return set_base_offsets(records, base)
+    return set_base_offsets(records, base, partition_leader_epoch=epoch)

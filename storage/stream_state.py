@@ -38,7 +38,11 @@ is adopted anew, for a newer tenure.
                                     chunks covering [base, end) now live in a segment
                                     object (storage/segments.py); taken only if the index
                                     still has chunk boundaries at base and end
-`adopt_groups` also carries the slot's "txns" and "txn_offsets".
+    {"op": "epoch_start", "topic", "partition", "tenure", "offset"}  the partition's
+                                    epoch `tenure` begins at `offset`, not where it was
+                                    adopted (WAL replay: storage/leader_epochs.py)
+`adopt_groups` also carries the slot's "txns" and "txn_offsets"; `adopt` carries
+"epochs" (storage/leader_epochs.py; absent before it: none) and adds its own tenure.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidelog.storage.commit_format import Chunk, CommitHeader
+from tidelog.storage.leader_epochs import EpochMap, move_epoch_start, record_epoch
 from tidelog.storage.paths import stream_commit_key
 from tidelog.storage.producer_state import ProducerStates
 from tidelog.storage.txn_index import BEGIN, TxnIndex
@@ -115,6 +120,7 @@ class PartitionState:
     log_start: int = 0
     producers: ProducerStates = field(default_factory=ProducerStates)
     txns: TxnIndex = field(default_factory=TxnIndex)
+    epochs: EpochMap = field(default_factory=list)  # leader epoch -> its start offset
 
     @property
     def key(self) -> PartitionKey:
@@ -177,6 +183,7 @@ class PartitionState:
             "chunks": [c.to_json() for c in self.chunks],
             "producers": self.producers.snapshot(),
             "txns": self.txns.to_json(),
+            "epochs": [list(e) for e in self.epochs],
         }
 
     @classmethod
@@ -187,6 +194,7 @@ class PartitionState:
         part.log_start = int(raw["start"])
         part.producers.restore(raw["producers"])
         part.txns = TxnIndex.from_json(raw.get("txns"))
+        part.epochs = [(int(e), int(s)) for e, s in raw.get("epochs", ())]
         return part
 
 
@@ -262,6 +270,7 @@ class StreamState:
             if self.tenures.get(key) == int(op["tenure"]):
                 return  # adopted for this tenure already: never reset what grew since
             part = PartitionState.from_json(op)
+            part.epochs = record_epoch(part.epochs, int(op["tenure"]), part.committed_end)
             self.partitions[key] = part
             self.tenures[key] = int(op["tenure"])
         elif kind == "adopt_groups":
@@ -320,6 +329,11 @@ class StreamState:
             if target is not None and target.topic_id == str(op["id"]):
                 new = [ChunkRef.from_json(c) for c in op["chunks"]]
                 target.replace_chunks(int(op["base"]), int(op["end"]), new)
+        elif kind == "epoch_start":
+            key, tenure = (str(op["topic"]), int(op["partition"])), int(op["tenure"])
+            target = self.partitions.get(key)
+            if target is not None and self.tenures.get(key) == tenure:
+                target.epochs = move_epoch_start(target.epochs, tenure, int(op["offset"]))
         elif kind == "seal":
             self.sealed_by, self.sealed_seq = str(op["by"]), seq
         else:

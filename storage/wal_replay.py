@@ -8,13 +8,17 @@ their records are committed.
 Guarantees: a record is replayed only if it continues its partition exactly (a gap is
 logged and skipped) and its topic still exists with the same id; what the bucket has
 already is skipped; replayed batches are visible (high watermark) at once, as they
-were acknowledged before the crash.
+were acknowledged before the crash; they keep the leader epoch they were written
+under, so the partition's new epoch starts after them (an `epoch_start` op rides with
+the first commit: storage/leader_epochs.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from tidelog.protocol.batch import iter_batches
 from tidelog.storage.commit_format import ProducerBatch
@@ -28,8 +32,13 @@ log = logging.getLogger(__name__)
 WalMarks = dict[int, dict[PartitionKey, int]]  # wal file seq -> partition -> end offset
 
 
-def replay_wal(wal_dir: Path, partitions: dict[PartitionKey, PartitionLog]) -> tuple[int, WalMarks]:
-    """Replay into `partitions`; returns how many batches, and the files' marks."""
+def replay_wal(
+    wal_dir: Path,
+    partitions: dict[PartitionKey, PartitionLog],
+    queue_ops: Callable[[list[dict[str, Any]]], object] | None = None,
+) -> tuple[int, WalMarks]:
+    """Replay into `partitions`; returns how many batches, and the files' marks.
+    `queue_ops` takes the stream ops that move each replayed partition's epoch start."""
     if not wal_dir.is_dir():
         return 0, {}
     replayed = 0
@@ -62,7 +71,26 @@ def replay_wal(wal_dir: Path, partitions: dict[PartitionKey, PartitionLog]) -> t
         replayed += 1
     for part in partitions.values():
         part.advance_high_watermark(part.next_offset)
+    ops = epoch_start_ops(partitions.values())
+    if ops and queue_ops is not None:
+        queue_ops(ops)
     return replayed, marks
+
+
+def epoch_start_ops(partitions: Iterable[PartitionLog]) -> list[dict[str, Any]]:
+    """For each partition holding records beyond what its stream committed (replayed):
+    its current epoch begins after them."""
+    return [
+        {
+            "op": "epoch_start",
+            "topic": part.state.topic,
+            "partition": part.state.partition,
+            "tenure": part.state.epochs[-1][0],
+            "offset": part.next_offset,
+        }
+        for part in partitions
+        if part.state.epochs and part.next_offset > part.state.epochs[-1][1]
+    ]
 
 
 def _stored_batch(base: int, end: int, data: bytes) -> Batch:

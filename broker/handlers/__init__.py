@@ -30,6 +30,7 @@ from tidelog.broker.handlers.metadata import MetadataHandler
 from tidelog.broker.handlers.offset_commit import OffsetCommitHandler
 from tidelog.broker.handlers.offset_delete import OffsetDeleteHandler
 from tidelog.broker.handlers.offset_fetch import OffsetFetchHandler
+from tidelog.broker.handlers.offset_for_leader_epoch import OffsetForLeaderEpochHandler
 from tidelog.broker.handlers.produce import ProduceHandler
 from tidelog.broker.handlers.sync_group import SyncGroupHandler
 from tidelog.broker.handlers.txn_offset_commit import TxnOffsetCommitHandler
@@ -61,6 +62,7 @@ HANDLERS: tuple[Handler, ...] = (
     DescribeGroupsHandler(),
     DeleteGroupsHandler(),
     OffsetDeleteHandler(),
+    OffsetForLeaderEpochHandler(),
     AddPartitionsToTxnHandler(),
     AddOffsetsToTxnHandler(),
     EndTxnHandler(),

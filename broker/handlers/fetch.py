@@ -8,6 +8,10 @@ whatever the request asked. read_committed (isolation_level 1) reads stop at the
 stable offset and carry the aborted transactions of what they return; the client
 drops those records (Kafka sends aborted data rather than withholding it). Fetch sessions
 (KIP-227) are not kept: session_id 0 tells clients to send full requests.
+A `current_leader_epoch` (v9+) other than ours answers FENCED_LEADER_EPOCH or
+UNKNOWN_LEADER_EPOCH; `last_fetched_epoch`
+(v12, followers' divergence check) is not looked at: tidelog has no followers, and
+consumers validate through OffsetForLeaderEpoch (docs/leader-epochs.md).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.fetch_response import FetchPartitionResult, encode_fetch_response
 from tidelog.protocol.headers import RequestHeader
 from tidelog.storage.errors import StoreError
+from tidelog.storage.leader_epochs import check_current_epoch
 from tidelog.storage.log_reader import ReadResult
 
 if TYPE_CHECKING:
@@ -42,12 +47,18 @@ class FetchHandler(Handler):
             for t in request.topics
             for p in t.partitions
         ]
+        epochs = {
+            (t.topic, p.partition): p.current_leader_epoch
+            for t in request.topics
+            for p in t.partitions
+            if getattr(p, "current_leader_epoch", -1) >= 0
+        }
         committed = int(getattr(request, "isolation_level", 0)) == READ_COMMITTED
         max_wait = min(request.max_wait.total_seconds(), _MAX_WAIT_CAP_S)
         deadline = time.monotonic() + max(0.0, max_wait)
         while True:
             results, total, errored = await self._read_all(
-                node, wanted, request.max_bytes, committed
+                node, wanted, request.max_bytes, committed, epochs
             )
             remaining = deadline - time.monotonic()
             if total >= request.min_bytes or errored or remaining <= 0 or node.stopping:
@@ -56,7 +67,12 @@ class FetchHandler(Handler):
         return self._response(header, results)
 
     async def _read_all(
-        self, node: Node, wanted: list[tuple[str, int, int, int]], max_bytes: int, committed: bool
+        self,
+        node: Node,
+        wanted: list[tuple[str, int, int, int]],
+        max_bytes: int,
+        committed: bool,
+        epochs: dict[tuple[str, int], int],
     ) -> tuple[list[tuple[str, int, ErrorCode, ReadResult | None]], int, bool]:
         results: list[tuple[str, int, ErrorCode, ReadResult | None]] = []
         cap = node.config.fetch_max_bytes  # what one answer may hold, whatever was asked
@@ -72,6 +88,11 @@ class FetchHandler(Handler):
                     (topic, partition, ErrorCode.none, self._empty(node, topic, partition))
                 )
                 continue
+            code = self._epoch_check(node, topic, partition, epochs)
+            if code != ErrorCode.none:
+                results.append((topic, partition, code, None))
+                errored = True
+                continue
             try:
                 res = await node.read(topic, partition, offset, max(limit, 1), committed=committed)
             except StoreError as exc:
@@ -82,6 +103,13 @@ class FetchHandler(Handler):
             budget -= res.size
             results.append((topic, partition, ErrorCode.none, res))
         return results, total, errored
+
+    def _epoch_check(
+        self, node: Node, topic: str, partition: int, epochs: dict[tuple[str, int], int]
+    ) -> ErrorCode:
+        requested = epochs.get((topic, partition), -1)
+        part = node.partition_log(topic, partition) if requested >= 0 else None
+        return check_current_epoch(part.leader_epoch, requested) if part else ErrorCode.none
 
     def _empty(self, node: Node, topic: str, partition: int) -> ReadResult | None:
         part = node.partition_log(topic, partition)

@@ -1,7 +1,9 @@
 """ListOffsets (2) v1-7: earliest, latest, max-timestamp, or first offset at a time.
 
 Latest under isolation_level 1 (read_committed, v2+) is the last stable offset: a
-transaction still open holds it back (docs/transactions.md)."""
+transaction still open holds it back (docs/transactions.md). Each answer carries the
+leader epoch that wrote the offset; a `current_leader_epoch` (v4+) other than ours is
+FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH (docs/leader-epochs.md)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
+from tidelog.storage.leader_epochs import check_current_epoch, epoch_at
 
 if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
+    from tidelog.storage.partition_log import PartitionLog
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 
@@ -31,10 +35,15 @@ class ListOffsetsHandler(Handler):
         for t in request.topics:
             parts = []
             for p in t.partitions:
-                code, ts, offset = ErrorCode.none, -1, -1
+                code, ts, offset, epoch = ErrorCode.none, -1, -1, -1
                 try:
-                    ts, offset = await self._lookup(
-                        node, t.name, p.partition_index, p.timestamp, committed
+                    ts, offset, epoch = await self._lookup(
+                        node,
+                        t.name,
+                        p.partition_index,
+                        p.timestamp,
+                        committed,
+                        getattr(p, "current_leader_epoch", -1),
                     )
                 except StoreError as exc:
                     code = exc.code
@@ -46,7 +55,7 @@ class ListOffsetsHandler(Handler):
                         error_code=code,
                         timestamp=ts,
                         offset=offset,
-                        leader_epoch=0 if code == ErrorCode.none else -1,
+                        leader_epoch=epoch,
                     )
                 )
             topics.append(
@@ -57,9 +66,35 @@ class ListOffsetsHandler(Handler):
         )
 
     async def _lookup(
-        self, node: Node, topic: str, partition: int, timestamp: int, committed: bool
-    ) -> tuple[int, int]:
+        self,
+        node: Node,
+        topic: str,
+        partition: int,
+        timestamp: int,
+        committed: bool,
+        current_epoch: int,
+    ) -> tuple[int, int, int]:
+        """(timestamp, offset, leader epoch of that offset)."""
         part = node.partition(topic, partition)
+        code = check_current_epoch(part.leader_epoch, current_epoch)
+        if code != ErrorCode.none:
+            raise StoreError(
+                code,
+                f"current leader epoch is not ours topic={topic} partition={partition} "
+                f"current_leader_epoch={current_epoch} leader_epoch={part.leader_epoch}",
+            )
+        ts, offset = await self._find(node, part, topic, partition, timestamp, committed)
+        return ts, offset, epoch_at(part.state.epochs, offset) if offset >= 0 else -1
+
+    async def _find(
+        self,
+        node: Node,
+        part: PartitionLog,
+        topic: str,
+        partition: int,
+        timestamp: int,
+        committed: bool,
+    ) -> tuple[int, int]:
         if timestamp == LATEST:
             return -1, part.last_stable_offset if committed else part.high_watermark
         if timestamp == EARLIEST:

@@ -37,6 +37,7 @@ API_NAMES: dict[int, str] = {
     20: "deletetopics",
     21: "deleterecords",
     22: "initproducerid",
+    23: "offsetforleaderepoch",
     24: "addpartitionstotxn",
     25: "addoffsetstotxn",
     26: "endtxn",

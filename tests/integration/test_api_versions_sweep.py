@@ -130,6 +130,27 @@ def _list_offsets(v: int) -> tuple[Any, Callable[[Any], None]]:
     return request, check
 
 
+def _offset_for_leader_epoch(v: int) -> tuple[Any, Callable[[Any], None]]:
+    m = req(23, v)
+    # Epoch 0 is older than any tenure (a tenure is a metadata seq, and seq 0 is the
+    # first broker's join): it ends where the partition's first epoch starts, offset 0.
+    part = build(
+        m, "OffsetForLeaderPartition", partition=0, current_leader_epoch=-1, leader_epoch=0
+    )
+    request = build(
+        m,
+        "OffsetForLeaderEpochRequest",
+        replica_id=-1,
+        topics=(build(m, "OffsetForLeaderTopic", topic=TOPIC, partitions=(part,)),),
+    )
+
+    def check(r: Any) -> None:
+        p = r.topics[0].partitions[0]
+        assert (p.error_code, p.leader_epoch, p.end_offset) == (0, 0, 0)
+
+    return request, check
+
+
 def _metadata(v: int) -> tuple[Any, Callable[[Any], None]]:
     m = req(3, v)
     topics = (build(m, "MetadataRequestTopic", name=TOPIC, topic_id=None),)
@@ -672,6 +693,7 @@ SIMPLE: dict[int, Callable[[int], tuple[Any, Callable[[Any], None]]]] = {
     32: _describe_configs,
     60: _describe_cluster,
     22: _init_producer_id,
+    23: _offset_for_leader_epoch,
 }
 WITH_BROKER: dict[int, Callable[[int, BrokerProcess], tuple[Any, Callable[[Any], None]]]] = {
     20: _delete_topics,
@@ -709,6 +731,7 @@ RANGES = {
     19: (2, 7),
     20: (1, 6),
     22: (0, 4),
+    23: (2, 4),
     32: (1, 4),
     37: (0, 3),
     60: (0, 1),
