@@ -185,11 +185,7 @@ class Janitor:
         found: dict[str, int] = {}
         for stream, commits in listing.commits.items():
             referenced = {seq for s, seq in named if s == stream}
-            dead = (
-                stream in meta.ended
-                and stream not in owner_streams
-                and stream not in members
-            )
+            dead = stream in meta.ended and stream not in owner_streams and stream not in members
             if dead:
                 floor = paths.MAX_SEQ
                 if not referenced:

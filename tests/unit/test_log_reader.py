@@ -21,18 +21,19 @@ from tidelog.storage.paths import stream_commit_key
 
 
 class SlowStore(MemoryObjectStore):
-    """Ranged GETs take a moment, and the ones at `fail_positions` fail once each."""
+    """Ranged GETs take a moment, and the ones at `fail_at` (key, position) fail once
+    each (commits with headers of the same size have chunks at the same position)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ranges: list[tuple[str, int]] = []
-        self.fail_positions: set[int] = set()
+        self.fail_at: set[tuple[str, int]] = set()
 
     async def get_range(self, key: str, start: int, length: int) -> bytes:
         self.ranges.append((key, start))
         await asyncio.sleep(0.01)
-        if start in self.fail_positions:
-            self.fail_positions.discard(start)
+        if (key, start) in self.fail_at:
+            self.fail_at.discard((key, start))
             raise ObjectStoreUnavailable("switched off for this range")
         return await super().get_range(key, start, length)
 
@@ -103,12 +104,12 @@ def test_a_failed_read_ahead_is_retried_by_the_reader_who_needs_it(tmp_path: Pat
         asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: orphans.append(ctx))
         store = await five_chunks_read_by_a_new_broker(tmp_path, mem)
         chunks = store.partition("t", 0).state.chunks
-        mem.fail_positions = {chunks[2].position}
+        mem.fail_at = {(chunks[2].object_key, chunks[2].position)}
         assert await value_at(store, 0) == b"0"  # reads 1..4 ahead; 2 fails
         await settle(store.reader)
         assert await value_at(store, 2) == b"2"  # fetched again, now it works
         assert mem.ranges.count(mem.ranges[-1]) == 2
-        mem.fail_positions = {chunks[4].position}
+        mem.fail_at = {(chunks[4].object_key, chunks[4].position)}
         store.reader = LogReader(mem, chunk_cache_bytes=1 << 20, readahead_bytes=0)
         with pytest.raises(StoreError) as err:  # the reader's own GET failing is its error
             await value_at(store, 4)
