@@ -149,6 +149,16 @@ def _false_only(value: str) -> str | None:
     return reason
 
 
+_FORMAT_VERSION = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?(-IV[0-9]+)?")
+
+
+def _format_version(value: str) -> str | None:
+    """A Kafka version as `message.format.version` takes it (`2.8`, `3.0-IV1`)."""
+    if _FORMAT_VERSION.fullmatch(value.strip()):
+        return None
+    return "expected a Kafka version such as 3.0-IV1"
+
+
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 
 TOPIC_CONFIGS: dict[str, TopicConfigKey] = {
@@ -184,6 +194,12 @@ TOPIC_CONFIGS: dict[str, TopicConfigKey] = {
             ConfigType.STRING,
             "CreateTime",
             _one_of("CreateTime", "LogAppendTime"),
+        ),
+        # Kafka 3.9's, gone in Kafka 4: accepted, do nothing (docs/topic-configs.md).
+        TopicConfigKey("message.downconversion.enable", ConfigType.BOOLEAN, "true", _boolean),
+        TopicConfigKey("message.format.version", ConfigType.STRING, "3.0-IV1", _format_version),
+        TopicConfigKey(
+            "message.timestamp.difference.max.ms", ConfigType.LONG, str(LONG_MAX), _long(0)
         ),
         TopicConfigKey("min.cleanable.dirty.ratio", ConfigType.DOUBLE, "0.5", _double(0, 1)),
         TopicConfigKey("min.compaction.lag.ms", ConfigType.LONG, "0", _long(0)),

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
 
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.test_clients import admin, topic_name
@@ -36,20 +38,16 @@ def streams(bucket: Path) -> set[str]:
 
 
 def read_all(bootstrap: str, topic: str) -> list[bytes]:
-    from kafka import KafkaConsumer, TopicPartition
-
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
+        consumer.assign([KafkaTopicPartition(topic, p) for p in range(PARTITIONS)])
         out: list[bytes] = []
-        wait_for(
-            f"{RECORDS} records",
-            lambda: (
-                out.extend(r.value for rs in consumer.poll(timeout_ms=500).values() for r in rs)
-                or len(out) >= RECORDS
-            ),
-        )
+
+        def more() -> bool:
+            out.extend(r.value for rs in consumer.poll(timeout_ms=500).values() for r in rs)
+            return len(out) >= RECORDS
+
+        wait_for(f"{RECORDS} records", more)
         return out
     finally:
         consumer.close()
