@@ -6,11 +6,16 @@ from tidelog.protocol.errors import ErrorCode
 
 
 class StoreError(Exception):
-    """A request the store refuses; carries the Kafka error code to answer with."""
+    """A request the store refuses; carries the Kafka error code to answer with, and for
+    INVALID_RECORD the records at fault (Produce v8+ `record_errors`, KIP-467): each is
+    (index of the record in its batch, message)."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, record_errors: tuple[tuple[int, str], ...] = ()
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.record_errors = record_errors
 
 
 def fenced_error() -> StoreError:

@@ -132,7 +132,7 @@ class LogStore:
             lease=self.lease,
             max_backlog_bytes=config.max_backlog_bytes,
             leader_of=self.served.leader_of,
-            max_message_bytes=lambda topic: int(self.topic_config(topic, "max.message.bytes")),
+            topic_config=self.topic_config,
             renew_lease=self.membership.renew_lease,
             kick_flusher=lambda: self.flusher.kick(),
         )

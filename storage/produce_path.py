@@ -31,6 +31,7 @@ from tidelog.protocol.batch import (
 )
 from tidelog.protocol.control import control_batch
 from tidelog.protocol.errors import ErrorCode, RecordBatchError
+from tidelog.protocol.records import decode_records
 from tidelog.storage.commit_format import ProducerBatch
 from tidelog.storage.errors import StoreError, fenced_error
 from tidelog.storage.lease import Lease
@@ -68,7 +69,7 @@ class ProducePath:
         lease: Lease,
         max_backlog_bytes: int,
         leader_of: Callable[[str, int], PartitionLog],
-        max_message_bytes: Callable[[str], int],
+        topic_config: Callable[[str, str], str],
         renew_lease: Callable[[], None],
         kick_flusher: Callable[[], None],
     ) -> None:
@@ -78,7 +79,7 @@ class ProducePath:
         self._lease = lease
         self._max_backlog_bytes = max_backlog_bytes
         self._leader_of = leader_of
-        self._max_message_bytes = max_message_bytes
+        self._topic_config = topic_config
         self._renew_lease = renew_lease
         self._kick_flusher = kick_flusher
 
@@ -99,7 +100,7 @@ class ProducePath:
                 f"cannot produce to kafka's internal topic topic={topic}",
             )
         part = self._writable(topic, partition)
-        max_bytes = self._max_message_bytes(topic)
+        max_bytes = int(self._topic_config(topic, "max.message.bytes"))
         try:
             headers = validate_produce_records(records)
         except RecordBatchError as exc:
@@ -109,6 +110,8 @@ class ProducePath:
                 ErrorCode.message_too_large,
                 f"batch larger than max.message.bytes size={len(records)} max={max_bytes}",
             )
+        if "compact" in self._topic_config(topic, "cleanup.policy"):
+            _check_keys(records, topic, partition)
         first = headers[0]
         count = sum(h.last_offset_delta + 1 for h in headers)
         if first.is_transactional:
@@ -277,6 +280,33 @@ class ProducePath:
                     f"topic={part.state.topic} partition={part.state.partition}",
                 )
             await part.waiter()
+
+
+def _check_keys(records: bytes | bytearray | memoryview, topic: str, partition: int) -> None:
+    """A compacted topic takes only records with a key (KIP-467): each one without is
+    named in the answer by its index in the batch, as Kafka's broker names it. The one
+    place produce decodes records, and only for compacted topics."""
+    try:
+        keys = [record.key for record in decode_records(records)]
+    except RecordBatchError as exc:
+        raise StoreError(ErrorCode.corrupt_message, str(exc)) from None
+    missing = tuple(
+        (
+            index,
+            f"Compacted topic cannot accept message without key in topic partition "
+            f"{topic}-{partition}.",
+        )
+        for index, key in enumerate(keys)
+        if key is None
+    )
+    if missing:
+        raise StoreError(
+            ErrorCode.invalid_record,
+            f"One or more records have been rejected: compacted topic cannot accept a "
+            f"record without a key topic={topic} partition={partition} "
+            f"records={len(missing)}",
+            missing,
+        )
 
 
 def _with_offsets(

@@ -22,6 +22,7 @@ reported as given (docs/topics.md).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -235,7 +236,14 @@ def problem(name: str, value: object) -> str | None:
         return "null value not supported for topic configs"
     if not isinstance(value, str):
         return "expected a string"
-    reason = key.check(value)
+    return _problem_of_string(name, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _problem_of_string(name: str, value: str) -> str | None:
+    # Memoized: the produce path asks for a topic's configs on every append, and a
+    # topic's overrides are a handful of strings (a check is pure).
+    reason = TOPIC_CONFIGS[name].check(value)
     return f"invalid topic config value, {reason}" if reason else None
 
 

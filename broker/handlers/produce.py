@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # Kafka refuses zstd batches in Produce requests older than v7 (KIP-110).
 _FIRST_ZSTD_VERSION = 7
 _VALID_ACKS = (-1, 0, 1)
+_FIRST_RECORD_ERRORS_VERSION = 8  # KIP-467
 _ATTRIBUTES_AT = 21
 _TRANSACTIONAL_BIT = 0x10  # in the low byte of the attributes
 
@@ -74,6 +75,10 @@ def _producer_of(request: ProduceRequestView) -> tuple[int, int] | None:
                 pid, epoch = _PRODUCER.unpack_from(records, _PRODUCER_AT)
                 return int(pid), int(epoch)
     return None
+
+
+# (partition, error code, result, error message, record errors: (batch index, message))
+_Row = tuple[int, ErrorCode, AppendResult | None, str | None, tuple[tuple[int, str], ...]]
 
 
 def _produce_error(code: ErrorCode) -> ErrorCode:
@@ -169,21 +174,21 @@ class ProduceHandler(Handler):
             *(p.durable for _, _, p in pending if not isinstance(p, StoreError)),
             return_exceptions=True,
         )
-        results: dict[str, list[tuple[int, ErrorCode, AppendResult | None, str | None]]] = {}
+        results: dict[str, list[_Row]] = {}
         it = iter(outcomes)
         for name, index, p in pending:
             rows = results.setdefault(name, [])
             if isinstance(p, StoreError):
-                rows.append((index, p.code, None, str(p)))
+                rows.append((index, p.code, None, str(p), p.record_errors))
                 continue
             outcome = next(it)
             if isinstance(outcome, StoreError):
-                rows.append((index, outcome.code, None, str(outcome)))
+                rows.append((index, outcome.code, None, str(outcome), outcome.record_errors))
             elif isinstance(outcome, BaseException):
                 log.error("append failed topic=%s partition=%d error=%r", name, index, outcome)
-                rows.append((index, ErrorCode.unknown_server_error, None, str(outcome)))
+                rows.append((index, ErrorCode.unknown_server_error, None, str(outcome), ()))
             else:
-                rows.append((index, ErrorCode.none, p.result, None))
+                rows.append((index, ErrorCode.none, p.result, None, ()))
         return self._response(header, results)
 
     async def _verify(
@@ -209,7 +214,7 @@ class ProduceHandler(Handler):
     def _response(
         self,
         header: RequestHeader,
-        results: dict[str, list[tuple[int, ErrorCode, AppendResult | None, str | None]]],
+        results: dict[str, list[_Row]],
     ) -> Any:
         mod = response_module(self.api_key, header.api_version)
         topics = tuple(
@@ -226,10 +231,19 @@ class ProduceHandler(Handler):
                         base_offset=res.base_offset if res else -1,
                         log_append_time=None,
                         log_start_offset=res.log_start_offset if res else -1,
-                        record_errors=(),
+                        record_errors=tuple(
+                            build(
+                                mod,
+                                "BatchIndexAndErrorMessage",
+                                batch_index=batch_index,
+                                batch_index_error_message=why,
+                            )
+                            for batch_index, why in record_errors
+                            if header.api_version >= _FIRST_RECORD_ERRORS_VERSION
+                        ),
                         error_message=message,
                     )
-                    for index, code, res, message in rows
+                    for index, code, res, message, record_errors in rows
                 ),
             )
             for name, rows in results.items()
@@ -239,8 +253,8 @@ class ProduceHandler(Handler):
     def _all_failed(
         self, header: RequestHeader, request: Any, code: ErrorCode, message: str
     ) -> Any:
-        results: dict[str, list[tuple[int, ErrorCode, AppendResult | None, str | None]]] = {
-            name: [(index, code, None, message) for index, _ in parts]
+        results: dict[str, list[_Row]] = {
+            name: [(index, code, None, message, ()) for index, _ in parts]
             for name, parts in request.topics
         }
         return self._response(header, results)
