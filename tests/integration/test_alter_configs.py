@@ -66,11 +66,16 @@ def legacy_alter(client: AdminClient, resources: list[ConfigResource], **kw: Any
 
 
 def produce_error(bootstrap: str, topic: str, partition: int, size: int) -> int | None:
-    """Produce one record of `size` bytes; the error code its delivery reported, if any."""
+    """Produce one keyed record of `size` bytes (the test makes the topic compacted on
+    the way: KIP-467 refuses keyless ones there); its delivery's error code, if any."""
     errors: list[KafkaError | None] = []
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": False, "retries": 0})
     producer.produce(
-        topic, value=b"x" * size, partition=partition, on_delivery=lambda e, _m: errors.append(e)
+        topic,
+        key=b"k",
+        value=b"x" * size,
+        partition=partition,
+        on_delivery=lambda e, _m: errors.append(e),
     )
     assert producer.flush(60) == 0
     (error,) = errors
