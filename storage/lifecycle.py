@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import crc32c
 
+from tidelog.storage.cleaner import clean_partition
 from tidelog.storage.clock import Clock
 from tidelog.storage.commit_log import CommitLog
 from tidelog.storage.errors import StoreError
@@ -39,7 +40,13 @@ from tidelog.storage.meta_state import GROUP_TOPIC, MetaState, TopicState
 from tidelog.storage.object_store import Buffer, ObjectStore, ObjectStoreError
 from tidelog.storage.partition_log import PartitionLog
 from tidelog.storage.paths import SegmentName, parse_segment_key, segment_prefix
-from tidelog.storage.segments import active_chunks, retention_start, roll_plan, segments_of
+from tidelog.storage.segments import (
+    active_chunks,
+    clean_plan,
+    retention_start,
+    roll_plan,
+    segments_of,
+)
 from tidelog.storage.store_config import StoreConfig
 from tidelog.storage.stream_state import ChunkRef, PartitionKey, StreamState
 
@@ -49,6 +56,7 @@ StreamOps = Callable[[Sequence[dict[str, Any]]], Awaitable[int]]
 TopicConfig = Callable[[str, str], str]  # (topic, config name) -> the value in force
 LoadChunk = Callable[[ChunkRef], Awaitable[bytes]]
 _ROLLS_PER_PASS = 16
+_CLEAN_WINDOWS = 4  # the cleaner reads at most this many --segment-object-bytes a pass
 
 
 class StoreParts(Protocol):
@@ -83,6 +91,8 @@ class PassStats:
     rolled: int = 0  # segment objects written and committed
     rolled_bytes: int = 0
     retained: int = 0  # partitions whose log start retention moved
+    compacted: int = 0  # segment objects the cleaner wrote
+    compacted_removed: int = 0  # records it removed
     deleted: int = 0  # segment objects deleted
     failed: int = 0
     errors: list[str] = field(default_factory=list)
@@ -183,14 +193,15 @@ class Lifecycle:
             del self._named[key]  # moved away: its next owner sweeps it
         self.passes += 1
         self.last = stats
-        if stats.rolled or stats.retained or stats.deleted or stats.failed:
+        if stats.rolled or stats.retained or stats.compacted or stats.deleted or stats.failed:
             log.info(
                 "lifecycle pass partitions=%d rolled=%d rolled_bytes=%d retained=%d "
-                "deleted=%d failed=%d",
+                "compacted=%d deleted=%d failed=%d",
                 stats.partitions,
                 stats.rolled,
                 stats.rolled_bytes,
                 stats.retained,
+                stats.compacted,
                 stats.deleted,
                 stats.failed,
             )
@@ -228,10 +239,40 @@ class Lifecycle:
                 break
             if not await self._roll(part, plan, stats):
                 break
+        if "compact" in policy and self._partitions.get(key) is part:
+            await self._compact(part, stats, now)
         first_sight = key not in self._named
         self._note_names(key, part, now)
         if first_sight:
             await self._sweep(key, part, now)
+
+    async def _compact(self, part: PartitionLog, stats: PassStats, now: int) -> None:
+        topic = part.key[0]
+        plan = clean_plan(
+            segments_of(part.state.chunks),
+            cleaned_end=part.state.cleaned_end,
+            committed_end=part.committed_end,
+            stable_end=part.last_stable_offset,
+            now_ms=now,
+            min_lag_ms=self._int(topic, "min.compaction.lag.ms"),
+            max_lag_ms=self._int(topic, "max.compaction.lag.ms"),
+            min_dirty_ratio=float(self._config(topic, "min.cleanable.dirty.ratio")),
+            max_bytes=_CLEAN_WINDOWS * self._cap,
+        )
+        if plan:
+            outcome = await clean_partition(
+                part,
+                plan,
+                store=self._store,
+                load=self._load,
+                stream_ops=self._stream_ops,
+                now_ms=now,
+                delete_retention_ms=self._int(topic, "delete.retention.ms"),
+                window_bytes=self._cap,
+            )
+            stats.compacted += outcome.objects
+            if outcome.stats is not None:
+                stats.compacted_removed += outcome.stats.records_removed
 
     async def _roll(self, part: PartitionLog, plan: list[ChunkRef], stats: PassStats) -> bool:
         """Whether the index names the new segment object now."""

@@ -233,6 +233,13 @@ class PartitionLog:
             freed += len(b.data)
         return freed
 
+    def evict_below(self, offset: int) -> None:
+        """Drop committed batches ending at or below `offset` from memory (the cleaner
+        rewrote them in the bucket: reads must see what it kept, not these)."""
+        limit = min(offset, self.committed_end)
+        while self.tail and self.tail[0].end_offset <= limit:
+            self.tail_bytes -= len(self.tail.popleft().data)
+
     def read_tail(
         self, offset: int, max_bytes: int, limit: int | None = None
     ) -> list[bytes | bytearray | memoryview]:

@@ -119,3 +119,43 @@ def retention_start(
         start = seg.end_offset
         total -= seg.size
     return start
+
+
+def clean_plan(
+    segments: Sequence[Segment],
+    *,
+    cleaned_end: int,
+    committed_end: int,
+    stable_end: int,
+    now_ms: int,
+    min_lag_ms: int,
+    max_lag_ms: int,
+    min_dirty_ratio: float,
+    max_bytes: int,
+) -> list[Segment]:
+    """The closed segments to compact now, from the front (empty: not now), as Kafka's
+    cleaner chooses a log: only segment objects, ending at or below the last stable
+    offset and below the committed end (the newest data is never touched, as Kafka
+    never touches the active segment), each at least `min_lag_ms` old by its newest
+    record; then only if the part not yet cleaned (from `cleaned_end`) is at least
+    `min_dirty_ratio` of them by bytes, or its oldest chunk is `max_lag_ms` old. At
+    most `max_bytes` of them (the cleaner holds them in memory): the rest waits."""
+    cleanable: list[Segment] = []
+    size = 0
+    for seg in segments:
+        if seg.key is None or seg.end_offset > stable_end or seg.end_offset >= committed_end:
+            break
+        if now_ms - seg.max_timestamp < min_lag_ms:
+            break
+        if cleanable and size + seg.size > max_bytes:
+            break
+        cleanable.append(seg)
+        size += seg.size
+    dirty = [s for s in cleanable if s.end_offset > cleaned_end]
+    if not dirty:
+        return []
+    dirty_bytes = sum(s.size for s in dirty)
+    overdue = now_ms - dirty[0].chunks[0].max_timestamp >= max_lag_ms
+    if size and (dirty_bytes / size >= min_dirty_ratio or overdue):
+        return cleanable
+    return []

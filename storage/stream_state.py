@@ -38,6 +38,8 @@ is adopted anew, for a newer tenure.
                                     chunks covering [base, end) now live in a segment
                                     object (storage/segments.py); taken only if the index
                                     still has chunk boundaries at base and end
+    {"op": "cleaned", "topic", "partition", "id", "offset"}  the cleaner compacted the
+                                    partition's segments below offset (storage/cleaner.py)
     {"op": "epoch_start", "topic", "partition", "tenure", "offset"}  the partition's
                                     epoch `tenure` begins at `offset`, not where it was
                                     adopted (WAL replay: storage/leader_epochs.py)
@@ -121,6 +123,7 @@ class PartitionState:
     producers: ProducerStates = field(default_factory=ProducerStates)
     txns: TxnIndex = field(default_factory=TxnIndex)
     epochs: EpochMap = field(default_factory=list)  # leader epoch -> its start offset
+    cleaned_end: int = 0  # compacted below this (docs/compaction.md)
 
     @property
     def key(self) -> PartitionKey:
@@ -184,6 +187,7 @@ class PartitionState:
             "producers": self.producers.snapshot(),
             "txns": self.txns.to_json(),
             "epochs": [list(e) for e in self.epochs],
+            "cleaned": self.cleaned_end,
         }
 
     @classmethod
@@ -195,6 +199,7 @@ class PartitionState:
         part.producers.restore(raw["producers"])
         part.txns = TxnIndex.from_json(raw.get("txns"))
         part.epochs = [(int(e), int(s)) for e, s in raw.get("epochs", ())]
+        part.cleaned_end = int(raw.get("cleaned", 0))
         return part
 
 
@@ -329,6 +334,10 @@ class StreamState:
             if target is not None and target.topic_id == str(op["id"]):
                 new = [ChunkRef.from_json(c) for c in op["chunks"]]
                 target.replace_chunks(int(op["base"]), int(op["end"]), new)
+        elif kind == "cleaned":
+            target = self.partitions.get((str(op["topic"]), int(op["partition"])))
+            if target is not None and target.topic_id == str(op["id"]):
+                target.cleaned_end = max(target.cleaned_end, int(op["offset"]))
         elif kind == "epoch_start":
             key, tenure = (str(op["topic"]), int(op["partition"])), int(op["tenure"])
             target = self.partitions.get(key)

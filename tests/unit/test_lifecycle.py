@@ -311,3 +311,107 @@ def test_the_janitor_keeps_commits_an_index_still_names(tmp_path: Path) -> None:
         await store.stop()
 
     _run(main)
+
+
+# -- compaction --------------------------------------------------------------------------
+
+
+async def _records(store: LogStore, topic: str) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Every record a consumer from the log start reads, stepping over emptied batches
+    and gaps as a client does (by the batches' offsets)."""
+    from tidelog.protocol.batch import iter_batches
+
+    part = store.partition(topic, 0)
+    out: list[tuple[int, bytes | None, bytes | None]] = []
+    offset = part.log_start
+    while offset < part.high_watermark:
+        res = await store.read(topic, 0, offset, 1 << 20)
+        data = b"".join(res.parts)
+        out += [(r.offset, r.key, r.value) for r in decode_records(data) if r.offset >= offset]
+        offset = max(h.next_offset for _, h in iter_batches(data))
+    return out
+
+
+def _keyed(round_: int, ts: int, keys: int = 4) -> bytes:
+    recs = [Record(i, ts, f"k{i}".encode(), f"r{round_}".encode()) for i in range(keys)]
+    return build_batch(recs)
+
+
+def test_compaction_keeps_the_latest_value_per_key_and_every_offset(tmp_path: Path) -> None:
+    mem, wall = MemoryObjectStore(), Wall()
+
+    async def main() -> None:
+        store = _make(tmp_path, mem, wall)
+        await store.start()
+        configs = {
+            "cleanup.policy": "compact",
+            "segment.ms": "1",
+            "min.cleanable.dirty.ratio": "0",
+            "file.delete.delay.ms": "0",
+        }
+        await store.create_topic("c", 1, configs)
+        compacted = 0
+        for round_ in range(3):
+            await store.append("c", 0, _keyed(round_, wall.now))
+            await store.flush_once()
+            wall.now += 1
+            compacted += (await store.lifecycle.run_once()).compacted
+        assert compacted >= 1
+        got = await _records(store, "c")
+        # r0 is superseded by r1; r2, the newest data, is never touched.
+        assert got == [(4 + i, f"k{i}".encode(), b"r1") for i in range(4)] + [
+            (8 + i, f"k{i}".encode(), b"r2") for i in range(4)
+        ]
+        part = store.partition("c", 0)
+        assert part.state.cleaned_end == 8
+        await store.stop()
+        again = _make(tmp_path, mem, wall)  # the compacted index survives a restart
+        await again.start()
+        assert await _records(again, "c") == got
+        await again.stop()
+
+    _run(main)
+
+
+def test_compaction_removes_tombstones_after_delete_retention(tmp_path: Path) -> None:
+    mem, wall = MemoryObjectStore(), Wall()
+
+    async def main() -> None:
+        store = _make(tmp_path, mem, wall)
+        await store.start()
+        configs = {
+            "cleanup.policy": "compact",
+            "segment.ms": "1",
+            "min.cleanable.dirty.ratio": "0",
+            "delete.retention.ms": "1000",
+        }
+        await store.create_topic("c", 1, configs)
+        await store.append("c", 0, _keyed(0, wall.now, keys=2))
+        await store.flush_once()
+        tomb = build_batch([Record(0, wall.now, b"k0", None)])
+        await store.append("c", 0, tomb)
+        await store.flush_once()
+        newest = build_batch([Record(0, wall.now, b"n", b"n")])
+        await store.append("c", 0, newest)  # the newest data: never cleaned
+        await store.flush_once()
+        wall.now += 1
+        await store.lifecycle.run_once()  # rolls the three
+        await store.append("c", 0, build_batch([Record(0, wall.now, b"z", b"z")]))
+        await store.flush_once()
+        wall.now += 1
+        await store.lifecycle.run_once()
+        values = [(k, v) for _, k, v in await _records(store, "c")]
+        assert (b"k0", None) in values  # the tombstone stays for delete.retention.ms
+        assert (b"k0", b"r0") not in values
+        wall.now += 1000
+        await store.append("c", 0, build_batch([Record(0, wall.now, b"y", b"y")]))
+        await store.flush_once()
+        wall.now += 1
+        await store.lifecycle.run_once()
+        await store.lifecycle.run_once()
+        values = [(k, v) for _, k, v in await _records(store, "c")]
+        assert b"k0" not in [k for k, _ in values]
+        assert (b"k1", b"r0") in values
+        await store.stop()
+
+    _run(main)
