@@ -10,9 +10,7 @@ exactly once: nothing lost, nothing twice (docs/leader-epochs.md).
 
 from __future__ import annotations
 
-import gc
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -115,13 +113,7 @@ class _KafkaPython:
         return [(r.offset, r.value.decode(), r.leader_epoch) for rs in got.values() for r in rs]
 
     def close(self) -> None:
-        self.c.close()
-        # kafka-python 3.0 leaves the socket of a connect refused by the broker that
-        # went away unclosed; collect it here, where it is known, rather than have the
-        # ResourceWarning fail whichever test the garbage collector runs in next.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
+        self.c.close()  # its leaked sockets: tests/integration/conftest.py
 
 
 CLIENTS: dict[str, Callable[[str, str], Any]] = {
