@@ -41,6 +41,8 @@ from tidelog.storage.object_store import Buffer, ObjectStore, ObjectStoreError
 from tidelog.storage.partition_log import PartitionLog
 from tidelog.storage.paths import SegmentName, parse_segment_key, segment_prefix
 from tidelog.storage.segments import (
+    CLEAN_WINDOWS,
+    ROLLS_PER_PASS,
     active_chunks,
     clean_plan,
     retention_start,
@@ -55,8 +57,6 @@ log = logging.getLogger(__name__)
 StreamOps = Callable[[Sequence[dict[str, Any]]], Awaitable[int]]
 TopicConfig = Callable[[str, str], str]  # (topic, config name) -> the value in force
 LoadChunk = Callable[[ChunkRef], Awaitable[bytes]]
-_ROLLS_PER_PASS = 16
-_CLEAN_WINDOWS = 4  # the cleaner reads at most this many --segment-object-bytes a pass
 
 
 class StoreParts(Protocol):
@@ -228,7 +228,7 @@ class Lifecycle:
                 stats.retained += 1
                 log.info("retention topic=%s partition=%d log_start=%d", topic, partition, start)
         roll_bytes = min(self._int(topic, "segment.bytes"), self._cap)
-        for _ in range(_ROLLS_PER_PASS):  # a backlog of full segments goes over passes
+        for _ in range(ROLLS_PER_PASS):  # a backlog of full segments goes over passes
             plan = roll_plan(
                 active_chunks(part.state.chunks),
                 roll_bytes=roll_bytes,
@@ -257,7 +257,7 @@ class Lifecycle:
             min_lag_ms=self._int(topic, "min.compaction.lag.ms"),
             max_lag_ms=self._int(topic, "max.compaction.lag.ms"),
             min_dirty_ratio=float(self._config(topic, "min.cleanable.dirty.ratio")),
-            max_bytes=_CLEAN_WINDOWS * self._cap,
+            max_bytes=CLEAN_WINDOWS * self._cap,
         )
         if plan:
             outcome = await clean_partition(

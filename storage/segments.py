@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 from tidelog.storage.stream_state import ChunkRef
 
+ROLLS_PER_PASS = 16  # a backlog of full segments goes over passes
+CLEAN_WINDOWS = 4  # the cleaner reads at most this many --segment-object-bytes a pass
+
 
 @dataclass(frozen=True, slots=True)
 class Segment:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 Durability = Literal["wal", "object"]
+DEFAULT_SEGMENT_OBJECT_BYTES = 64 << 20  # --segment-object-bytes; `tidelog inspect` too
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class StoreConfig:
     wal_retry_ms: int = 1000  # after a failed WAL write, probe this often until one works
     # The lifecycle pass (storage/lifecycle.py): retention, segment rolls, deletes.
     log_retention_check_interval_ms: int = 300_000
-    segment_object_bytes: int = 64 << 20
+    segment_object_bytes: int = DEFAULT_SEGMENT_OBJECT_BYTES
     log_segment_delete_delay_ms: int = 60_000  # the janitor's delay (storage/janitor.py)
 
     @property

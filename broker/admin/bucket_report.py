@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tidelog.broker.admin.next_pass import partition_segments, predict_next_pass
 from tidelog.broker.admin.report import (
     BrokerView,
     ChunkView,
@@ -36,14 +38,23 @@ from tidelog.storage.commit_log import CommitLog
 from tidelog.storage.meta_state import GROUP_TOPIC, MetaState, Owner
 from tidelog.storage.object_store import ObjectInfo, ObjectStore
 from tidelog.storage.ownership import group_slot, read_stream
+from tidelog.storage.segments import active_chunks
+from tidelog.storage.store_config import DEFAULT_SEGMENT_OBJECT_BYTES
 from tidelog.storage.stream_state import GroupOffsets, PartitionState, StreamState
 
 
 async def collect_bucket(
-    store: ObjectStore, *, commits: int, now_ms: int, data_dir: Path | None = None
+    store: ObjectStore,
+    *,
+    commits: int,
+    now_ms: int,
+    data_dir: Path | None = None,
+    segment_object_bytes: int = DEFAULT_SEGMENT_OBJECT_BYTES,
 ) -> Report:
     """Everything the bucket says, with the last `commits` commit objects of each log in
-    detail, and, given `data_dir`, its WAL judged against the bucket."""
+    detail, and, given `data_dir`, its WAL judged against the bucket. What the next
+    lifecycle pass would do is judged at `now_ms`, with the brokers'
+    `segment_object_bytes`."""
     meta_log: CommitLog[MetaState] = CommitLog(
         store, paths.META, MetaState, node_id=-1, clock_ms=lambda: now_ms
     )
@@ -65,7 +76,8 @@ async def collect_bucket(
         window = infos[-commits:] if commits > 0 else []
         headers = await asyncio.gather(*(_read_header(log, i.key) for i in window))
         views += _commit_views(name, log, list(zip(window, headers, strict=True)))
-    parts = _partitions(meta, {n: s.state for n, s in streams.items()})
+    states = {n: s.state for n, s in streams.items()}
+    parts = _partitions(meta, states, now_ms=now_ms, segment_object_bytes=segment_object_bytes)
     head = Head(
         store.url,
         meta.seq,
@@ -181,7 +193,7 @@ def _broker_views(
 
 
 def _partitions(
-    meta: MetaState, streams: Mapping[str, StreamState]
+    meta: MetaState, streams: Mapping[str, StreamState], *, now_ms: int, segment_object_bytes: int
 ) -> dict[tuple[str, int], tuple[PartitionView, PartitionState | None]]:
     """Each partition with the index its owner has (or, before adoption, its source's)."""
     out: dict[tuple[str, int], tuple[PartitionView, PartitionState | None]] = {}
@@ -200,18 +212,41 @@ def _partitions(
                     break
             stream, part = found if found else ("-", None)
             view = PartitionView(
-                topic.name,
-                topic.topic_id,
-                p,
-                member.node if member else -1,
-                stream,
-                part.log_start if part else 0,
-                part.committed_end if part else 0,
-                len(part.chunks) if part else 0,
-                sum(c.length for c in part.chunks) if part else 0,
+                topic.name, topic.topic_id, p, member.node if member else -1, stream, 0, 0, 0, 0
             )
+            if part is not None:
+                view = _partition_view(view, part, topic.configs, now_ms, segment_object_bytes)
             out[key] = (view, part)
     return out
+
+
+def _partition_view(
+    empty: PartitionView,
+    part: PartitionState,
+    configs: Mapping[str, str],
+    now_ms: int,
+    segment_object_bytes: int,
+) -> PartitionView:
+    """`empty` filled from the partition's index."""
+    segments = partition_segments(part)
+    closed = [s for s in segments if s.key]
+    active = active_chunks(part.chunks)
+    return replace(
+        empty,
+        log_start=part.log_start,
+        end_offset=part.committed_end,
+        chunks=len(part.chunks),
+        bytes=sum(c.length for c in part.chunks),
+        segments=len(closed),
+        segment_bytes=sum(s.bytes for s in closed),
+        active_chunks=len(active),
+        active_bytes=sum(c.length for c in active),
+        cleaned_end=part.cleaned_end,
+        next_pass=predict_next_pass(
+            part, configs, now_ms=now_ms, segment_object_bytes=segment_object_bytes
+        ),
+        segment_list=segments,
+    )
 
 
 def _tenures(owner: Owner | None) -> list[tuple[str, int]]:

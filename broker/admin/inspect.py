@@ -30,8 +30,10 @@ from tidelog.broker.admin.report import (
     GroupOffsetView,
     Head,
     InspectError,
+    NextPassView,
     PartitionView,
     Report,
+    SegmentView,
     WalPartitionView,
     WalView,
 )
@@ -39,6 +41,7 @@ from tidelog.broker.admin.report_text import render_json, render_report
 from tidelog.broker.commands import SubCommand
 from tidelog.storage.commit_format import CorruptCommit
 from tidelog.storage.object_store import ObjectStore, ObjectStoreError
+from tidelog.storage.store_config import DEFAULT_SEGMENT_OBJECT_BYTES
 from tidelog.storage.store_url import file_url_path, open_object_store
 
 __all__ = [
@@ -49,8 +52,10 @@ __all__ = [
     "GroupOffsetView",
     "Head",
     "InspectError",
+    "NextPassView",
     "PartitionView",
     "Report",
+    "SegmentView",
     "WalPartitionView",
     "WalView",
     "add_inspect_arguments",
@@ -64,6 +69,7 @@ S3_ENDPOINT_ENV = "TIDELOG_S3_ENDPOINT"
 DATA_DIR_ENV = "TIDELOG_DATA_DIR"
 DEFAULT_OBJECT_STORE = "file://./tidelog-data/objects"
 DEFAULT_COMMITS = 20
+MIN_SEGMENT_OBJECT_BYTES, MAX_SEGMENT_OBJECT_BYTES = 1 << 20, 1 << 30  # as `tidelog serve`
 
 
 def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +92,19 @@ def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument(
+        "--segments",
+        action="store_true",
+        help="also list each segment of each partition (key, offsets, bytes, newest record)",
+    )
+    parser.add_argument(
+        "--segment-object-bytes",
+        metavar="BYTES",
+        type=_segment_object_bytes,
+        default=DEFAULT_SEGMENT_OBJECT_BYTES,
+        help="the brokers' --segment-object-bytes, for what the next pass would roll and "
+        f"compact (default {DEFAULT_SEGMENT_OBJECT_BYTES}, the brokers' default)",
+    )
+    parser.add_argument(
         "--commits",
         metavar="N",
         type=_non_negative,
@@ -101,6 +120,15 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer value={text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 value={value}")
+    return value
+
+
+def _segment_object_bytes(text: str) -> int:
+    value = _non_negative(text)
+    if not MIN_SEGMENT_OBJECT_BYTES <= value <= MAX_SEGMENT_OBJECT_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"must be in [{MIN_SEGMENT_OBJECT_BYTES}, {MAX_SEGMENT_OBJECT_BYTES}] value={value}"
+        )
     return value
 
 
@@ -123,11 +151,22 @@ def open_existing_store(url: str, s3_endpoint: str | None) -> ObjectStore:
 
 
 async def inspect(
-    url: str, s3_endpoint: str | None, data_dir: Path | None, commits: int, now_ms: int
+    url: str,
+    s3_endpoint: str | None,
+    data_dir: Path | None,
+    commits: int,
+    now_ms: int,
+    segment_object_bytes: int = DEFAULT_SEGMENT_OBJECT_BYTES,
 ) -> Report:
     store = open_existing_store(url, s3_endpoint)
     try:
-        return await collect_bucket(store, commits=commits, now_ms=now_ms, data_dir=data_dir)
+        return await collect_bucket(
+            store,
+            commits=commits,
+            now_ms=now_ms,
+            data_dir=data_dir,
+            segment_object_bytes=segment_object_bytes,
+        )
     finally:
         await store.close()
 
@@ -139,14 +178,16 @@ def run_inspect(args: argparse.Namespace) -> int:
     s3_endpoint = args.s3_endpoint or os.environ.get(S3_ENDPOINT_ENV)
     now_ms = int(time.time() * 1000)
     try:
-        report = asyncio.run(inspect(url, s3_endpoint, data_dir, args.commits, now_ms))
+        report = asyncio.run(
+            inspect(url, s3_endpoint, data_dir, args.commits, now_ms, args.segment_object_bytes)
+        )
     except ValueError as exc:  # a malformed URL
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except (InspectError, ObjectStoreError, CorruptCommit, OSError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
-    print(render_json(report) if args.json else render_report(report))
+    print(render_json(report) if args.json else render_report(report, segments=args.segments))
     return 0
 
 
@@ -157,8 +198,9 @@ def _add_arguments(parser: argparse.ArgumentParser, _: type[argparse.ArgumentPar
 COMMAND = SubCommand(
     order=20,
     help="show what lives in the bucket (and only in a WAL)",
-    description="Read-only: the metadata head, brokers, partitions, commit objects with "
-    "their chunks, group offsets and, with --data-dir, what is only in the WAL.",
+    description="Read-only: the metadata head, brokers, partitions (with their segments and "
+    "what the next retention/compaction pass would do), commit objects with their chunks, "
+    "group offsets and, with --data-dir, what is only in the WAL.",
     add_arguments=_add_arguments,
     run=run_inspect,
 )

@@ -1,7 +1,8 @@
 """What `tidelog inspect` reports, as frozen dataclasses: the facts, not how they look.
 
-Owns: `Report` and its parts (`Head`, `BrokerView`, `PartitionView`, `CommitView` with
-its `ChunkView`s, `GroupOffsetView`, `WalView` with its `WalPartitionView`s), and
+Owns: `Report` and its parts (`Head`, `BrokerView`, `PartitionView` with its
+`SegmentView`s and `NextPassView`, `CommitView` with its `ChunkView`s, `GroupOffsetView`,
+`WalView` with its `WalPartitionView`s), and
 `InspectError`, the one failure the gathering modules raise.
 
 Guarantees: plain values with no behaviour beyond `Report.to_json` (`dataclasses.asdict`,
@@ -55,6 +56,33 @@ class BrokerView:
 
 
 @dataclass(frozen=True)
+class SegmentView:
+    key: str  # the segment object, or "" for the active segment (per-flush commits)
+    base_offset: int
+    end_offset: int
+    chunks: int
+    bytes: int
+    max_timestamp: int  # of its newest record
+
+
+@dataclass(frozen=True)
+class NextPassView:
+    """What the next lifecycle pass would do, by the rules and configs in force at
+    inspection time (broker/admin/next_pass.py)."""
+
+    retention_log_start: int | None  # None: cleanup.policy has no delete
+    retention_records: int  # offsets between the log start and that one
+    retention_bytes: int  # of the whole segments that go
+    would_roll_chunks: int  # from the active segment into new segment objects
+    would_roll_bytes: int
+    would_compact_segments: int  # 0 when cleanup.policy has no compact
+    would_compact_bytes: int
+
+
+NO_PASS = NextPassView(None, 0, 0, 0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
 class PartitionView:
     topic: str
     topic_id: str
@@ -65,6 +93,13 @@ class PartitionView:
     end_offset: int
     chunks: int
     bytes: int
+    segments: int = 0  # closed segments: segment objects the index names
+    segment_bytes: int = 0
+    active_chunks: int = 0  # still in per-flush commit objects
+    active_bytes: int = 0
+    cleaned_end: int = 0  # compacted below this
+    next_pass: NextPassView = NO_PASS
+    segment_list: list[SegmentView] = field(default_factory=list)  # in offset order
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """How `tidelog inspect` shows a `Report`: aligned tables by section, or JSON.
 
-Owns: `render_report` (the head, then brokers, partitions, commits, group offsets and,
-when a WAL was read, the WAL, each a titled table), `render_json`, one line per commit
-op, and human sizes (B, KiB, MiB, GiB).
+Owns: `render_report` (the head, then brokers, partitions, with `segments` each
+partition's segments, commits, group offsets and, when a WAL was read, the WAL, each a
+titled table), `render_json`, one line per commit op, human sizes (B, KiB, MiB, GiB)
+and UTC times.
 
 Guarantees: pure functions of the report: no I/O, no clock; an empty section says
 "(none)" rather than disappearing.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from tidelog.broker.admin.report import (
@@ -19,18 +21,21 @@ from tidelog.broker.admin.report import (
     CommitView,
     GroupOffsetView,
     Head,
+    NextPassView,
     PartitionView,
     Report,
     WalView,
 )
 
 
-def render_report(report: Report) -> str:
-    """The report as readable sections of aligned tables."""
+def render_report(report: Report, *, segments: bool = False) -> str:
+    """The report as readable sections of aligned tables; with `segments`, a table of
+    every partition's segments after the partitions."""
     sections = [
         _render_head(report.head),
         _section("brokers", _broker_rows(report.brokers)),
         _section("partitions", _partition_rows(report.partitions)),
+        *([_section("segments", _segment_rows(report.partitions))] if segments else []),
         _section(f"commits (last {len(report.commits)})", _commit_rows(report.commits)),
         _section("group offsets", _group_rows(report.group_offsets)),
     ]
@@ -90,8 +95,24 @@ def _broker_rows(brokers: Sequence[BrokerView]) -> list[list[str]]:
 
 
 def _partition_rows(partitions: Sequence[PartitionView]) -> list[list[str]]:
-    rows = [["TOPIC", "PARTITION", "OWNER", "START", "END", "CHUNKS", "BYTES"]]
+    rows = [
+        [
+            "TOPIC",
+            "PARTITION",
+            "OWNER",
+            "START",
+            "END",
+            "CHUNKS",
+            "BYTES",
+            "SEGMENTS",
+            "ACTIVE",
+            "NEXT START",
+            "ROLL",
+            "COMPACT",
+        ]
+    ]
     for p in partitions:
+        nxt = p.next_pass
         rows.append(
             [
                 p.topic,
@@ -101,9 +122,56 @@ def _partition_rows(partitions: Sequence[PartitionView]) -> list[list[str]]:
                 str(p.end_offset),
                 str(p.chunks),
                 _size(p.bytes),
+                _amount(p.segments, p.segment_bytes, always=True),
+                _amount(p.active_chunks, p.active_bytes, always=True),
+                _next_start(p.log_start, nxt),
+                _amount(nxt.would_roll_chunks, nxt.would_roll_bytes),
+                _amount(nxt.would_compact_segments, nxt.would_compact_bytes),
             ]
         )
     return rows
+
+
+def _amount(count: int, size: int, *, always: bool = False) -> str:
+    """`count (size)`; "-" for nothing unless `always`."""
+    return f"{count} ({_size(size)})" if count or always else "-"
+
+
+def _next_start(log_start: int, nxt: NextPassView) -> str:
+    """Where retention would move the log start: "-" without the delete policy, the
+    same offset if nothing goes, else the offset and how many records and bytes go."""
+    if nxt.retention_log_start is None:
+        return "-"
+    if nxt.retention_log_start == log_start:
+        return str(log_start)
+    gone = f"-{nxt.retention_records} rec, {_size(nxt.retention_bytes)}"
+    return f"{nxt.retention_log_start} ({gone})"
+
+
+def _segment_rows(partitions: Sequence[PartitionView]) -> list[list[str]]:
+    rows = [["TOPIC", "PARTITION", "SEGMENT", "BASE", "END", "CHUNKS", "BYTES", "NEWEST"]]
+    for p in partitions:
+        for s in p.segment_list:
+            rows.append(
+                [
+                    p.topic,
+                    str(p.partition),
+                    s.key or "(active: per-flush commits)",
+                    str(s.base_offset),
+                    str(s.end_offset),
+                    str(s.chunks),
+                    _size(s.bytes),
+                    _utc(s.max_timestamp),
+                ]
+            )
+    return rows
+
+
+def _utc(ms: int) -> str:
+    if ms < 0:
+        return "-"
+    stamp = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def _commit_rows(commits: Sequence[CommitView]) -> list[list[str]]:
