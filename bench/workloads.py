@@ -23,9 +23,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from tidelog.bench import cost_model, groups
+from tidelog.bench import cost_bucket, cost_model, groups
 from tidelog.bench.brokers import PARTITIONS, ROOT, create_topic
-from tidelog.bench.s3proxy import CountingProxy, Counts
+from tidelog.bench.s3proxy import CountingProxy
 from tidelog.bench.sides import TIDELOG_FLUSH_INTERVAL_MS, Running, Side, rss_kib
 from tidelog.bench.throughput import consume, produce
 
@@ -279,27 +279,13 @@ def paced_produce(bootstrap: str, topic: str, partitions: int, mb_s: float, seco
     return sent * KIB
 
 
-# How tidelog runs in the cost workload, so that the lifecycle happens inside a 10 s run:
-# a pass every 2 s instead of 300 s, segments rolled after 4 s instead of 7 days or
-# 64 MiB, unnamed objects deleted 1 s after they are seen collectable instead of 60 s.
-# The run measures what each request kind costs per byte or per flush (a roll copies each
-# chunk once, whatever the segment size); bench/cost_model.py prices the month at the
-# defaults, where segments are larger and passes rarer (docs/benchmarks.md, item 4).
-LIFECYCLE_ARGS = (
-    "--log-retention-check-interval-ms", "2000",
-    "--log-segment-delete-delay-ms", "1000",
-)  # fmt: skip
-LIFECYCLE_TOPIC = {"segment.ms": "4000"}
-SETTLE_QUIET_S = 5.0  # after produce: until no segment PUT for this long (last rolls)
-SETTLE_MAX_S = 60.0
-
-
 def run_cost(side: Side, p: Params, ctx: Context) -> Figures:
     if ctx.proxy is None:
         raise RuntimeError("the cost workload needs the counting S3 proxy")
     out: Figures = {}
     tidelog = side.kind == "tidelog"
-    args = LIFECYCLE_ARGS if tidelog else ()
+    args = cost_bucket.LIFECYCLE_ARGS if tidelog else ()
+    config = cost_bucket.LIFECYCLE_TOPIC if tidelog else None
     first = p.cost_partitions[0]
     replay_gets_per_gb = 0.0
     for partitions in p.cost_partitions:
@@ -308,14 +294,14 @@ def run_cost(side: Side, p: Params, ctx: Context) -> Figures:
         suffix = f"_{partitions}p"
         try:
             with side.broker(store, args=args) as b:
-                create_topic(b.bootstrap, topic, partitions, LIFECYCLE_TOPIC if tidelog else None)
+                create_topic(b.bootstrap, topic, partitions, config)
                 before = ctx.proxy.snapshot()
                 start = time.perf_counter()
                 produced = paced_produce(b.bootstrap, topic, partitions, COST_RATE_MB_S, p.cost_s)
                 elapsed = time.perf_counter() - start
                 after_produce = ctx.proxy.snapshot()
                 writes = after_produce - before
-                settled = _settle(ctx.proxy) if tidelog else after_produce
+                settled = cost_bucket.settle(ctx.proxy) if tidelog else after_produce
                 lifecycle = settled - before
         except Exception as exc:
             if partitions == first:
@@ -325,7 +311,7 @@ def run_cost(side: Side, p: Params, ctx: Context) -> Figures:
             for name in _COST_FIGURES:
                 out[name + suffix] = None
             continue
-        stored = _stored_bytes(side, store)
+        stored = cost_bucket.stored_bytes(side, store)
         gb = produced / 1e9
         # the produce path: every PUT but the rolls' (none for Tansu, which has no segments/)
         puts = writes.requests["PUT"] - writes.areas["PUT segments"]
@@ -388,40 +374,6 @@ _COST_FIGURES = (
     "segments_mb_per_gb", "streams_mb_per_gb", "stored_tb_steady", "usd_storage_per_month",
     "usd_put_per_month", "usd_get_per_month", "usd_list_per_month", "usd_per_month",
 )  # fmt: skip
-
-
-def _settle(proxy: CountingProxy) -> Counts:
-    """Wait, after the produce, until the lifecycle rolled what it will roll: no segment
-    PUT for SETTLE_QUIET_S (at most SETTLE_MAX_S). Returns the proxy's counts then."""
-    deadline = time.monotonic() + SETTLE_MAX_S
-    counts = proxy.snapshot()
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - quiet_since < SETTLE_QUIET_S:
-        time.sleep(0.5)
-        now = proxy.snapshot()
-        if now.areas["PUT segments"] != counts.areas["PUT segments"]:
-            quiet_since = time.monotonic()
-        counts = now
-    return counts
-
-
-def _stored_bytes(side: Side, store: str | None) -> dict[str, int]:
-    """Bytes in the bucket under the store's `segments/`, `streams/` and elsewhere."""
-    from tidelog.bench.brokers import s3_client
-
-    out = {"segments": 0, "streams": 0, "other": 0}
-    if side.s3 is None or store is None:
-        return out
-    bucket, _, root = store.removeprefix("s3://").partition("/")
-    root = root.strip("/")
-    client: Any = s3_client(side.s3)
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=root)
-    for page in pages:
-        for obj in page.get("Contents", []):
-            rest = obj["Key"][len(root) :].lstrip("/")
-            area = rest.split("/", 1)[0]
-            out[area if area in out else "other"] += obj["Size"]
-    return out
 
 
 # -- 5. consumer groups ----------------------------------------------------------------------

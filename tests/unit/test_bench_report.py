@@ -132,8 +132,12 @@ def test_tidelog_month_prices_flush_and_roll_puts_and_one_get_per_chunk() -> Non
     run = _run(partitions=1000)
     month = cost_model.tidelog_month(run)
     rolls_s = 1000 / cost_model.segment_fill_s(10e6, 1000)
-    assert month.put == pytest.approx((5.0 + rolls_s) * cost_model.MONTH_S * 0.005 / 1000)
+    assert month.put == pytest.approx((5.0 + 2 * rolls_s) * cost_model.MONTH_S * 0.005 / 1000)
     assert month.get == pytest.approx(5.0 * 1000 * cost_model.MONTH_S * 0.0004 / 1000)
+    # commits that carry only ops hold no chunks: at most one data flush per interval
+    busier = cost_model.tidelog_month(_run(partitions=1000, flush_puts_s=6.0))
+    assert busier.get == pytest.approx(month.get)
+    assert busier.put > month.put
     # the janitor lists every segment object each pass, 1,000 keys a page
     assert month.list > 0
     assert month.total == pytest.approx(month.storage + month.put + month.get + month.list)
