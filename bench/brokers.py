@@ -136,9 +136,11 @@ def stop_all(children: list[ChildProcess], timeout: float = STOP_TIMEOUT_S) -> N
         child.stop(timeout)
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int = PARTITIONS) -> None:
+def create_topic(
+    bootstrap: str, topic: str, partitions: int = PARTITIONS, config: dict[str, str] | None = None
+) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})])[topic].result(30)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         md = admin.list_topics(topic, timeout=10)

@@ -7,7 +7,9 @@ Request bodies are relayed piece by piece as they arrive, never held whole. Requ
 parsed only as far as HTTP/1.1 framing needs (request line, headers, Content-Length or
 chunked body); nothing is changed, so signatures still verify. Guarantees: every request
 that reached the server is counted once, under its method and under the key "kind" (the
-path segment before the object name, e.g. `log` or `snapshots` for tidelog); bytes sent to
+path segment before the object name, e.g. `log` or `snapshots` for tidelog) and under
+"area" (`segments` or `streams` if the key has that directory, else `other`); a GET of a
+bucket with `list-type` (ListObjectsV2) is counted as `LIST`, not `GET`; bytes sent to
 the server are counted per method (headers included), and bytes of the server's answers
 are counted under the method of the request they answer (S3 clients do not pipeline, so
 the last request on a connection is the one being answered). `stop()` closes every socket
@@ -38,6 +40,8 @@ class Counts:
     sent_bytes: Counter[str] = field(default_factory=Counter)
     received_bytes: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
+    areas: Counter[str] = field(default_factory=Counter)  # "PUT segments", "LIST other", ...
+    area_sent_bytes: Counter[str] = field(default_factory=Counter)  # as sent_bytes, by area
 
     def copy(self) -> Counts:
         return Counts(
@@ -45,6 +49,8 @@ class Counts:
             Counter(self.sent_bytes),
             Counter(self.received_bytes),
             Counter(self.kinds),
+            Counter(self.areas),
+            Counter(self.area_sent_bytes),
         )
 
     def __sub__(self, other: Counts) -> Counts:
@@ -53,6 +59,8 @@ class Counts:
             self.sent_bytes - other.sent_bytes,
             self.received_bytes - other.received_bytes,
             self.kinds - other.kinds,
+            self.areas - other.areas,
+            self.area_sent_bytes - other.area_sent_bytes,
         )
 
 
@@ -190,15 +198,20 @@ class _Relay:
                 if head is None:
                     return
                 verb, path, headers = _parse_head(head)
+                verb = _verb(verb, path)
                 method[0] = verb
+                area = f"{verb} {_area(path)}"
                 with self._lock:
                     self._counts.requests[verb] += 1
                     self._counts.kinds[f"{verb} {_kind(path)}"] += 1
+                    self._counts.areas[area] += 1
                     self._counts.sent_bytes[verb] += len(head)
+                    self._counts.area_sent_bytes[area] += len(head)
                 server.sendall(head)
                 for piece in _body(reader, headers):
                     with self._lock:
                         self._counts.sent_bytes[verb] += len(piece)
+                        self._counts.area_sent_bytes[area] += len(piece)
                     server.sendall(piece)
         except OSError:
             pass
@@ -276,3 +289,26 @@ def _kind(path: str) -> str:
     """`/bucket/prefix/log/000…1.tlc?x` -> `log`; a bucket-level request -> `bucket`."""
     segments = [s for s in path.split("?")[0].split("/") if s]
     return segments[-2] if len(segments) >= 3 else "bucket"
+
+
+def _verb(method: str, path: str) -> str:
+    """The request's kind for pricing: ListObjects is a GET of the bucket, billed as LIST."""
+    target, _, query = path.partition("?")
+    bucket_level = len([s for s in target.split("/") if s]) <= 1
+    if method == "GET" and bucket_level and ("list-type" in query or "prefix=" in query):
+        return "LIST"
+    return method
+
+
+def _area(path: str) -> str:
+    """`/bucket/root/segments/…` -> `segments`; `/bucket/root/streams/…` -> `streams`."""
+    segments = path.split("?")[0].split("/")
+    for area in ("segments", "streams"):
+        if area in segments[:-1]:
+            return area
+    if "?" in path:  # a listing names its prefix in the query
+        query = path.split("?", 1)[1]
+        for area in ("segments", "streams"):
+            if f"{area}%2F" in query or f"{area}/" in query:
+                return area
+    return "other"

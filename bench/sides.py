@@ -58,9 +58,14 @@ class Side:
 
     @contextlib.contextmanager
     def broker(
-        self, store: str | None = None, node_id: int = 1, profile_to: Path | None = None
+        self,
+        store: str | None = None,
+        node_id: int = 1,
+        profile_to: Path | None = None,
+        args: tuple[str, ...] = (),
     ) -> Iterator[Running]:
-        extra = ("--node-id", str(node_id), "--log-level", "warning")
+        """`args` go to `tidelog serve` only (Tansu has no such options)."""
+        extra = ("--node-id", str(node_id), "--log-level", "warning", *args)
         started = run_broker(self.kind, self.workdir, self.s3, store=store, extra_args=extra)
         with contextlib.ExitStack() as stack:
             bootstrap, proc = stack.enter_context(started)

@@ -23,21 +23,16 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from tidelog.bench import groups
+from tidelog.bench import cost_bucket, cost_model, groups
 from tidelog.bench.brokers import PARTITIONS, ROOT, create_topic
-from tidelog.bench.s3proxy import CountingProxy, Counts
+from tidelog.bench.s3proxy import CountingProxy
 from tidelog.bench.sides import TIDELOG_FLUSH_INTERVAL_MS, Running, Side, rss_kib
 from tidelog.bench.throughput import consume, produce
 
 MB = 1_000_000
 KIB = 1024
 
-# Public S3 Standard list prices, us-east-1 (per request and per GB-month).
-PUT_USD_PER_1000 = 0.005
-GET_USD_PER_1000 = 0.0004
-STORAGE_USD_PER_GB_MONTH = 0.023
-COST_RATE_MB_S = 10  # the sustained workload the monthly price is for
-MONTH_S = 30 * 24 * 3600
+COST_RATE_MB_S = 10  # the sustained workload the monthly price is for (bench/cost_model.py)
 LATENCY_GRACE_S = 20.0  # how long the latency run waits for the last acks and records
 
 
@@ -288,58 +283,97 @@ def run_cost(side: Side, p: Params, ctx: Context) -> Figures:
     if ctx.proxy is None:
         raise RuntimeError("the cost workload needs the counting S3 proxy")
     out: Figures = {}
+    tidelog = side.kind == "tidelog"
+    args = cost_bucket.LIFECYCLE_ARGS if tidelog else ()
+    config = cost_bucket.LIFECYCLE_TOPIC if tidelog else None
+    first = p.cost_partitions[0]
+    replay_gets_per_gb = 0.0
     for partitions in p.cost_partitions:
         store = side.new_store()
         topic = _topic("cost")
         suffix = f"_{partitions}p"
         try:
-            with side.broker(store) as b:
-                create_topic(b.bootstrap, topic, partitions)
+            with side.broker(store, args=args) as b:
+                create_topic(b.bootstrap, topic, partitions, config)
                 before = ctx.proxy.snapshot()
                 start = time.perf_counter()
                 produced = paced_produce(b.bootstrap, topic, partitions, COST_RATE_MB_S, p.cost_s)
                 elapsed = time.perf_counter() - start
-                writes = ctx.proxy.snapshot() - before
+                after_produce = ctx.proxy.snapshot()
+                writes = after_produce - before
+                settled = cost_bucket.settle(ctx.proxy) if tidelog else after_produce
+                lifecycle = settled - before
         except Exception as exc:
-            if partitions == p.cost_partitions[0]:
+            if partitions == first:
                 raise
             # keep the first partition count's figures; these show as missing
             print(f"  cost {side.label} partitions={partitions} failed: {exc!r}", flush=True)
-            for name in ("produced_mb_s", "puts_per_s", "puts_per_flush_interval"):
+            for name in _COST_FIGURES:
                 out[name + suffix] = None
-            out["puts_per_gb" + suffix] = out["put_mb_per_gb" + suffix] = None
             continue
-        puts_s = writes.requests["PUT"] / elapsed
+        stored = cost_bucket.stored_bytes(side, store)
+        gb = produced / 1e9
+        # the produce path: every PUT but the rolls' (none for Tansu, which has no segments/)
+        puts = writes.requests["PUT"] - writes.areas["PUT segments"]
+        put_bytes = writes.sent_bytes["PUT"] - writes.area_sent_bytes["PUT segments"]
+        puts_s = puts / elapsed
         out["produced_mb_s" + suffix] = produced / MB / elapsed
         out["puts_per_s" + suffix] = puts_s
         out["puts_per_flush_interval" + suffix] = puts_s * TIDELOG_FLUSH_INTERVAL_MS / 1000
-        out["puts_per_gb" + suffix] = writes.requests["PUT"] / (produced / 1e9)
-        out["put_mb_per_gb" + suffix] = writes.sent_bytes["PUT"] / MB / (produced / 1e9)
-        if partitions != p.cost_partitions[0]:
-            continue
-        with side.broker(store, node_id=2) as b:
-            before = ctx.proxy.snapshot()
-            consume(b.bootstrap, topic, produced // KIB, partitions)
-            reads = ctx.proxy.snapshot() - before
-        out["gets_per_gb_replayed"] = reads.requests["GET"] / (produced / 1e9)
-        out["get_mb_per_gb_replayed"] = reads.received_bytes["GET"] / MB / (produced / 1e9)
-        out["usd_per_month"] = monthly_usd(writes, reads, produced, elapsed)
+        out["puts_per_gb" + suffix] = puts / gb
+        out["put_mb_per_gb" + suffix] = put_bytes / MB / gb
+        if tidelog:
+            out["roll_puts_per_gb" + suffix] = lifecycle.areas["PUT segments"] / gb
+            out["lifecycle_gets_per_gb" + suffix] = lifecycle.areas["GET streams"] / gb
+            out["janitor_lists" + suffix] = float(lifecycle.requests["LIST"])
+            out["janitor_deletes" + suffix] = float(lifecycle.requests["DELETE"])
+            out["segments_mb_per_gb" + suffix] = stored["segments"] / MB / gb
+            out["streams_mb_per_gb" + suffix] = stored["streams"] / MB / gb
+        if partitions == first:  # a fresh broker replays the topic from the bucket
+            with side.broker(store, node_id=2) as b:
+                before = ctx.proxy.snapshot()
+                consume(b.bootstrap, topic, produced // KIB, partitions)
+                reads = ctx.proxy.snapshot() - before
+            replay_gets_per_gb = reads.requests["GET"] / gb
+            out["gets_per_gb_replayed"] = replay_gets_per_gb
+            out["get_mb_per_gb_replayed"] = reads.received_bytes["GET"] / MB / gb
+        rate = COST_RATE_MB_S * MB
+        if tidelog:
+            flush_puts_s = writes.areas["PUT streams"] / elapsed
+            month = cost_model.tidelog_month(
+                cost_model.TidelogRun(
+                    rate_b_s=rate,
+                    partitions=partitions,
+                    flush_puts_s=flush_puts_s,
+                    commit_bytes_per_b=writes.area_sent_bytes["PUT streams"] / produced,
+                    segment_bytes_per_b=stored["segments"] / produced,
+                    # at the priced rate, 1 KiB records spread over every partition
+                    chunks_per_flush=min(partitions, rate / KIB / max(flush_puts_s, 1e-9)),
+                    replay_gets_per_gb=replay_gets_per_gb,  # the first count's replay
+                    flush_interval_s=TIDELOG_FLUSH_INTERVAL_MS / 1000,
+                )
+            )
+        else:
+            month = cost_model.all_history_month(
+                rate, puts_s, put_bytes / produced, replay_gets_per_gb
+            )
+        # the first partition count's month keeps the names earlier results used
+        month_suffix = "" if partitions == first else suffix
+        out["stored_tb_steady" + month_suffix] = month.stored_gb / 1000
+        out["usd_storage_per_month" + month_suffix] = month.storage
+        out["usd_put_per_month" + month_suffix] = month.put
+        out["usd_get_per_month" + month_suffix] = month.get
+        out["usd_list_per_month" + month_suffix] = month.list
+        out["usd_per_month" + month_suffix] = month.total
     return out
 
 
-def monthly_usd(writes: Counts, reads: Counts, produced: int, elapsed: float) -> float:
-    """S3 list price of a month at COST_RATE_MB_S with 30-day retention and one full replay.
-
-    PUT requests at the measured rate (the run is paced at COST_RATE_MB_S), storage of a
-    month of data (bytes PUT per byte produced), GETs of replaying that month once.
-    """
-    gb_month = COST_RATE_MB_S * MB * MONTH_S / 1e9
-    stored_per_produced = writes.sent_bytes["PUT"] / produced
-    gets_per_gb = reads.requests["GET"] / (produced / 1e9)
-    put_usd = writes.requests["PUT"] / elapsed * MONTH_S * PUT_USD_PER_1000 / 1000
-    storage_usd = gb_month * stored_per_produced * STORAGE_USD_PER_GB_MONTH
-    get_usd = gets_per_gb * gb_month * GET_USD_PER_1000 / 1000
-    return put_usd + storage_usd + get_usd
+_COST_FIGURES = (
+    "produced_mb_s", "puts_per_s", "puts_per_flush_interval", "puts_per_gb", "put_mb_per_gb",
+    "roll_puts_per_gb", "lifecycle_gets_per_gb", "janitor_lists", "janitor_deletes",
+    "segments_mb_per_gb", "streams_mb_per_gb", "stored_tb_steady", "usd_storage_per_month",
+    "usd_put_per_month", "usd_get_per_month", "usd_list_per_month", "usd_per_month",
+)  # fmt: skip
 
 
 # -- 5. consumer groups ----------------------------------------------------------------------
