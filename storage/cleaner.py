@@ -31,7 +31,7 @@ from tidelog.storage.compaction import CleanerStats, build_offset_map, clean_seg
 from tidelog.storage.object_store import ObjectStore
 from tidelog.storage.partition_log import PartitionLog
 from tidelog.storage.paths import SegmentName
-from tidelog.storage.segments import Segment
+from tidelog.storage.segments import Segment, segment_op
 from tidelog.storage.stream_state import ChunkRef
 
 log = logging.getLogger(__name__)
@@ -148,15 +148,7 @@ async def _replace(
         refs += chunk_refs(data, name.key, position)
         position += len(data)
     await store.put_if_absent(name.key, list(cleaned))
-    op = {
-        "op": "segment",
-        "topic": topic,
-        "partition": partition,
-        "id": part.topic_id,
-        "base": window[0].base_offset,
-        "end": window[-1].end_offset,
-        "chunks": [r.to_json() for r in refs],
-    }
+    op = segment_op(part.key, part.topic_id, window[0].base_offset, window[-1].end_offset, refs)
     await stream_ops([op])
     part.evict_below(window[-1].end_offset)
     log.info(

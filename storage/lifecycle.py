@@ -47,6 +47,7 @@ from tidelog.storage.segments import (
     clean_plan,
     retention_start,
     roll_plan,
+    segment_op,
     segments_of,
 )
 from tidelog.storage.store_config import StoreConfig
@@ -282,7 +283,7 @@ class Lifecycle:
             part.topic_id, partition, plan[0].base_offset, created, secrets.token_hex(4)
         )
         data: list[Buffer] = []
-        chunks: list[list[Any]] = []
+        chunks: list[ChunkRef] = []
         position = 0
         for ref in plan:
             raw = self._from_tail(part, ref) or await self._load(ref)
@@ -297,21 +298,13 @@ class Lifecycle:
                 ref.length,
                 ref.crc,
             )
-            chunks.append(moved.to_json())
+            chunks.append(moved)
             position += len(raw)
         await self._store.put_if_absent(name.key, data)
         if self._partitions.get(part.key) is not part:
             log.warning("segment abandoned (the partition moved away) key=%s", name.key)
             return False  # an orphan: its next owner sweeps it
-        op = {
-            "op": "segment",
-            "topic": topic,
-            "partition": partition,
-            "id": part.topic_id,
-            "base": plan[0].base_offset,
-            "end": plan[-1].end_offset,
-            "chunks": chunks,
-        }
+        op = segment_op(part.key, part.topic_id, plan[0].base_offset, plan[-1].end_offset, chunks)
         await self._stream_ops([op])
         if not any(c.object_key == name.key for c in part.state.chunks):
             log.warning("segment not taken (the index changed under it) key=%s", name.key)

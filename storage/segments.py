@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tidelog.storage.stream_state import ChunkRef
 
@@ -51,6 +52,22 @@ class Segment:
     @property
     def max_timestamp(self) -> int:
         return max(c.max_timestamp for c in self.chunks)
+
+
+def segment_op(
+    key: tuple[str, int], topic_id: str, base: int, end: int, chunks: Sequence[ChunkRef]
+) -> dict[str, Any]:
+    """The stream op that points the index's chunks [base, end) at `chunks` (a roll's
+    or the cleaner's new segment object; storage/stream_state.py folds it)."""
+    return {
+        "op": "segment",
+        "topic": key[0],
+        "partition": key[1],
+        "id": topic_id,
+        "base": base,
+        "end": end,
+        "chunks": [c.to_json() for c in chunks],
+    }
 
 
 def segments_of(chunks: Sequence[ChunkRef]) -> list[Segment]:

@@ -337,19 +337,23 @@ def _keyed(round_: int, ts: int, keys: int = 4) -> bytes:
     return build_batch(recs)
 
 
+async def _compacted(
+    tmp: Path, mem: MemoryObjectStore, wall: Wall, extra: dict[str, str]
+) -> LogStore:
+    """A started store with topic "c", compacted at every pass (segments roll at once,
+    any dirty share cleans)."""
+    store = _make(tmp, mem, wall)
+    await store.start()
+    configs = {"cleanup.policy": "compact", "segment.ms": "1", "min.cleanable.dirty.ratio": "0"}
+    await store.create_topic("c", 1, {**configs, **extra})
+    return store
+
+
 def test_compaction_keeps_the_latest_value_per_key_and_every_offset(tmp_path: Path) -> None:
     mem, wall = MemoryObjectStore(), Wall()
 
     async def main() -> None:
-        store = _make(tmp_path, mem, wall)
-        await store.start()
-        configs = {
-            "cleanup.policy": "compact",
-            "segment.ms": "1",
-            "min.cleanable.dirty.ratio": "0",
-            "file.delete.delay.ms": "0",
-        }
-        await store.create_topic("c", 1, configs)
+        store = await _compacted(tmp_path, mem, wall, {"file.delete.delay.ms": "0"})
         compacted = 0
         for round_ in range(3):
             await store.append("c", 0, _keyed(round_, wall.now))
@@ -377,15 +381,7 @@ def test_compaction_removes_tombstones_after_delete_retention(tmp_path: Path) ->
     mem, wall = MemoryObjectStore(), Wall()
 
     async def main() -> None:
-        store = _make(tmp_path, mem, wall)
-        await store.start()
-        configs = {
-            "cleanup.policy": "compact",
-            "segment.ms": "1",
-            "min.cleanable.dirty.ratio": "0",
-            "delete.retention.ms": "1000",
-        }
-        await store.create_topic("c", 1, configs)
+        store = await _compacted(tmp_path, mem, wall, {"delete.retention.ms": "1000"})
         await store.append("c", 0, _keyed(0, wall.now, keys=2))
         await store.flush_once()
         tomb = build_batch([Record(0, wall.now, b"k0", None)])
