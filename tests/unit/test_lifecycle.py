@@ -94,12 +94,14 @@ def _batch(values: list[bytes], ts: int) -> bytes:
     return build_batch([Record(i, ts, f"k{i}".encode(), v) for i, v in enumerate(values)])
 
 
-def _make(tmp: Path, mem: MemoryObjectStore, wall: Wall) -> LogStore:
+def _config(tmp: Path, **kw: int) -> StoreConfig:
     # A pass only when the test runs one.
-    config = StoreConfig(
-        data_dir=tmp, flush_interval_ms=3_600_000, log_retention_check_interval_ms=10**9
-    )
-    return LogStore(config, mem, wall)
+    base = {"flush_interval_ms": 3_600_000, "log_retention_check_interval_ms": 10**9}
+    return StoreConfig(data_dir=tmp, **{**base, **kw})  # type: ignore[arg-type]
+
+
+def _make(tmp: Path, mem: MemoryObjectStore, wall: Wall) -> LogStore:
+    return LogStore(_config(tmp), mem, wall)
 
 
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
@@ -235,13 +237,7 @@ def test_the_janitor_deletes_commits_no_index_names_and_the_data_stays_readable(
     tmp_path: Path,
 ) -> None:
     mem, wall = MemoryObjectStore(), Wall()
-    config = StoreConfig(
-        data_dir=tmp_path,
-        flush_interval_ms=3_600_000,
-        log_retention_check_interval_ms=10**9,
-        snapshot_every=4,
-        log_segment_delete_delay_ms=1000,
-    )
+    config = _config(tmp_path, snapshot_every=4, log_segment_delete_delay_ms=1000)
 
     async def main() -> None:
         store = LogStore(config, mem, wall)
@@ -285,13 +281,7 @@ def test_the_janitor_deletes_commits_no_index_names_and_the_data_stays_readable(
 
 def test_the_janitor_keeps_commits_an_index_still_names(tmp_path: Path) -> None:
     mem, wall = MemoryObjectStore(), Wall()
-    config = StoreConfig(
-        data_dir=tmp_path,
-        flush_interval_ms=3_600_000,
-        log_retention_check_interval_ms=10**9,
-        snapshot_every=4,
-        log_segment_delete_delay_ms=0,
-    )
+    config = _config(tmp_path, snapshot_every=4, log_segment_delete_delay_ms=0)
 
     async def main() -> None:
         store = LogStore(config, mem, wall)
