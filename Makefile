@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-payments bench-recovery bench-hostile bench-transactions microbench clean
+.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-payments bench-recovery bench-hostile bench-transactions bench-metrics microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -75,6 +75,10 @@ bench-hostile: $(STAMP)
 ## make bench-transactions: transactional vs idempotent produce, EndTxn p50/p99, vs the peer
 bench-transactions: $(STAMP)
 	$(BIN)/python bench/transactions.py $(ARGS)
+
+## make bench-metrics: produce throughput with --http-listen on and scraped every second vs off
+bench-metrics: $(STAMP)
+	$(BIN)/python bench/metrics.py $(ARGS)
 
 ## make microbench: pytest-benchmark micro benchmarks of the hot paths (bench/test_micro_*.py)
 microbench: $(STAMP)

@@ -1,6 +1,6 @@
 """The monthly object-store price of a sustained produce rate, in a retained steady state.
 
-Owns: the S3 Standard list prices and the arithmetic that turns what the cost workload
+Owns: the arithmetic that turns what the cost workload
 measured (bench/workloads.py `run_cost`) into a month: pure functions, no I/O. The model
 (docs/benchmarks.md, item 4) is a broker that has run long enough for retention to
 delete as much as is produced: the bucket holds `retention` of data, not all history.
@@ -22,16 +22,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-MB = 1_000_000
-MONTH_S = 30 * 24 * 3600
-RETENTION_S = MONTH_S  # the 30-day retention the month is priced for
+from tidelog.broker.observability.prices import (
+    GET_USD_PER_1000,
+    LIST_USD_PER_1000,
+    PUT_USD_PER_1000,
+    STORAGE_USD_PER_GB_MONTH,
+)
+from tidelog.broker.observability.prices import (
+    MONTH_S as MONTH_S,
+)
 
-# Public S3 Standard list prices, us-east-1 (per request and per GB-month).
-PUT_USD_PER_1000 = 0.005
-GET_USD_PER_1000 = 0.0004
-LIST_USD_PER_1000 = 0.005
-DELETE_USD_PER_1000 = 0.0
-STORAGE_USD_PER_GB_MONTH = 0.023
+MB = 1_000_000
+RETENTION_S = MONTH_S  # the 30-day retention the month is priced for
+# Public S3 Standard list prices, us-east-1: broker/observability/prices.py (the status
+# page prices with the same numbers).
 LIST_PAGE_KEYS = 1000
 
 # tidelog's defaults (broker/config.py, storage/store_config.py, Kafka's topic defaults)

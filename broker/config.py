@@ -35,6 +35,7 @@ class HostPort:
 class ServeConfig:
     listen: HostPort
     advertised_listener: HostPort | None
+    http_listen: HostPort | None
     data_dir: Path
     object_store: str | None
     s3_endpoint: str | None
@@ -82,6 +83,16 @@ def parse_host_port(text: str) -> HostPort:
     if not host or not 0 <= port <= 65535:
         raise ValueError(f"expected HOST:PORT with a port 0-65535, got {text!r}")
     return HostPort(host, port)
+
+
+def parse_http_listen(text: str) -> HostPort | None:
+    """HOST:PORT, or `off` for no HTTP listener."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return parse_host_port(text)
+    except ValueError:
+        raise ValueError(f"expected HOST:PORT or off, got {text!r}") from None
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -145,6 +156,13 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         None,
         "address clients are told to connect to (default: the listen address)",
         "HOST:PORT",
+    ),
+    _Option(
+        "http-listen",
+        parse_http_listen,
+        "127.0.0.1:9644",
+        "address of /metrics, /healthz, /readyz and the status page; off: none",
+        "HOST:PORT|off",
     ),
     _Option("data-dir", Path, "./tidelog-data", "local directory for the WAL", "PATH"),
     _Option(

@@ -30,19 +30,34 @@ import functools
 import logging
 import struct
 import termios
+import time
 from collections import Counter, deque
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from tidelog.broker.connection_table import ConnectionTable
-from tidelog.broker.handlers.base import Handler, HandlerTable, api_ranges, client_host
+from tidelog.broker.handlers.base import (
+    Handler,
+    HandlerTable,
+    answer_error,
+    api_ranges,
+    client_host,
+)
 from tidelog.protocol.api_versions_fallback import encode_api_versions_fallback
 from tidelog.protocol.codec import encode_response
+from tidelog.protocol.error_scan import first_error
 from tidelog.protocol.errors import ErrorCode, FrameTooLarge, InvalidFrame, ProtocolError
 from tidelog.protocol.framing import FrameReader
 from tidelog.protocol.headers import RequestHeader, parse_request_header
 
 if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
+
+
+class RequestMeter(Protocol):
+    """Where answered requests are counted (broker/observability/metrics.py)."""
+
+    def request(self, api_key: int, error_code: int, seconds: float) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +81,15 @@ class _Slot:
 
 
 class Connection(asyncio.BufferedProtocol):
-    def __init__(self, node: Node, handlers: HandlerTable, table: ConnectionTable) -> None:
+    def __init__(
+        self,
+        node: Node,
+        handlers: HandlerTable,
+        table: ConnectionTable,
+        meter: RequestMeter | None = None,
+    ) -> None:
         self.node = node  # what the handlers are given
+        self.meter = meter
         self.handlers = handlers
         self.table = table
         self.queued_max_requests = table.limits.queued_max_requests
@@ -246,8 +268,12 @@ class Connection(asyncio.BufferedProtocol):
     ) -> None:
         if self._closed:  # the client left before this request started: drop it
             return
+        started = time.perf_counter()
         try:
             response = await handler.handle(self.node, header, request)
+            if self.meter is not None:
+                code = answer_error.get() if isinstance(response, list) else first_error(response)
+                self.meter.request(header.api_key, code, time.perf_counter() - started)
             parts: list[Any] | None = None
             if slot is not None and response is not None and not self._closed:
                 parts = (
@@ -256,6 +282,10 @@ class Connection(asyncio.BufferedProtocol):
                     else encode_response(header.correlation_id, response)
                 )
         except Exception:
+            if self.meter is not None:
+                self.meter.request(
+                    header.api_key, ErrorCode.unknown_server_error, time.perf_counter() - started
+                )
             log.exception(
                 "handler failed; closing connection api_key=%d api_version=%d peer=%s",
                 header.api_key,

@@ -28,10 +28,13 @@ from tidelog.broker.groups.model import Group, GroupConfig
 from tidelog.broker.handlers import HANDLERS
 from tidelog.broker.handlers.base import Handler, api_ranges
 from tidelog.broker.handlers.context import ActiveProducer, PartitionKey, PartitionLeader
+from tidelog.broker.observability.measured_store import MeasuredStore
+from tidelog.broker.observability.metrics import BrokerMetrics
 from tidelog.broker.peer_client import PeerClient
 from tidelog.broker.transactions.coordinator import TxnCoordinator
 from tidelog.broker.transactions.state import Markers
 from tidelog.broker.txn_links import TxnLinks
+from tidelog.protocol.error_scan import api_name
 from tidelog.protocol.errors import ErrorCode
 from tidelog.storage.commit_log import LoadStats
 from tidelog.storage.errors import StoreError
@@ -93,7 +96,9 @@ class BrokerNode:
         self._config = config
         self.object_store = object_store
         self._clock_ms = clock_ms
-        self.store = LogStore(store or store_config(config), object_store, clock_ms)
+        self.metrics = BrokerMetrics(config.node_id)
+        self.measured_store = MeasuredStore(object_store, self.metrics.object_request)
+        self.store = LogStore(store or store_config(config), self.measured_store, clock_ms)
         self.groups = GroupCoordinator(
             GroupConfig(initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms),
             clock_ms,
@@ -106,10 +111,12 @@ class BrokerNode:
         )
         self._txn_gates: dict[int, tuple[asyncio.Lock, list[int]]] = {}
         self.handlers: dict[int, Handler] = {h.api_key: h for h in HANDLERS}
+        self.metrics.name_apis({k: api_name(k, h.max_version) for k, h in self.handlers.items()})
         self._cluster_id = str(uuid.uuid5(CLUSTER_ID_NAMESPACE, object_store.url))[:22]
         self._stopping = False
         self.fenced = asyncio.Event()  # set when another broker took our partitions
-        self.store.on_fenced = self.fenced.set
+        self.store.on_fenced = self._fenced
+        self.ready = False  # recovered and serving; false again once stopping
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -118,8 +125,19 @@ class BrokerNode:
         if isinstance(self.object_store, S3ObjectStore):
             await self.object_store.ensure_bucket()
         stats = await self.store.start()
+        if self.store.wal is not None:
+            self.store.wal.on_sync = self.metrics.wal_synced
         self.txns.start()
+        self.ready = True
         return stats
+
+    def _fenced(self) -> None:
+        self.metrics.fenced()
+        self.fenced.set()
+
+    @property
+    def traffic(self) -> BrokerMetrics:
+        return self.metrics
 
     def begin_stop(self) -> None:
         """Answer what is parked: group requests NOT_COORDINATOR, long polls at once."""
@@ -127,6 +145,7 @@ class BrokerNode:
             return
         self.groups.close()
         self._stopping = True
+        self.ready = False
         self.store.wake_readers()
 
     async def stop(self, deadline: float | None = None) -> bool:

@@ -24,6 +24,9 @@ from tidelog.broker.connection_table import (
     default_max_connections,
 )
 from tidelog.broker.node import BrokerNode
+from tidelog.broker.observability.broker_state import NodeState
+from tidelog.broker.observability.http_server import HttpServer
+from tidelog.broker.observability.status import StatusReport
 from tidelog.storage.store_url import open_object_store
 
 log = logging.getLogger(__name__)
@@ -56,9 +59,27 @@ class Broker:
         self.node = BrokerNode(config, object_store, clock_ms)
         self.fenced = self.node.fenced  # set when another broker took our partitions
         self._server: asyncio.Server | None = None
+        self.http: HttpServer | None = None
+        if config.http_listen is not None:
+            state = NodeState(self.node, self.connections)
+            self.node.metrics.watch(state)
+            report = StatusReport(state, self.node.measured_store, time.monotonic())
+            self.http = HttpServer(
+                config.http_listen, self.node.metrics, report, self.why_not_ready
+            )
 
     def _connection(self) -> Connection:
-        return Connection(self.node, self.node.handlers, self.connections)
+        return Connection(self.node, self.node.handlers, self.connections, self.node.metrics)
+
+    def why_not_ready(self) -> str:
+        """Why /readyz says no ("" once the broker serves Kafka)."""
+        if self.fenced.is_set():
+            return "fenced: a newer broker owns this broker's partitions"
+        if self.node.stopping:
+            return "stopping"
+        if not self.node.ready:
+            return "starting: loading the bucket, replaying the WAL, adopting partitions"
+        return ""
 
     async def start(self) -> None:
         started = time.monotonic()
@@ -69,6 +90,12 @@ class Broker:
             reuse_address=True,
             start_serving=False,
         )
+        if self.http is not None:
+            try:
+                await self.http.start()
+            except OSError:
+                self._server.close()
+                raise
         stats = await self.node.start()
         await self._server.start_serving()
         self._sweeper = asyncio.get_running_loop().create_task(self.connections.sweep_forever())
@@ -121,5 +148,7 @@ class Broker:
                     conn.transport.abort()
         loop = asyncio.get_running_loop()
         finished = await self.node.stop(deadline if finished else loop.time()) and finished
+        if self.http is not None:
+            await self.http.stop()
         log.info("tidelog stopped node_id=%d", self.node.node_id)
         return finished

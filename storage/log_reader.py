@@ -73,6 +73,8 @@ class LogReader:
         self._max_loading = max_loading_bytes  # readahead stops starting GETs above this
         self._recent: OrderedDict[tuple[str, int], float] = OrderedDict()
         self.gets = 0  # ranged GETs started, for tests and benchmarks
+        self.cache_hits = 0  # chunk reads the cache answered (metrics)
+        self.cache_misses = 0  # ... that waited for a GET, started now or before
 
     async def read(
         self, part: PartitionLog, offset: int, max_bytes: int, *, committed: bool = False
@@ -193,7 +195,9 @@ class LogReader:
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
+            self.cache_hits += 1
             return cached
+        self.cache_misses += 1
         task = self._loading.get(key) or self._start(ref)
         # shield: a reader that gives up (its connection closed) does not cancel a GET
         # that other readers, or the cache, still want.

@@ -18,7 +18,8 @@ Guarantees:
 - recovery stops at the first torn or corrupt record of the newest file and cuts the
   file there, so a crash mid-write loses only records that were never acknowledged;
 - a file is deleted only once every record in it is reported committed to the bucket.
-All file I/O runs on one dedicated thread, in append order.
+All file I/O runs on one dedicated thread, in append order (`on_sync` is told each
+group's write and fdatasync times there).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import logging
 import mmap
 import os
 import struct
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +175,7 @@ class WalWriter:
         clock: Clock = SYSTEM_CLOCK,
     ):
         self._clock = clock
+        self.on_sync: Callable[[float, float, int], None] | None = None  # write s, sync s, bytes
         self._dir = directory
         self._segment_bytes = segment_bytes
         self._fsync = fsync
@@ -400,6 +403,7 @@ class WalWriter:
         size = sum(len(p) for p in parts)
         if self._file_size > len(MAGIC) and self._file_size + size > self._segment_bytes:
             self._new_file(self._file_seq + 1)  # nothing written yet if this fails
+        started = time.perf_counter()
         try:
             for i in range(0, len(parts), _IOV_MAX):
                 chunk = parts[i : i + _IOV_MAX]
@@ -409,6 +413,7 @@ class WalWriter:
                     rest = b"".join(chunk)[done:]
                     while rest:
                         rest = rest[os.write(self._fd, rest) :]
+            written = time.perf_counter()
             if self._fsync:
                 os.fdatasync(self._fd)
         except OSError:
@@ -419,6 +424,8 @@ class WalWriter:
                 self._cut_tail()
             raise
         self._file_size += size
+        if self.on_sync is not None:
+            self.on_sync(time.perf_counter() - started, time.perf_counter() - written, size)
         if self._fsync:
             self._drop_synced_pages()
         file_marks = self._marks[self._file_seq]

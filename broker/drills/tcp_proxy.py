@@ -24,6 +24,8 @@ class TcpProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._cut = threading.Event()
+        self._holding = False  # new connections wait, unanswered, until `release`
+        self._held: list[socket.socket] = []
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
@@ -49,9 +51,29 @@ class TcpProxy:
     def restore(self) -> None:
         self._cut.clear()
 
+    def hold(self) -> None:
+        """Accept new connections but pass nothing on: the client waits for an answer
+        (a store that hangs rather than refuses). Connections already open still flow;
+        `cut` first to stall everything."""
+        with self._lock:
+            self._holding = True
+
+    def release(self) -> None:
+        """Connect the held clients through (their requests are answered late) and stop
+        holding new ones."""
+        with self._lock:
+            self._holding = False
+            held, self._held = self._held, []
+        for client in held:
+            self._relay(client)
+
     def close(self) -> None:
         self._closed.set()
         self.cut()
+        with self._lock:
+            held, self._held = self._held, []
+        for client in held:
+            client.close()
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() at once
         self._listener.close()
@@ -66,18 +88,25 @@ class TcpProxy:
             if self._cut.is_set():
                 client.close()
                 continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)  # the 5 s was for connecting; idle keep-alive is fine
-            for sock in (client, upstream):  # relay at once: no Nagle wait on a delayed ACK
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
-                self._open += [client, upstream]
-            for a, b, down in ((client, upstream, False), (upstream, client, True)):
-                threading.Thread(target=self._pipe, args=(a, b, down), daemon=True).start()
+                if self._holding:
+                    self._held.append(client)
+                    continue
+            self._relay(client)
+
+    def _relay(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)  # the 5 s was for connecting; idle keep-alive is fine
+        for sock in (client, upstream):  # relay at once: no Nagle wait on a delayed ACK
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self._open += [client, upstream]
+        for a, b, down in ((client, upstream, False), (upstream, client, True)):
+            threading.Thread(target=self._pipe, args=(a, b, down), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
         tail = b""  # a request line split across two reads is still counted once

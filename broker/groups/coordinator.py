@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 from collections.abc import Callable
 
 from tidelog.broker.groups.events import Delete, Effect, Event, Tick, Unload, Wakeup
@@ -42,6 +43,8 @@ class GroupCoordinator:
         self._waiting: dict[int, asyncio.Future[Effect]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tokens = itertools.count(1)
+        # Rebalances completed here, per group (a generation step each): for metrics.
+        self.rebalances: Counter[str] = Counter()
 
     async def call(self, group_id: str, make_event: Callable[[int], Event]) -> Effect:
         """Apply the event built for a fresh token; wait for the effect answering it."""
@@ -77,7 +80,11 @@ class GroupCoordinator:
                 self._deliver(group_id, answer_missing_group(event))
                 return
             group = self.groups[group_id] = Group(group_id)
-        self._deliver(group_id, handle(group, event, self._clock_ms(), self.config))
+        generation = group.generation_id
+        effects = handle(group, event, self._clock_ms(), self.config)
+        if group.generation_id > generation:
+            self.rebalances[group_id] += group.generation_id - generation
+        self._deliver(group_id, effects)
         if group.state is DEAD:
             self.groups.pop(group_id, None)
 

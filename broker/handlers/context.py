@@ -250,5 +250,15 @@ class TransactionState(Protocol):
         ...
 
 
+class Traffic(Protocol):
+    """Where handlers count the record bytes they move (broker/observability/metrics.py)."""
+
+    def bytes_in(self, topic: str, size: int) -> None: ...
+    def bytes_out(self, topic: str, size: int) -> None: ...
+
+
 class Node(ClusterView, TopicCatalog, PartitionData, GroupState, TransactionState, Protocol):
     """Everything handlers use; `BrokerNode` has all of it."""
+
+    @property
+    def traffic(self) -> Traffic: ...

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler
+from tidelog.broker.handlers.base import Handler, answer_error
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.fetch_response import FetchPartitionResult, encode_fetch_response
 from tidelog.protocol.headers import RequestHeader
@@ -64,7 +64,7 @@ class FetchHandler(Handler):
             if total >= request.min_bytes or errored or remaining <= 0 or node.stopping:
                 break
             await node.wait_for_data([(t, p) for t, p, _, _ in wanted], remaining)
-        return self._response(header, results)
+        return self._response(node, header, results)
 
     async def _read_all(
         self,
@@ -118,11 +118,19 @@ class FetchHandler(Handler):
         return ReadResult(part.high_watermark, part.log_start, [], part.last_stable_offset)
 
     def _response(
-        self, header: RequestHeader, results: list[tuple[str, int, ErrorCode, ReadResult | None]]
+        self,
+        node: Node,
+        header: RequestHeader,
+        results: list[tuple[str, int, ErrorCode, ReadResult | None]],
     ) -> list[bytes | bytearray | memoryview]:
         # Encoded here, not through kio: record buffers go to the socket uncopied.
         by_topic: dict[str, list[FetchPartitionResult]] = {}
+        first_error = next((int(code) for _, _, code, _ in results if code), 0)
+        if first_error:
+            answer_error.set(first_error)
         for topic, partition, code, res in results:
+            if res is not None and res.parts:
+                node.traffic.bytes_out(topic, res.size)
             by_topic.setdefault(topic, []).append(
                 FetchPartitionResult(
                     partition_index=partition,

@@ -143,7 +143,7 @@ class ProduceHandler(Handler):
                 f"acks must be -1, 0 or 1 acks={int(request.acks)}",
             )
         verified = await self._verify(node, request, txn_id) if txn_id is not None else {}
-        pending: list[tuple[str, int, PendingAppend | StoreError]] = []
+        pending: list[tuple[str, int, PendingAppend | StoreError, int]] = []
         for name, partitions in request.topics:
             for index, records in partitions:
                 try:
@@ -163,20 +163,20 @@ class ProduceHandler(Handler):
                         name, index, records or b"", txn_verified=(name, index) in verified
                     )
                 except StoreError as exc:
-                    pending.append((name, index, exc))
+                    pending.append((name, index, exc, 0))
                 except Exception as exc:  # a bug: this partition fails, not the request
                     log.exception("append failed topic=%s partition=%d", name, index)
                     failed = StoreError(ErrorCode.unknown_server_error, f"append failed {exc!r}")
-                    pending.append((name, index, failed))
+                    pending.append((name, index, failed, 0))
                 else:
-                    pending.append((name, index, pend))
+                    pending.append((name, index, pend, len(records or b"")))
         outcomes = await asyncio.gather(
-            *(p.durable for _, _, p in pending if not isinstance(p, StoreError)),
+            *(p.durable for _, _, p, _ in pending if not isinstance(p, StoreError)),
             return_exceptions=True,
         )
         results: dict[str, list[_Row]] = {}
         it = iter(outcomes)
-        for name, index, p in pending:
+        for name, index, p, size in pending:
             rows = results.setdefault(name, [])
             if isinstance(p, StoreError):
                 rows.append((index, p.code, None, str(p), p.record_errors))
@@ -189,6 +189,7 @@ class ProduceHandler(Handler):
                 rows.append((index, ErrorCode.unknown_server_error, None, str(outcome), ()))
             else:
                 rows.append((index, ErrorCode.none, p.result, None, ()))
+                node.traffic.bytes_in(name, size)
         return self._response(header, results)
 
     async def _verify(

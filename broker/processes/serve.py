@@ -36,6 +36,7 @@ class BrokerProcess(ChildProcess):
         data_dir: Path,
         *,
         port: int | None = None,
+        http_port: int | None = None,
         node_id: int = 1,
         object_store: str | None = None,
         s3_endpoint: str | None = None,
@@ -50,6 +51,9 @@ class BrokerProcess(ChildProcess):
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        # Its /metrics and status page: a free port too, so brokers side by side (a
+        # cluster, a drill, the test suite) never contend for the default 9644.
+        self.http_port = http_port or free_port()
         self.node_id = node_id
         self.object_store = object_store
         self.s3_endpoint = s3_endpoint
@@ -65,6 +69,10 @@ class BrokerProcess(ChildProcess):
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
     def serve_command(self) -> list[str]:
         options = {
             "--object-store": self.object_store,
@@ -79,6 +87,7 @@ class BrokerProcess(ChildProcess):
         return [
             sys.executable, "-m", "tidelog.broker.cli", "serve",
             "--listen", self.bootstrap,
+            "--http-listen", f"127.0.0.1:{self.http_port}",
             "--data-dir", str(self.data_dir),
             "--node-id", str(self.node_id),
             *given,

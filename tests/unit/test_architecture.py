@@ -214,6 +214,18 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
             "tidelog.broker.transactions",
         ),
     ),
+    (
+        "tidelog.broker.observability",
+        (
+            "tidelog.broker.server",
+            "tidelog.broker.connection",
+            "tidelog.broker.handlers",
+            "tidelog.broker.groups",
+            "tidelog.broker.transactions",
+            "tidelog.broker.admin",
+            "tidelog.broker.drills",
+        ),
+    ),
     ("tidelog.payments", ("tidelog.storage", "tidelog.protocol", "tidelog.bench")),
 ]
 

@@ -17,6 +17,17 @@ class StoreWithABug:
 
     def __init__(self) -> None:
         self.appended: list[tuple[str, int]] = []
+        self.counted: list[tuple[str, int]] = []
+
+    @property
+    def traffic(self) -> StoreWithABug:
+        return self
+
+    def bytes_in(self, topic: str, size: int) -> None:
+        self.counted.append((topic, size))
+
+    def bytes_out(self, topic: str, size: int) -> None:
+        raise AssertionError("produce serves no bytes")
 
     def append_nowait(
         self, topic: str, partition: int, records: bytes, *, txn_verified: bool = False
@@ -47,6 +58,7 @@ def test_a_partition_that_fails_unexpectedly_is_answered_alone_not_with_a_droppe
     store = StoreWithABug()
     assert answers(store) == {0: (ErrorCode.none, 5), 1: (ErrorCode.unknown_server_error, -1)}
     assert store.appended == [("t", 0)]
+    assert store.counted == [("t", len(b"batch"))]  # bytes in: the acked partition only
 
 
 def test_acks_other_than_minus_one_zero_or_one_is_invalid_required_acks_for_all() -> None:
