@@ -62,3 +62,10 @@ def test_console_errors_page_errors_and_remote_requests_are_recorded(
     assert any("boom from the page" in p for p in browser_page.console_errors), problems
     assert any("thrown on purpose" in p for p in browser_page.page_errors), problems
     assert browser_page.external_requests == ["http://cdn.example.invalid/logo.png"], problems
+
+
+def test_a_second_page_of_the_context_is_watched_too(browser_page: BrowserPage, site: str) -> None:
+    browser_page.page.goto(f"{site}/clean", wait_until="load")
+    other = browser_page.new_page()
+    other.goto(f"{site}/bad", wait_until="load")
+    assert any("thrown on purpose" in p for p in browser_page.page_errors), browser_page.problems()
