@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat bench bench-groups bench-cluster bench-payments bench-recovery bench-hostile bench-transactions bench-metrics microbench clean
+.PHONY: run test lint typecheck unit integration kcat chromium bench bench-groups bench-cluster bench-payments bench-recovery bench-hostile bench-transactions bench-metrics microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/tidelog serve $(ARGS)
 
 ## make test: lint, type-check, then the whole test suite
-test: lint typecheck kcat
+test: lint typecheck kcat chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -32,7 +32,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: $(STAMP) kcat
+integration: $(STAMP) kcat chromium
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 ## make kcat: the kcat CLI (an old librdkafka) for tests/integration/test_kcat.py, from
@@ -47,6 +47,19 @@ kcat:
 	  then why="apt-get install kcat failed"; \
 	  else echo "kcat installed: $$(command -v kcat)"; exit 0; fi; \
 	  echo "kcat could not be installed ($$why): the kcat tests will be skipped"; }
+
+## make chromium: Debian's headless-capable chromium for the browser tests (pages loaded
+## by Playwright through tests/integration/browser.py; Playwright never downloads a browser
+## here). Never fails the build: without it those tests are skipped, and this prints why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then why="not root"; \
+	  elif ! command -v apt-get >/dev/null 2>&1; then why="no apt-get"; \
+	  elif ! apt-get update -qq >/dev/null 2>&1; then why="apt-get update failed"; \
+	  elif ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; \
+	  then why="apt-get install chromium failed"; \
+	  else echo "chromium installed: $$(command -v chromium)"; exit 0; fi; \
+	  echo "chromium could not be installed ($$why): the browser tests will be skipped"; }
 
 ## make bench: side-by-side throughput against the peer broker
 bench: $(STAMP)

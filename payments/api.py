@@ -9,8 +9,11 @@ per request, read-only SQLite connections per request). Routes:
     GET /api/ledger                        account balances; debits == credits per currency
     GET /api/lag                           outbox backlog and lag of every projection
     GET /api/health                        is the broker answering
-    GET /                                  HTML: recent payments, lag, broker health;
-                                           refreshes itself every 2 s
+    GET /metrics                           Prometheus: lag, outbox backlog, command ->
+                                           read-model latency, verifier (payments/metrics.py)
+    GET /                                  HTML (payments/status_page.py): broker health,
+                                           lag, recent payments and merchants with links
+                                           to the routes above; refreshes itself every 2 s
 
 Guarantees: never writes; an unknown id is a 404 with a JSON error naming it; a
 malformed id is a 400; a read model that does not exist yet is a 503.
@@ -18,7 +21,6 @@ malformed id is a 400; a read model that does not exist yet is a 503.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import signal
@@ -27,17 +29,26 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tidelog.payments.app import Layout, read_status
+from tidelog.payments import metrics, status_page
+from tidelog.payments.app import AppStatus, Layout, read_status
 from tidelog.payments.kafka_io import WatermarkReader
 from tidelog.payments.sqlite_db import connect
 
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-REFRESH_S = 2
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A body sent as-is (not JSON, not the HTML page): `/metrics`."""
+
+    body: bytes
+    content_type: str
 
 
 class ApiError(Exception):
@@ -53,6 +64,7 @@ class ReadApi:
         self.layout = layout
         self._watermarks = WatermarkReader(bootstrap) if bootstrap else None
         self._lock = threading.Lock()  # one librdkafka client shared by request threads
+        self.registry = metrics.make_registry(layout, self.status)
 
     def close(self) -> None:
         if self._watermarks is not None:
@@ -112,9 +124,16 @@ class ReadApi:
                 " WHERE merchant_id = ? ORDER BY day, currency",
                 (merchant_id,),
             ).fetchall()
+            # a merchant with authorizations only has nothing settled yet: an empty report
+            known = (
+                rows
+                or db.execute(
+                    "SELECT 1 FROM merchant_balances WHERE merchant_id = ? LIMIT 1", (merchant_id,)
+                ).fetchone()
+            )
         finally:
             db.close()
-        if not rows:
+        if not known:
             raise ApiError(HTTPStatus.NOT_FOUND, f"unknown merchant merchant_id={merchant_id}")
         days = [dict(r) | {"net": r["captured"] - r["refunded"] - r["charged_back"]} for r in rows]
         return {"merchant_id": merchant_id, "days": days}
@@ -140,9 +159,12 @@ class ReadApi:
             t["balanced"] = t["debits"] == t["credits"]
         return {"totals": totals, "accounts": accounts}
 
-    def lag(self) -> dict[str, Any]:
+    def status(self) -> AppStatus:
         with self._lock:
-            status = read_status(self.layout, self._watermarks)
+            return read_status(self.layout, self._watermarks)
+
+    def lag(self) -> dict[str, Any]:
+        status = self.status()
         return {
             "outbox_events": status.outbox_events,
             "outbox_unsent": status.unsent,
@@ -177,62 +199,47 @@ class ReadApi:
                 dict(r)
                 for r in db.execute(
                     "SELECT payment_id, merchant_id, status, on_hold, authorized, captured,"
-                    " refunded, currency FROM payment_status ORDER BY updated_at DESC LIMIT ?",
+                    " refunded, currency, updated_at FROM payment_status"
+                    " ORDER BY updated_at DESC, payment_id LIMIT ?",
                     (limit,),
                 )
             ]
         finally:
             db.close()
 
+    def recent_merchants(self, limit: int = 15) -> list[dict[str, Any]]:
+        """Merchants by their latest payment activity (payment_status.updated_at)."""
+        try:
+            db = self._db("payment_status")
+        except ApiError:
+            return []
+        try:
+            return [
+                dict(r)
+                for r in db.execute(
+                    "SELECT merchant_id, COUNT(*) AS payments, MAX(updated_at) AS last_activity"
+                    " FROM payment_status GROUP BY merchant_id"
+                    " ORDER BY last_activity DESC, merchant_id LIMIT ?",
+                    (limit,),
+                )
+            ]
+        finally:
+            db.close()
 
-def status_page(api: ReadApi) -> str:
-    lag = api.lag()
-    health = api.health()
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(p[k]))}</td>"
-            for k in (
-                "payment_id",
-                "merchant_id",
-                "status",
-                "on_hold",
-                "authorized",
-                "captured",
-                "refunded",
-                "currency",
-            )
-        )
-        + "</tr>"
-        for p in api.recent()
-    )
-    lags = "".join(
-        f"<tr><td>{p['name']}</td><td>{p['lag']}</td><td>{p['events_applied']}</td></tr>"
-        for p in lag["projections"]
-    )
-    broker = html.escape(json.dumps(health))
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="{REFRESH_S}">
-<title>tidelog payments</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:left}}</style>
-</head><body>
-<h1>tidelog payments</h1>
-<h2>Broker</h2><p>{broker}</p>
-<h2>Projections</h2><p>outbox: {lag["outbox_events"]} events, {lag["outbox_unsent"]} not yet
-acknowledged by the broker</p>
-<table><tr><th>projection</th><th>lag</th><th>events applied</th></tr>{lags}</table>
-<h2>Recent payments</h2>
-<table><tr><th>payment</th><th>merchant</th><th>status</th><th>on hold</th><th>authorized</th>
-<th>captured</th><th>refunded</th><th>currency</th></tr>{rows}</table>
-<p>refreshes every {REFRESH_S} s</p>
-</body></html>
-"""
+    def metrics(self) -> Raw:
+        return Raw(metrics.exposition(self.registry), metrics.CONTENT_TYPE)
+
+
+def status_page_html(api: ReadApi) -> str:
+    return status_page.render(api.health(), api.lag(), api.recent(), api.recent_merchants())
 
 
 def route(api: ReadApi, path: str) -> Callable[[], Any]:
     parts = [p for p in path.split("?")[0].split("/") if p]
     if parts == []:
-        return lambda: status_page(api)
+        return lambda: status_page_html(api)
+    if parts == ["metrics"]:
+        return api.metrics
     if parts[:1] != ["api"]:
         raise ApiError(HTTPStatus.NOT_FOUND, f"no such route path={path}")
     rest = parts[1:]
@@ -269,12 +276,14 @@ def make_server(api: ReadApi, host: str, port: int) -> ThreadingHTTPServer:
             self._send(HTTPStatus.OK, body)
 
         def _send(self, status: HTTPStatus, body: Any) -> None:
-            is_html = isinstance(body, str)
-            data = body.encode() if is_html else json.dumps(body, indent=1).encode()
+            if isinstance(body, Raw):
+                data, content_type = body.body, body.content_type
+            elif isinstance(body, str):
+                data, content_type = body.encode(), "text/html; charset=utf-8"
+            else:
+                data, content_type = json.dumps(body, indent=1).encode(), "application/json"
             self.send_response(status)
-            self.send_header(
-                "Content-Type", "text/html; charset=utf-8" if is_html else "application/json"
-            )
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -1,12 +1,12 @@
 """The running application: write model, issuer, relay and projections wired together.
 
-Owns: the data-dir layout (`write.db`, `read/<projection>.db`, `broker/`), the threads
-that run the relay and the four projection runners, the receipts stage's supervised
-process (when asked for), the command issuer (paced, batched: one write transaction per
-batch) and `status()` — commands, events, per-projection lag — for progress lines, the
-API and the bench. Guarantees: `stop()` stops every thread and process it started and
-closes their clients; nothing here talks to the broker except through
-confluent-kafka clients.
+Owns: the data-dir layout (`write.db`, `read/<projection>.db`, `verifier.json`,
+`broker/`), the threads that run the relay and the four projection runners, the
+receipts stage's supervised process (when asked for), the command issuer (paced,
+batched: one write transaction per batch) and `status()` — commands, events,
+per-projection lag — for progress lines, the API and the bench. Guarantees: `stop()`
+stops every thread and process it started and closes their clients; nothing here talks
+to the broker except through confluent-kafka clients.
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ class Layout:
 
     def read_db(self, projection: str) -> Path:
         return self.read_dir / f"{projection}.db"
+
+    @property
+    def verifier_result(self) -> Path:
+        """The last verifier run's verdict (`verifier.save_result`), read by `/metrics`."""
+        return self.root / "verifier.json"
 
     @property
     def broker_dir(self) -> Path:

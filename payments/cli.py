@@ -91,7 +91,8 @@ def add_payments_arguments(parser: argparse.ArgumentParser, parser_class: type[A
         "api",
         help="HTTP read API and status page over the read models",
         description="Serve payment status and history, merchant balances and settlement, "
-        "ledger totals and projection lag as JSON, and a self-refreshing HTML status page.",
+        "ledger totals and projection lag as JSON, a self-refreshing HTML status page at / "
+        "and Prometheus metrics (lag, outbox backlog, latency, verifier) at /metrics.",
     )
     api.add_argument("--data-dir", type=Path, required=True, help="the app's dir")
     api.add_argument(

@@ -26,7 +26,7 @@ from tidelog.payments.broker_process import BrokerProcess, BrokerStartError, fre
 from tidelog.payments.kafka_io import BrokerUnavailable, WatermarkReader, create_topics
 from tidelog.payments.process_manager import ReceiptsProcess, committed_offsets, read_receipts
 from tidelog.payments.projection_runner import lag
-from tidelog.payments.verifier import render, verify_all, verify_receipts
+from tidelog.payments.verifier import render, save_result, verify_all, verify_receipts
 from tidelog.payments.workload import make_workload
 from tidelog.payments.write_model import WriteModel
 
@@ -186,6 +186,7 @@ def _run(
         verify_receipts(layout.write_db, receipts, lag(committed_offsets(bootstrap), high))
     )
     print(render(reports))
+    save_result(layout.verifier_result, reports)
     if opts.keep or opts.data_dir:
         print(
             f"kept {layout.root}: try `tidelog payments rebuild payment_status "

@@ -10,15 +10,21 @@ whose debits differ from its credits. `ok` only when all of those are zero and l
 The receipts stage is checked the same way (`check_receipts`): exactly one committed
 receipt per payment captured in full (the payments table says which), carrying the
 event id of that capture (the outbox says which), and none for any other payment.
+
+The last run's verdict is kept in the data dir (`save_result`, `verifier.json`: ok,
+mismatches, lag, when), so that the API's `/metrics` can export it; `load_result`
+reads it back, and takes a missing or unreadable file as "never ran".
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tidelog.payments import events as ev
@@ -241,6 +247,40 @@ def verify_receipts(write_path: Path, receipts: Iterable[Receipt], lag: int) -> 
         return check_receipts(expected_receipts(write), receipts, lag)
     finally:
         write.close()
+
+
+@dataclass(frozen=True)
+class VerifierResult:
+    ok: bool
+    mismatches: int
+    lag: int
+    at: float  # Unix time the run finished
+
+
+def save_result(path: Path, reports: list[ProjectionReport], at: float | None = None) -> None:
+    """Replace `path` with this run's verdict (atomically: a reader sees old or new)."""
+    result = VerifierResult(
+        ok=all(r.ok for r in reports),
+        mismatches=sum(r.mismatches for r in reports),
+        lag=sum(r.lag for r in reports),
+        at=time.time() if at is None else at,
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(asdict(result)) + "\n")
+    os.replace(tmp, path)
+
+
+def load_result(path: Path) -> VerifierResult | None:
+    try:
+        data = json.loads(path.read_text())
+        return VerifierResult(
+            ok=bool(data["ok"]),
+            mismatches=int(data["mismatches"]),
+            lag=int(data["lag"]),
+            at=float(data["at"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def render(reports: list[ProjectionReport]) -> str:

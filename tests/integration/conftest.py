@@ -4,6 +4,9 @@ S3-compatible servers section: `moto_s3` and `seaweed_s3` start a real server pr
 per session and yield an `S3Server` (endpoint, credentials, region, `create_bucket()`).
 While either is in use, the AWS credential variables name the test credentials and
 nothing is read from ~/.aws or the instance metadata service.
+
+Browser section: `browser_page` yields a page in headless chromium that records console
+errors, page errors and requests off this machine (tests/integration/browser.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.broker_process import BrokerProcess
+from tests.integration.browser import CHROMIUM, NO_CHROMIUM, BrowserPage, open_page
 from tidelog.broker.processes.s3_servers import (
     ACCESS_KEY,
     REGION,
@@ -92,3 +96,17 @@ def collect_refused_client_sockets() -> Iterator[None]:
             category=ResourceWarning,
         )
         gc.collect()
+
+
+# -- a headless browser (web pages) -----------------------------------------------------
+
+
+@pytest.fixture
+def browser_page() -> Iterator[BrowserPage]:
+    """A page in headless chromium (tests/integration/browser.py): `.page` is Playwright's
+    Page; `.problems()` lists console errors, page errors and off-machine requests. Skips
+    the test, saying why, when chromium is not installed (`make chromium`)."""
+    if CHROMIUM is None:
+        pytest.skip(NO_CHROMIUM)
+    with open_page(CHROMIUM) as page:
+        yield page

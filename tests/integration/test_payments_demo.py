@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tidelog.payments.verifier import load_result
+
 pytestmark = pytest.mark.integration
 
 TABLE_ROW = re.compile(
@@ -66,6 +68,8 @@ def test_demo_verifies_clean_and_a_rebuild_equals_the_live_model(tmp_path: Path)
     done = tidelog("payments", "demo", "--payments", "2000", "--rate", "0", "--data-dir", str(data))
     assert_clean(done, 2000)
     assert "stopped broker node=1 (SIGTERM) exit=0" in done.stdout
+    verdict = load_result(data / "verifier.json")  # what the API's /metrics exports
+    assert verdict is not None and (verdict.ok, verdict.mismatches, verdict.lag) == (True, 0, 0)
 
     rebuilt = tidelog("payments", "rebuild", "ledger", "--data-dir", str(data))
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
