@@ -1,5 +1,5 @@
 """The `tidelog` command line: `tidelog serve` starts a broker; every other sub-command
-(`groups`, `inspect`, `drill`, `payments`, `bench`) is a plug-in found through the
+(`topics`, `groups`, `inspect`, `drill`, `payments`, `bench`) is a plug-in found through the
 `tidelog.commands` entry points (broker/commands.py), so this module imports none of them.
 
 Owns: the top-level parser, `serve` (its logging set-up, signal handling and exit
