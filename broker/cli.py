@@ -1,5 +1,5 @@
 """The `tidelog` command line: `tidelog serve` starts a broker; every other sub-command
-(`groups`, `inspect`, `drill`, `payments`, `bench`) is a plug-in found through the
+(`topics`, `groups`, `inspect`, `drill`, `payments`, `bench`) is a plug-in found through the
 `tidelog.commands` entry points (broker/commands.py), so this module imports none of them.
 
 Owns: the top-level parser, `serve` (its logging set-up, signal handling and exit
@@ -30,6 +30,7 @@ from tidelog.broker.config import (
     environment,
     resolve_serve_config,
 )
+from tidelog.broker.log_format import formatter
 from tidelog.broker.memory import tune_gc, tune_malloc
 from tidelog.storage.commit_format import CorruptCommit
 from tidelog.storage.membership import NodeIdInUse
@@ -66,12 +67,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     return parser, add_commands(sub, commands, _Parser)
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -163,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tidelog serve: error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     tune_malloc()
     _install_uvloop()
     try:

@@ -3,7 +3,7 @@
 Owns: the `Command` protocol a sub-command meets (and `SubCommand`, a ready-made one),
 `discover` (load every entry point of the group, ordered by each command's `order`),
 and `add_commands` (one sub-parser per command, with its help and description).
-`serve` is built into broker/cli.py; every other command (groups, transactions,
+`serve` is built into broker/cli.py; every other command (topics, groups, transactions,
 inspect, drill, payments, bench) is an entry point in pyproject.toml, so the broker imports none of
 them, and payments/ and bench/ register themselves without importing the broker.
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tidelog.broker.log_format import LOG_FORMATS
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -63,6 +65,7 @@ class ServeConfig:
     wal_failover: str
     shutdown_timeout_ms: int
     log_level: str
+    log_format: str
 
     @property
     def advertised(self) -> HostPort:
@@ -334,6 +337,13 @@ SERVE_OPTIONS: tuple[_Option, ...] = (
         "MS",
     ),
     _Option("log-level", _choice(LOG_LEVELS), "info", "logging verbosity", "LEVEL"),
+    _Option(
+        "log-format",
+        _choice(LOG_FORMATS),
+        "text",
+        "log lines on stderr: text, or json (one object per line: ts, level, logger, msg, exc)",
+        "text|json",
+    ),
 )
 
 

@@ -29,6 +29,8 @@ from tidelog.protocol.errors import ErrorCode, ProtocolError
 from tidelog.protocol.messages import build, request_module
 
 __all__ = [
+    "EARLIEST",
+    "LATEST",
     "AdminClient",
     "AdminConnectionError",
     "AdminError",
@@ -41,7 +43,7 @@ __all__ = [
 
 LIST_OFFSETS, OFFSET_FETCH, DESCRIBE_GROUPS, LIST_GROUPS = 2, 9, 15, 16
 _VERSIONS = {LIST_OFFSETS: 7, OFFSET_FETCH: 8, DESCRIBE_GROUPS: 5, LIST_GROUPS: 4}
-_LATEST = -1
+LATEST, EARLIEST = -1, -2  # ListOffsets' special timestamps
 _SIZE = struct.Struct(">i")
 CLIENT_ID = "tidelog-admin"
 
@@ -184,6 +186,13 @@ class AdminClient:
 
     def log_end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """The high watermark of each (topic, partition), via ListOffsets "latest"."""
+        return self.list_offsets(partitions, LATEST)
+
+    def list_offsets(
+        self, partitions: Iterable[tuple[str, int]], timestamp: int
+    ) -> dict[tuple[str, int], int]:
+        """The offset of each (topic, partition) for `timestamp` (LATEST: the high
+        watermark, EARLIEST: the log start offset), via ListOffsets."""
         by_topic: dict[str, list[int]] = {}
         for topic, partition in sorted(set(partitions)):
             by_topic.setdefault(topic, []).append(partition)
@@ -196,7 +205,7 @@ class AdminClient:
                 "ListOffsetsTopic",
                 name=topic,
                 partitions=tuple(
-                    build(mod, "ListOffsetsPartition", partition_index=p, timestamp=_LATEST)
+                    build(mod, "ListOffsetsPartition", partition_index=p, timestamp=timestamp)
                     for p in parts
                 ),
             )

@@ -19,7 +19,7 @@ from tidelog.payments import cli as payments_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 # in `tidelog --help` order
-INSTALLED = ["groups", "transactions", "inspect", "drill", "payments", "bench"]
+INSTALLED = ["topics", "groups", "transactions", "inspect", "drill", "payments", "bench"]
 
 # mypy checks these against the protocol: payments/ and bench/ only copy its shape.
 PAYMENTS: Command = payments_cli.COMMAND
@@ -43,6 +43,7 @@ def test_top_level_help_lists_serve_then_every_plug_in_with_its_help() -> None:
     assert list(helps) == ["serve", *INSTALLED]
     assert helps == {
         "serve": "run a broker",
+        "topics": "list, describe, create, delete and alter topics",
         "groups": "list consumer groups, describe one with its lag",
         "transactions": "list transactions, describe one, show a partition's producers",
         "inspect": "show what lives in the bucket (and only in a WAL)",
