@@ -52,15 +52,22 @@ def _bootstrap(value: str) -> str:
     return value
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def add_bootstrap_and_json(
+    parser: argparse.ArgumentParser, who: str = "broker to ask"
+) -> argparse.ArgumentParser:
+    """`--bootstrap` (alias Kafka's `--bootstrap-server`) and `--json`: what every admin
+    command (groups, topics, transactions) takes."""
     parser.add_argument(
+        "--bootstrap-server",
         "--bootstrap",
+        dest="bootstrap",
         type=_bootstrap,
         default=None,
         metavar="HOST:PORT",
-        help=f"broker to ask [env {BOOTSTRAP_ENV}; default {DEFAULT_BOOTSTRAP}]",
+        help=f"{who} [env {BOOTSTRAP_ENV}; default {DEFAULT_BOOTSTRAP}]",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
 
 
 def add_groups_arguments(groups: argparse.ArgumentParser, parser_class: type[Any]) -> None:
@@ -68,12 +75,12 @@ def add_groups_arguments(groups: argparse.ArgumentParser, parser_class: type[Any
     sub = groups.add_subparsers(
         dest="groups_command", metavar="ACTION", parser_class=parser_class, required=True
     )
-    _add_common(sub.add_parser("list", help="list the consumer groups"))
+    add_bootstrap_and_json(sub.add_parser("list", help="list the consumer groups"))
     describe = sub.add_parser(
         "describe", help="a group's members, assignments, committed offsets and lag"
     )
     describe.add_argument("group", metavar="GROUP")
-    _add_common(describe)
+    add_bootstrap_and_json(describe)
 
 
 def resolve_bootstrap(args: argparse.Namespace, env: Mapping[str, str]) -> str:

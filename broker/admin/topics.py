@@ -32,8 +32,7 @@ from typing import Any
 from tidelog.broker.admin.client import EARLIEST, LATEST, AdminConnectionError, AdminError
 from tidelog.broker.admin.groups import (
     BOOTSTRAP_ENV,
-    DEFAULT_BOOTSTRAP,
-    _bootstrap,
+    add_bootstrap_and_json,
     resolve_bootstrap,
     table,
 )
@@ -80,20 +79,6 @@ def _config_key(value: str) -> str:
     return value.strip()
 
 
-def _add_common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument(
-        "--bootstrap-server",
-        "--bootstrap",
-        dest="bootstrap",
-        type=_bootstrap,
-        default=None,
-        metavar="HOST:PORT",
-        help=f"broker to ask [env {BOOTSTRAP_ENV}; default {DEFAULT_BOOTSTRAP}]",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    return parser
-
-
 def _add_config(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--config",
@@ -111,7 +96,7 @@ def add_topics_arguments(parser: argparse.ArgumentParser, parser_class: type[Any
     sub = parser.add_subparsers(
         dest="topics_command", metavar="ACTION", parser_class=parser_class, required=True
     )
-    listing = _add_common(sub.add_parser("list", help="list the topics"))
+    listing = add_bootstrap_and_json(sub.add_parser("list", help="list the topics"))
     listing.add_argument(
         "--exclude-internal", action="store_true", help="leave out Kafka's internal topics"
     )
@@ -122,8 +107,8 @@ def add_topics_arguments(parser: argparse.ArgumentParser, parser_class: type[Any
     describe.add_argument(
         "--all-configs", action="store_true", help="every config, not only the overrides"
     )
-    _add_common(describe)
-    create = _add_common(sub.add_parser("create", help="create a topic"))
+    add_bootstrap_and_json(describe)
+    create = add_bootstrap_and_json(sub.add_parser("create", help="create a topic"))
     create.add_argument("topic", metavar="TOPIC")
     create.add_argument(
         "--partitions", type=_positive, default=None, metavar="N",
@@ -134,9 +119,11 @@ def add_topics_arguments(parser: argparse.ArgumentParser, parser_class: type[Any
         help="1 or -1 only: tidelog has no replicas, the object store replicates",
     )  # fmt: skip
     _add_config(create, "set")
-    delete = _add_common(sub.add_parser("delete", help="delete a topic and its records"))
+    delete = add_bootstrap_and_json(sub.add_parser("delete", help="delete a topic and its records"))
     delete.add_argument("topic", metavar="TOPIC")
-    alter = _add_common(sub.add_parser("alter", help="change a topic's configs, add partitions"))
+    alter = add_bootstrap_and_json(
+        sub.add_parser("alter", help="change a topic's configs, add partitions")
+    )
     alter.add_argument("topic", metavar="TOPIC")
     _add_config(alter, "set")
     alter.add_argument(

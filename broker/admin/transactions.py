@@ -27,8 +27,7 @@ from typing import Any
 from tidelog.broker.admin.client import AdminConnectionError, AdminError
 from tidelog.broker.admin.groups import (
     BOOTSTRAP_ENV,
-    DEFAULT_BOOTSTRAP,
-    _bootstrap,
+    add_bootstrap_and_json,
     resolve_bootstrap,
     table,
 )
@@ -47,19 +46,6 @@ STATES = (
 
 
 # -- arguments -------------------------------------------------------------------------
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--bootstrap-server",
-        "--bootstrap",
-        dest="bootstrap",
-        type=_bootstrap,
-        default=None,
-        metavar="HOST:PORT",
-        help=f"a broker to start from [env {BOOTSTRAP_ENV}; default {DEFAULT_BOOTSTRAP}]",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _non_negative(value: str) -> int:
@@ -102,20 +88,20 @@ def add_transactions_arguments(parser: argparse.ArgumentParser, parser_class: ty
         metavar="MS",
         help="only transactions open for longer than MS milliseconds",
     )
-    _add_common(listing)
+    add_bootstrap_and_json(listing, "a broker to start from")
     describe = sub.add_parser(
         "describe",
         help="one transactional id: state, producer id/epoch, timeout, start, partitions",
     )
     describe.add_argument("transactional_id", metavar="ID")
-    _add_common(describe)
+    add_bootstrap_and_json(describe, "a broker to start from")
     producers = sub.add_parser(
         "producers",
         help="the producers a partition's leader holds state for, and their open transactions",
     )
     producers.add_argument("topic", metavar="TOPIC")
     producers.add_argument("partition", type=_non_negative, metavar="PARTITION")
-    _add_common(producers)
+    add_bootstrap_and_json(producers, "a broker to start from")
 
 
 # -- the reports -----------------------------------------------------------------------
