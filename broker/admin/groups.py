@@ -19,7 +19,7 @@ import json
 import os
 import struct
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,18 +248,34 @@ def run_groups(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{prog}: error: {exc} (from {BOOTSTRAP_ENV})", file=sys.stderr)
         return 2
-    try:
+
+    def query() -> tuple[Any, str]:
         with AdminClient(bootstrap) as client:
             if args.groups_command == "list":
-                data: Any = list_report(client)
-                text = render_list(data)
-            else:
-                data = describe_report(client, args.group)
-                text = render_describe(data)
-    except (AdminConnectionError, AdminError, GroupNotFound) as exc:
+                listing = list_report(client)
+                return listing, render_list(listing)
+            described = describe_report(client, args.group)
+            return described, render_describe(described)
+
+    return print_answer(prog, args.json, query, (GroupNotFound,))
+
+
+def print_answer(
+    prog: str,
+    as_json: bool,
+    query: Callable[[], tuple[Any, str]],
+    also: tuple[type[Exception], ...] = (),
+) -> int:
+    """The tail every admin command shares: run `query` (data, text), print the data as
+    JSON or the text, exit 0; an unreachable broker, a Kafka error or one of `also` is
+    one line on stderr and exit 1."""
+    caught: tuple[type[Exception], ...] = (AdminConnectionError, AdminError, *also)
+    try:
+        data, text = query()
+    except caught as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(data, indent=2) if args.json else text)
+    print(json.dumps(data, indent=2) if as_json else text)
     return 0
 
 

@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import sys
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from tidelog.broker.admin.client import EARLIEST, LATEST, AdminConnectionError, AdminError
+from tidelog.broker.admin.client import EARLIEST, LATEST
 from tidelog.broker.admin.groups import (
     BOOTSTRAP_ENV,
     add_bootstrap_and_json,
+    print_answer,
     resolve_bootstrap,
     table,
 )
@@ -353,14 +353,12 @@ def run_topics(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{prog}: error: {exc} (see --help)", file=sys.stderr)
         return 2
-    try:
+
+    def query() -> tuple[Any, str]:
         with TopicAdminClient(bootstrap) as client:
-            data, text = _run(client, args)
-    except (AdminConnectionError, AdminError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(data, indent=2) if args.json else text)
-    return 0
+            return _run(client, args)
+
+    return print_answer(prog, args.json, query)
 
 
 COMMAND = SubCommand(

@@ -17,17 +17,16 @@ TRANSACTIONAL_ID_NOT_FOUND) is one line on stderr and exit 1; bad arguments exit
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from dataclasses import asdict
 from typing import Any
 
-from tidelog.broker.admin.client import AdminConnectionError, AdminError
 from tidelog.broker.admin.groups import (
     BOOTSTRAP_ENV,
     add_bootstrap_and_json,
+    print_answer,
     resolve_bootstrap,
     table,
 )
@@ -195,22 +194,19 @@ def run_transactions(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{prog}: error: {exc} (from {BOOTSTRAP_ENV})", file=sys.stderr)
         return 2
-    try:
+
+    def query() -> tuple[Any, str]:
         with TxnAdminClient(bootstrap) as client:
             if action == "list":
-                data: Any = list_report(client, args)
-                text = render_list(data)
-            elif action == "describe":
-                data = describe_report(client, args.transactional_id)
-                text = render_describe(data, time.time_ns() // 1_000_000)
-            else:
-                data = producers_report(client, args.topic, args.partition)
-                text = render_producers(data)
-    except (AdminConnectionError, AdminError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(data, indent=2) if args.json else text)
-    return 0
+                listing = list_report(client, args)
+                return listing, render_list(listing)
+            if action == "describe":
+                described = describe_report(client, args.transactional_id)
+                return described, render_describe(described, time.time_ns() // 1_000_000)
+            producers = producers_report(client, args.topic, args.partition)
+            return producers, render_producers(producers)
+
+    return print_answer(prog, args.json, query)
 
 
 COMMAND = SubCommand(
