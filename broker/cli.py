@@ -24,12 +24,12 @@ from collections.abc import Sequence
 
 from tidelog.broker.commands import Runner, add_commands, discover
 from tidelog.broker.config import (
-    ConfigError,
     ServeConfig,
     add_serve_arguments,
     environment,
     resolve_serve_config,
 )
+from tidelog.broker.config_values import ConfigError
 from tidelog.broker.log_format import formatter
 from tidelog.broker.memory import tune_gc, tune_malloc
 from tidelog.storage.commit_format import CorruptCommit

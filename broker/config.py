@@ -10,27 +10,26 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tidelog.broker.config_values import (
+    ConfigError,
+    HostPort,
+    Option,
+    choice,
+    int_in,
+    node_list,
+    parse_bool,
+    parse_host_port,
+    parse_http_listen,
+)
 from tidelog.broker.log_format import LOG_FORMATS
+from tidelog.broker.security.options import SECURITY_OPTIONS, SecurityConfig, build_security
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-class ConfigError(Exception):
-    """A user-supplied setting is invalid; the message is one line for the terminal."""
-
-
-@dataclass(frozen=True, slots=True)
-class HostPort:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,284 +65,208 @@ class ServeConfig:
     shutdown_timeout_ms: int
     log_level: str
     log_format: str
+    security: SecurityConfig
 
     @property
     def advertised(self) -> HostPort:
-        if self.advertised_listener is not None:
-            return self.advertised_listener
-        if self.listen.host in ("0.0.0.0", "::", ""):
-            return HostPort("127.0.0.1", self.listen.port)
-        return self.listen
+        """Where other brokers reach this one: the inter-broker listener's address."""
+        address = self.security.advertised_of(self.security.inter_broker_listener)
+        assert address is not None  # build_security checked the name
+        return address
 
 
-def parse_host_port(text: str) -> HostPort:
-    """HOST:PORT or [IPv6]:PORT."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    port = int(port_text)
-    if not host or not 0 <= port <= 65535:
-        raise ValueError(f"expected HOST:PORT with a port 0-65535, got {text!r}")
-    return HostPort(host, port)
-
-
-def parse_http_listen(text: str) -> HostPort | None:
-    """HOST:PORT, or `off` for no HTTP listener."""
-    if text.strip().lower() == "off":
-        return None
-    try:
-        return parse_host_port(text)
-    except ValueError:
-        raise ValueError(f"expected HOST:PORT or off, got {text!r}") from None
-
-
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise ValueError(f"expected {low}..{high}, got {value}")
-        return value
-
-    return parse
-
-
-def _choice(options: Sequence[str]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text.lower() not in options:
-            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
-        return text.lower()
-
-    return parse
-
-
-def _node_list(text: str) -> tuple[int, ...]:
-    parse = _int_in(0, 2**31 - 1)
-    return tuple(parse(part.strip()) for part in text.split(",") if part.strip())
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Option:
-    name: str
-    parse: Callable[[str], Any]
-    default: Any
-    help: str
-    metavar: str | None = None
-
-    @property
-    def dest(self) -> str:
-        return self.name.replace("-", "_")
-
-    @property
-    def env(self) -> str:
-        return "TIDELOG_" + self.dest.upper()
-
-
-SERVE_OPTIONS: tuple[_Option, ...] = (
-    _Option("listen", parse_host_port, "127.0.0.1:9092", "address to listen on", "HOST:PORT"),
-    _Option(
+SERVE_OPTIONS: tuple[Option, ...] = (
+    Option("listen", parse_host_port, "127.0.0.1:9092", "address to listen on", "HOST:PORT"),
+    Option(
         "advertised-listener",
         parse_host_port,
         None,
         "address clients are told to connect to (default: the listen address)",
         "HOST:PORT",
     ),
-    _Option(
+    Option(
         "http-listen",
         parse_http_listen,
         "127.0.0.1:9644",
         "address of /metrics, /healthz, /readyz and the status page; off: none",
         "HOST:PORT|off",
     ),
-    _Option("data-dir", Path, "./tidelog-data", "local directory for the WAL", "PATH"),
-    _Option(
+    Option("data-dir", Path, "./tidelog-data", "local directory for the WAL", "PATH"),
+    Option(
         "object-store",
         str,
         None,
         "file://PATH or s3://BUCKET/PREFIX (default: file://<data-dir>/objects)",
         "URL",
     ),
-    _Option("s3-endpoint", str, None, "S3 endpoint URL (credentials from AWS_*)", "URL"),
-    _Option("node-id", _int_in(0, 2**31 - 1), "1", "this broker's node id", "N"),
-    _Option(
+    Option("s3-endpoint", str, None, "S3 endpoint URL (credentials from AWS_*)", "URL"),
+    Option("node-id", int_in(0, 2**31 - 1), "1", "this broker's node id", "N"),
+    Option(
         "durability",
-        _choice(("wal", "object")),
+        choice(("wal", "object")),
         "wal",
         "ack after the WAL fsync (wal) or after the upload to the bucket (object)",
         "wal|object",
     ),
-    _Option(
+    Option(
         "flush-interval-ms",
-        _int_in(1, 3_600_000),
+        int_in(1, 3_600_000),
         "200",
         "longest time data waits before it is uploaded",
         "MS",
     ),
-    _Option(
+    Option(
         "flush-bytes",
-        _int_in(64 * 1024, 1 << 30),
+        int_in(64 * 1024, 1 << 30),
         str(4 * 1024 * 1024),
         "upload as soon as this much waits; also the most one uploaded object holds",
         "BYTES",
     ),
-    _Option(
-        "default-partitions", _int_in(1, 10_000), "1", "partitions of auto-created topics", "N"
-    ),
-    _Option(
+    Option("default-partitions", int_in(1, 10_000), "1", "partitions of auto-created topics", "N"),
+    Option(
         "max-partitions-per-topic",
-        _int_in(1, 2**31 - 1),
+        int_in(1, 2**31 - 1),
         "10000",
         "most partitions one topic may have; more is INVALID_PARTITIONS "
         "(CreateTopics, CreatePartitions, auto-create)",
         "N",
     ),
-    _Option(
+    Option(
         "max-partitions",
-        _int_in(1, 2**31 - 1),
+        int_in(1, 2**31 - 1),
         "50000",
         "most partitions all topics of the cluster may have together; more is "
         "POLICY_VIOLATION (every broker holds and loads the metadata of each one)",
         "N",
     ),
-    _Option(
+    Option(
         "log-retention-check-interval-ms",
-        _int_in(1, 2**31 - 1),
+        int_in(1, 2**31 - 1),
         "300000",
         "how often retention is enforced and segments are rolled into their own objects "
         "(Kafka's log.retention.check.interval.ms)",
         "MS",
     ),
-    _Option(
+    Option(
         "segment-object-bytes",
-        _int_in(1 << 20, 1 << 30),
+        int_in(1 << 20, 1 << 30),
         str(64 << 20),
         "most bytes one segment object holds (a topic's segment.bytes applies below it)",
         "BYTES",
     ),
-    _Option(
+    Option(
         "log-segment-delete-delay-ms",
-        _int_in(0, 2**31 - 1),
+        int_in(0, 2**31 - 1),
         "60000",
         "how long an object no index names any more stays in the bucket before it is "
         "deleted (Kafka's log.segment.delete.delay.ms)",
         "MS",
     ),
-    _Option(
+    Option(
         "max-request-bytes",
-        _int_in(1024, 2**31 - 1),
+        int_in(1024, 2**31 - 1),
         str(100 * 1024 * 1024),
         "largest request frame accepted; larger ones close the connection",
         "BYTES",
     ),
-    _Option(
+    Option(
         "max-connections",
-        _int_in(1, 2**31 - 1),
+        int_in(1, 2**31 - 1),
         None,
         "most client connections open at once; more are closed at once (Kafka's "
         "max.connections; default: what the open-file limit allows, less a reserve)",
         "N",
     ),
-    _Option(
+    Option(
         "max-connections-per-ip",
-        _int_in(1, 2**31 - 1),
+        int_in(1, 2**31 - 1),
         None,
         "most connections from one IP address (Kafka's max.connections.per.ip; "
         "default: --max-connections)",
         "N",
     ),
-    _Option(
+    Option(
         "connections-max-idle-ms",
-        _int_in(100, 2**31 - 1),
+        int_in(100, 2**31 - 1),
         "600000",
         "close a connection that sent nothing for this long and has no request in "
         "flight, a stalled partial request included (Kafka's connections.max.idle.ms)",
         "MS",
     ),
-    _Option(
+    Option(
         "queued-max-requests",
-        _int_in(1, 1_000_000),
+        int_in(1, 1_000_000),
         "500",
         "requests in flight per connection before the broker stops reading from it "
         "(Kafka's queued.max.requests, here per connection)",
         "N",
     ),
-    _Option(
+    Option(
         "fetch-max-bytes",
-        _int_in(1024, 2**31 - 1),
+        int_in(1024, 2**31 - 1),
         str(55 * 1024 * 1024),
         "most record bytes one fetch answer holds, whatever the client asks "
         "(Kafka's fetch.max.bytes; one batch larger than this is still sent whole)",
         "BYTES",
     ),
-    _Option(
+    Option(
         "group-initial-rebalance-delay-ms",
-        _int_in(0, 300_000),
+        int_in(0, 300_000),
         "0",
         "how long a new group waits for more members before its first rebalance",
         "MS",
     ),
-    _Option(
+    Option(
         "transaction-max-timeout-ms",
-        _int_in(1, 2**31 - 1),
+        int_in(1, 2**31 - 1),
         "900000",
         "the longest transaction.timeout.ms a producer may ask for; longer is refused "
         "with INVALID_TRANSACTION_TIMEOUT (Kafka's transaction.max.timeout.ms)",
         "MS",
     ),
-    _Option(
+    Option(
         "session-timeout-ms",
-        _int_in(500, 600_000),
+        int_in(500, 600_000),
         "6000",
         "a broker whose stream is silent this long is fenced and its partitions move; "
         "also how long a wal-mode ack may trust the last upload",
         "MS",
     ),
-    _Option(
+    Option(
         "replace",
-        _node_list,
+        node_list,
         "",
         "node ids of dead brokers whose partitions this broker takes over at once "
         "(comma-separated), instead of after the session timeout",
         "N[,N...]",
     ),
-    _Option(
+    Option(
         "wal-failover",
-        _choice(("wait", "takeover")),
+        choice(("wait", "takeover")),
         "wait",
         "when a wal-mode broker goes silent: wait for its WAL volume to be handed over "
         "(nothing acked is lost), or take its partitions over after the session timeout "
         "(what only its WAL held is lost); object-mode brokers are always taken over",
         "wait|takeover",
     ),
-    _Option(
+    Option(
         "shutdown-timeout-ms",
-        _int_in(0, 3_600_000),
+        int_in(0, 3_600_000),
         "30000",
         "on SIGTERM/SIGINT, how long to finish requests, upload and hand partitions over "
         "before exiting anyway (exit code 4; wal mode keeps what was not uploaded in the "
         "WAL for the next start)",
         "MS",
     ),
-    _Option("log-level", _choice(LOG_LEVELS), "info", "logging verbosity", "LEVEL"),
-    _Option(
+    Option("log-level", choice(LOG_LEVELS), "info", "logging verbosity", "LEVEL"),
+    Option(
         "log-format",
-        _choice(LOG_FORMATS),
+        choice(LOG_FORMATS),
         "text",
         "log lines on stderr: text, or json (one object per line: ts, level, logger, msg, exc)",
         "text|json",
     ),
+    *SECURITY_OPTIONS,
 )
 
 
@@ -370,12 +293,15 @@ def resolve_serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> Se
     """Merge command line, environment and defaults; raise ConfigError on a bad value."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    given: set[str] = set()
     for opt in SERVE_OPTIONS:
         raw, source = getattr(args, opt.dest), f"--{opt.name}"
         if raw is None and opt.env in env:
             raw, source = env[opt.env], opt.env
         if raw is None:
             raw = opt.default
+        else:
+            given.add(opt.dest)
         sources[opt.dest] = source
         try:
             values[opt.dest] = None if raw is None else opt.parse(raw)
@@ -388,13 +314,21 @@ def resolve_serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> Se
                 f"invalid value for {sources['default_partitions']}: expected at most "
                 f"{sources[cap]} ({values[cap]}), got {values['default_partitions']}"
             )
+    for shorthand, full in (
+        ("listen", "listeners"),
+        ("advertised_listener", "advertised_listeners"),
+    ):
+        if shorthand in given and full in given:
+            raise ConfigError(f"give {sources[shorthand]} or {sources[full]}, not both")
+    security = build_security(values, sources, values["listen"], values["advertised_listener"])
+    values["listen"] = security.listeners[0].address
     auto = args.auto_create_topics
     if auto is None:
         try:
-            auto = _bool(env.get("TIDELOG_AUTO_CREATE_TOPICS", "true"))
+            auto = parse_bool(env.get("TIDELOG_AUTO_CREATE_TOPICS", "true"))
         except ValueError as exc:
             raise ConfigError(f"invalid value for TIDELOG_AUTO_CREATE_TOPICS: {exc}") from None
-    return ServeConfig(auto_create_topics=auto, **values)
+    return ServeConfig(auto_create_topics=auto, security=security, **values)
 
 
 def environment() -> Mapping[str, str]:

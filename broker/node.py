@@ -31,6 +31,7 @@ from tidelog.broker.handlers.context import ActiveProducer, PartitionKey, Partit
 from tidelog.broker.observability.measured_store import MeasuredStore
 from tidelog.broker.observability.metrics import BrokerMetrics
 from tidelog.broker.peer_client import PeerClient
+from tidelog.broker.security.state import BrokerSecurity
 from tidelog.broker.transactions.coordinator import TxnCoordinator
 from tidelog.broker.transactions.state import Markers
 from tidelog.broker.txn_links import TxnLinks
@@ -104,6 +105,7 @@ class BrokerNode:
             clock_ms,
             self.store.coordinates,
         )
+        self.security = BrokerSecurity(config.security, self.measured_store)
         self.peers = PeerClient()
         self.txn_links = TxnLinks(self.store, self.peers)
         self.txns = TxnCoordinator(
@@ -125,6 +127,7 @@ class BrokerNode:
         if isinstance(self.object_store, S3ObjectStore):
             await self.object_store.ensure_bucket()
         stats = await self.store.start()
+        await self.security.start()
         if self.store.wal is not None:
             self.store.wal.on_sync = self.metrics.wal_synced
         self.txns.start()
@@ -155,6 +158,7 @@ class BrokerNode:
         loop = asyncio.get_running_loop()
         await self.txns.close()
         await self.peers.close()
+        await self.security.stop()
         finished = await self.store.stop(deadline)
         try:
             async with asyncio.timeout_at(deadline if finished else loop.time()):

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 # The client's address as Kafka reports it ("/127.0.0.1"), set by the connection for
 # each request task (a task copies the context it was created in).
 client_host: contextvars.ContextVar[str] = contextvars.ContextVar("client_host", default="")
+# The principal the request's connection authenticated as ("User:ANONYMOUS" if none),
+# set by the connection like `client_host`.
+client_principal: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "client_principal", default="User:ANONYMOUS"
+)
 # The first error code of an answer a handler encoded itself (a list of buffers, which
 # the connection cannot scan): set by that handler, read by the connection's metrics.
 answer_error: contextvars.ContextVar[int] = contextvars.ContextVar("answer_error", default=0)

@@ -257,8 +257,21 @@ class Traffic(Protocol):
     def bytes_out(self, topic: str, size: int) -> None: ...
 
 
+class SecurityView(Protocol):
+    """Identity and permission (broker/security/state.py `BrokerSecurity`)."""
+
+    def authorize(
+        self, principal: str, host: str, operation: int, resource_type: int, name: str
+    ) -> bool:
+        """Whether `principal` from `host` may do Kafka AclOperation `operation` on the
+        resource (Kafka ResourceType `resource_type`, `name`)."""
+        ...
+
+
 class Node(ClusterView, TopicCatalog, PartitionData, GroupState, TransactionState, Protocol):
     """Everything handlers use; `BrokerNode` has all of it."""
 
     @property
     def traffic(self) -> Traffic: ...
+    @property
+    def security(self) -> SecurityView: ...

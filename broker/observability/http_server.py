@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from tidelog.broker.config import HostPort
+from tidelog.broker.config_values import HostPort
 
 if TYPE_CHECKING:
     from tidelog.broker.observability.metrics import BrokerMetrics

@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from tidelog.broker.config import ConfigError, add_serve_arguments, resolve_serve_config
+from tidelog.broker.config import add_serve_arguments, resolve_serve_config
+from tidelog.broker.config_values import ConfigError
 
 
 def _resolve(argv: list[str], env: dict[str, str]) -> int:

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from tidelog.broker.config import ConfigError, add_serve_arguments, resolve_serve_config
+from tidelog.broker.config import add_serve_arguments, resolve_serve_config
+from tidelog.broker.config_values import ConfigError
 from tidelog.broker.log_format import TEXT_FORMAT, JsonFormatter, formatter
 
 

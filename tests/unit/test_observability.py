@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tidelog.broker.config import HostPort, parse_http_listen
+from tidelog.broker.config_values import HostPort, parse_http_listen
 from tidelog.broker.observability.measured_store import MeasuredStore
 from tidelog.broker.observability.metrics import BrokerMetrics, error_name, object_kind
 from tidelog.broker.observability.prices import MONTH_S, month_usd
