@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import scramp
+
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 # Kafka's mechanism numbers (DescribeUserScramCredentials, AlterUserScramCredentials).
 MECHANISM_IDS = {"SCRAM-SHA-256": 1, "SCRAM-SHA-512": 2}
@@ -58,3 +60,13 @@ def credential(doc: Mapping[str, Any], user: str, mechanism: str) -> ScramCreden
         return ScramCredential.from_json(raw)
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def make_credential(
+    password: str, mechanism: str, iterations: int = DEFAULT_ITERATIONS, salt: bytes | None = None
+) -> ScramCredential:
+    """A fresh salted credential for `password` (scramp computes RFC 5802's keys)."""
+    salt_out, stored_key, server_key, count = scramp.ScramMechanism(mechanism).make_auth_info(
+        password, iteration_count=iterations, salt=salt
+    )
+    return ScramCredential(salt_out, stored_key, server_key, count)
