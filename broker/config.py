@@ -28,6 +28,7 @@ from tidelog.broker.config_values import (
 )
 from tidelog.broker.log_format import LOG_FORMATS
 from tidelog.broker.security.options import SECURITY_OPTIONS, SecurityConfig, build_security
+from tidelog.storage.store_config import StoreConfig
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -73,6 +74,29 @@ class ServeConfig:
         address = self.security.advertised_of(self.security.inter_broker_listener)
         assert address is not None  # build_security checked the name
         return address
+
+    def store_config(self) -> StoreConfig:
+        """The storage settings a `tidelog serve` configuration implies."""
+        return StoreConfig(
+            data_dir=Path(self.data_dir),
+            node_id=self.node_id,
+            durability="object" if self.durability == "object" else "wal",
+            flush_interval_ms=self.flush_interval_ms,
+            flush_bytes=self.flush_bytes,
+            host=self.advertised.host,
+            port=self.advertised.port,
+            listeners=tuple(
+                (a.name, a.address.host, a.address.port) for a in self.security.advertised
+            ),
+            session_timeout_ms=self.session_timeout_ms,
+            replace_nodes=self.replace,
+            wal_failover="takeover" if self.wal_failover == "takeover" else "wait",
+            max_partitions_per_topic=self.max_partitions_per_topic,
+            max_partitions=self.max_partitions,
+            log_retention_check_interval_ms=self.log_retention_check_interval_ms,
+            segment_object_bytes=self.segment_object_bytes,
+            log_segment_delete_delay_ms=self.log_segment_delete_delay_ms,
+        )
 
 
 SERVE_OPTIONS: tuple[Option, ...] = (
@@ -322,6 +346,8 @@ def resolve_serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> Se
             raise ConfigError(f"give {sources[shorthand]} or {sources[full]}, not both")
     security = build_security(values, sources, values["listen"], values["advertised_listener"])
     values["listen"] = security.listeners[0].address
+    if security.s3_sse is not None and "s3://" not in (values["object_store"] or ""):
+        raise ConfigError(f"{sources['s3_sse']} needs an s3:// --object-store")
     auto = args.auto_create_topics
     if auto is None:
         try:

@@ -41,7 +41,13 @@ from tidelog.broker.handlers.base import (
     answer_error,
     api_ranges,
     client_host,
+    client_listener,
+    client_principal,
+    client_session,
 )
+from tidelog.broker.security.principal import ANONYMOUS
+from tidelog.broker.security.sasl import MAX_UNAUTHENTICATED_BYTES, SaslSession, SaslState
+from tidelog.broker.security.tls import certificate_principal
 from tidelog.protocol.api_versions_fallback import encode_api_versions_fallback
 from tidelog.protocol.codec import encode_response
 from tidelog.protocol.error_scan import first_error
@@ -62,6 +68,7 @@ class RequestMeter(Protocol):
 log = logging.getLogger(__name__)
 
 API_VERSIONS = 18
+SASL_AUTHENTICATE = 36
 # Request bytes in flight past which reading stops; resumes below half.
 MAX_IN_FLIGHT_BYTES = 64 << 20
 # Answer bytes held (in the transport, or waiting for their turn) past which nothing
@@ -87,15 +94,23 @@ class Connection(asyncio.BufferedProtocol):
         handlers: HandlerTable,
         table: ConnectionTable,
         meter: RequestMeter | None = None,
+        sasl: SaslSession | None = None,
+        listener: str = "PLAINTEXT",
     ) -> None:
         self.node = node  # what the handlers are given
         self.meter = meter
         self.handlers = handlers
         self.table = table
         self.queued_max_requests = table.limits.queued_max_requests
-        self.reader = FrameReader(
-            table.limits.max_request_bytes, table.scratch, self._kernel_queued_bytes
-        )
+        # On a SASL listener nothing but the exchange is served until it succeeds, and
+        # its frames are small (Kafka's sasl.server.max.receive.size).
+        self.sasl = sasl
+        self.listener = listener
+        self.principal = str(ANONYMOUS)
+        max_frame = table.limits.max_request_bytes
+        if sasl is not None:
+            max_frame = min(max_frame, MAX_UNAUTHENTICATED_BYTES)
+        self.reader = FrameReader(max_frame, table.scratch, self._kernel_queued_bytes)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.ip = ""
@@ -129,6 +144,15 @@ class Connection(asyncio.BufferedProtocol):
             self.abort(f"refused: {refused}", cause="connection_limit")
             return
         self._admitted = True
+        principal = certificate_principal(transport.get_extra_info("peercert"))
+        if principal is not None:
+            self.principal = principal  # mTLS: who the certificate says
+            log.info(
+                "authenticated peer=%s listener=%s mechanism=TLS principal=%s",
+                self.peer,
+                self.listener,
+                principal,
+            )
         self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -234,7 +258,16 @@ class Connection(asyncio.BufferedProtocol):
             self.transport.resume_reading()
 
     def _dispatch(self, frame: bytearray) -> None:
+        sasl = self.sasl
+        if sasl is not None and sasl.raw_tokens and sasl.state is SaslState.AUTHENTICATE:
+            self._raw_token(sasl, frame)
+            return
         header, body_offset = parse_request_header(frame)
+        if sasl is not None and not sasl.allows(header.api_key):
+            raise ProtocolError(
+                f"request before SASL authentication api_key={header.api_key} "
+                f"sasl_state={sasl.state.value}"
+            )
         handler = self.handlers.get(header.api_key)
         if handler is None:
             raise ProtocolError(f"unknown api key api_key={header.api_key}")
@@ -255,6 +288,9 @@ class Connection(asyncio.BufferedProtocol):
         request = handler.decode(frame, body_offset, header.api_version)
         slot = self._new_slot() if handler.expects_response(request) else None
         client_host.set(self.host)
+        client_principal.set(self.principal)
+        client_listener.set(self.listener)
+        client_session.set(sasl)
         task = asyncio.get_running_loop().create_task(self._run(handler, header, request, slot))
         self._tasks[task] = handler
         if handler.max_in_flight:
@@ -296,6 +332,44 @@ class Connection(asyncio.BufferedProtocol):
             return
         if slot is not None and parts is not None:
             self._finish(slot, parts)
+        if self.sasl is not None and header.api_key == SASL_AUTHENTICATE:
+            self._after_sasl_step(self.sasl)
+
+    def _raw_token(self, sasl: SaslSession, frame: bytearray) -> None:
+        """A token after a v0 SaslHandshake: length-prefixed, no header, no error code."""
+        answer, _failed = sasl.authenticate(bytes(frame))
+        if sasl.state is SaslState.FAILED:
+            self._after_sasl_step(sasl)
+            return
+        self._finish(self._new_slot(), [struct.pack(">i", len(answer)), answer])
+        self._after_sasl_step(sasl)
+
+    def _after_sasl_step(self, sasl: SaslSession) -> None:
+        if sasl.state is SaslState.DONE and self.principal == str(ANONYMOUS):
+            self.principal = f"User:{sasl.user}"
+            self.reader.max_frame_bytes = self.table.limits.max_request_bytes
+            log.info(
+                "authenticated peer=%s listener=%s mechanism=%s principal=%s",
+                self.peer,
+                self.listener,
+                sasl.mechanism,
+                self.principal,
+            )
+        elif sasl.state is SaslState.FAILED and not self._closed:
+            self.table.log.log(
+                logging.WARNING,
+                "sasl_failed",
+                "authentication failed; closing connection peer=%s listener=%s "
+                "mechanism=%s user=%r why=%s",
+                self.peer,
+                self.listener,
+                sasl.mechanism,
+                sasl.user,
+                sasl.failure,
+            )
+            self._closed = True
+            if self.transport is not None:
+                self.transport.close()  # after the answer already handed to it
 
     def _task_done(self, size: int, task: asyncio.Task[None]) -> None:
         # Resume here, after the task left the table: checking inside the task itself

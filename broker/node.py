@@ -18,7 +18,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from tidelog.broker.config import ServeConfig
@@ -64,27 +63,6 @@ _AUTO_CREATE_REFUSALS = frozenset(
 )
 
 
-def store_config(config: ServeConfig) -> StoreConfig:
-    """The storage settings a `tidelog serve` configuration implies."""
-    return StoreConfig(
-        data_dir=Path(config.data_dir),
-        node_id=config.node_id,
-        durability="object" if config.durability == "object" else "wal",
-        flush_interval_ms=config.flush_interval_ms,
-        flush_bytes=config.flush_bytes,
-        host=config.advertised.host,
-        port=config.advertised.port,
-        session_timeout_ms=config.session_timeout_ms,
-        replace_nodes=config.replace,
-        wal_failover="takeover" if config.wal_failover == "takeover" else "wait",
-        max_partitions_per_topic=config.max_partitions_per_topic,
-        max_partitions=config.max_partitions,
-        log_retention_check_interval_ms=config.log_retention_check_interval_ms,
-        segment_object_bytes=config.segment_object_bytes,
-        log_segment_delete_delay_ms=config.log_segment_delete_delay_ms,
-    )
-
-
 class BrokerNode:
     def __init__(
         self,
@@ -99,7 +77,7 @@ class BrokerNode:
         self._clock_ms = clock_ms
         self.metrics = BrokerMetrics(config.node_id)
         self.measured_store = MeasuredStore(object_store, self.metrics.object_request)
-        self.store = LogStore(store or store_config(config), self.measured_store, clock_ms)
+        self.store = LogStore(store or config.store_config(), self.measured_store, clock_ms)
         self.groups = GroupCoordinator(
             GroupConfig(initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms),
             clock_ms,

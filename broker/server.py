@@ -12,7 +12,9 @@ listener (storage, groups, handlers, cluster view) is `broker/node.py`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 import time
 from pathlib import Path
 
@@ -27,6 +29,9 @@ from tidelog.broker.node import BrokerNode
 from tidelog.broker.observability.broker_state import NodeState
 from tidelog.broker.observability.http_server import HttpServer
 from tidelog.broker.observability.status import StatusReport
+from tidelog.broker.security.listeners import Listener
+from tidelog.broker.security.sasl import SaslSession
+from tidelog.broker.security.tls import server_context
 from tidelog.storage.store_url import open_object_store
 
 log = logging.getLogger(__name__)
@@ -55,10 +60,16 @@ class Broker:
             config.object_store,
             s3_endpoint=config.s3_endpoint,
             default_root=Path(config.data_dir) / "objects",
+            sse=config.security.s3_sse,
+            sse_kms_key_id=config.security.s3_sse_kms_key_id,
         )
         self.node = BrokerNode(config, object_store, clock_ms)
         self.fenced = self.node.fenced  # set when another broker took our partitions
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
+        security = config.security
+        self._tls: ssl.SSLContext | None = None
+        if any(listener.tls for listener in security.listeners):
+            self._tls = server_context(security)  # a bad certificate fails before anything
         self.http: HttpServer | None = None
         if config.http_listen is not None:
             state = NodeState(self.node, self.connections)
@@ -68,8 +79,19 @@ class Broker:
                 config.http_listen, self.node.metrics, report, self.why_not_ready
             )
 
-    def _connection(self) -> Connection:
-        return Connection(self.node, self.node.handlers, self.connections, self.node.metrics)
+    def _connection(self, listener: Listener) -> Connection:
+        sasl = None
+        if listener.sasl:
+            security = self.node.security
+            sasl = SaslSession(self.config.security.sasl_enabled_mechanisms, security.credential)
+        return Connection(
+            self.node,
+            self.node.handlers,
+            self.connections,
+            self.node.metrics,
+            sasl=sasl,
+            listener=listener.name,
+        )
 
     def why_not_ready(self) -> str:
         """Why /readyz says no ("" once the broker serves Kafka)."""
@@ -83,30 +105,40 @@ class Broker:
 
     async def start(self) -> None:
         started = time.monotonic()
-        self._server = await asyncio.get_running_loop().create_server(
-            self._connection,
-            self.config.listen.host,
-            self.config.listen.port,
-            reuse_address=True,
-            start_serving=False,
-        )
-        if self.http is not None:
-            try:
+        loop = asyncio.get_running_loop()
+        try:
+            for listener in self.config.security.listeners:
+                self._servers.append(
+                    await loop.create_server(
+                        functools.partial(self._connection, listener),
+                        listener.address.host,
+                        listener.address.port,
+                        reuse_address=True,
+                        start_serving=False,
+                        ssl=self._tls if listener.tls else None,
+                    )
+                )
+            if self.http is not None:
                 await self.http.start()
-            except OSError:
-                self._server.close()
-                raise
+        except OSError:
+            for server in self._servers:
+                server.close()
+            raise
         stats = await self.node.start()
-        await self._server.start_serving()
-        self._sweeper = asyncio.get_running_loop().create_task(self.connections.sweep_forever())
-        bound = self._server.sockets[0].getsockname()
+        for server in self._servers:
+            await server.start_serving()
+        self._sweeper = loop.create_task(self.connections.sweep_forever())
+        bound = ",".join(
+            f"{listener.name}://{server.sockets[0].getsockname()[0]}:"
+            f"{server.sockets[0].getsockname()[1]}"
+            for listener, server in zip(self.config.security.listeners, self._servers, strict=True)
+        )
         log.info(
-            "tidelog ready listen=%s:%d advertised=%s node_id=%d durability=%s "
+            "tidelog ready listen=%s advertised=%s node_id=%d durability=%s "
             "object_store=%s stream=%s topics=%d partitions_led=%d commits_read=%d "
             "bytes_read=%d startup_ms=%d",
-            bound[0],
-            bound[1],
-            self.config.advertised,
+            bound,
+            ",".join(map(str, self.config.security.advertised)),
             self.node.node_id,
             self.config.durability,
             self.node.object_store.url,
@@ -122,8 +154,8 @@ class Broker:
         """Stop accepting, finish in-flight requests, upload, hand over, close. With a
         `deadline` (event-loop time) whatever has not finished by then is given up;
         returns False if so (the store logs what it left behind)."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         self.node.begin_stop()  # parked joins get NOT_COORDINATOR, long polls answer now
         if self._sweeper is not None:
             self._sweeper.cancel()

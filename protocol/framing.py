@@ -154,6 +154,18 @@ class FrameReader:
         self._error: ProtocolError | None = None
 
     @property
+    def max_frame_bytes(self) -> int:
+        """The largest frame accepted; a size prefix read from now on is held to it
+        (a SASL connection raises it once authenticated)."""
+        return self._max_frame_bytes
+
+    @max_frame_bytes.setter
+    def max_frame_bytes(self, value: int) -> None:
+        if value < 0:
+            raise ValueError(f"max frame bytes must not be negative max_frame_bytes={value}")
+        self._max_frame_bytes = value
+
+    @property
     def buffered_bytes(self) -> int:
         """Bytes received but not yet returned as a frame (a partial frame at EOF)."""
         partial = self._partial_filled + _PREFIX_BYTES if self._partial is not None else 0

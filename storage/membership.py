@@ -119,6 +119,8 @@ class Membership:
             "durability": config.durability,
             "session_timeout_ms": config.session_timeout_ms,
         }
+        if config.listeners:
+            join["listeners"] = [list(listener) for listener in config.listeners]
         epoch = await store.meta.append(ops=[join])
         store.meta.epoch = epoch
         return epoch

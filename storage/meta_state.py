@@ -4,7 +4,8 @@ Owns: the meaning of metadata ops and the metadata snapshot document. Pure: no I
 no clock. Every broker folds the same commits in the same order to the same state.
 
 Ops (docs/commit-format.md):
-    {"op": "join", "node", "host", "port", "durability", "session_timeout_ms"}
+    {"op": "join", "node", "host", "port", "durability", "session_timeout_ms",
+     "listeners"?: [[name, host, port], ...]}
                                               a broker incarnation joins; its epoch is the
                                               seq of this commit, its stream
                                               `paths.stream_id(node, epoch)`
@@ -63,10 +64,23 @@ class Member:
     port: int
     durability: str = "wal"
     session_timeout_ms: int = 6000  # also its lease: how long it may ack without a commit
+    # Its advertised listeners (name, host, port); empty for a broker that named only
+    # host and port (it then has one listener, whatever a client connected to).
+    listeners: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def stream(self) -> str:
         return paths.stream_id(self.node, self.epoch)
+
+    def address(self, listener: str) -> tuple[str, int] | None:
+        """Where a client of listener `listener` reaches this broker; None if it has
+        no listener of that name."""
+        if not self.listeners:
+            return self.host, self.port
+        for name, host, port in self.listeners:
+            if name == listener:
+                return host, port
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +152,7 @@ class MetaState:
                 int(op["port"]),
                 str(op["durability"]),
                 int(op["session_timeout_ms"]),
+                _listeners(op.get("listeners", ())),
             )
             self.members[member.stream] = member
         elif kind in ("leave", "fence"):
@@ -220,7 +235,15 @@ class MetaState:
                 for t in self.topics.values()
             ],
             "members": [
-                [m.node, m.epoch, m.host, m.port, m.durability, m.session_timeout_ms]
+                [
+                    m.node,
+                    m.epoch,
+                    m.host,
+                    m.port,
+                    m.durability,
+                    m.session_timeout_ms,
+                    [list(x) for x in m.listeners],
+                ]
                 for m in self.members.values()
             ],
             "owners": [
@@ -240,9 +263,15 @@ class MetaState:
         state.pid_blocks = {int(n): (int(s), int(c)) for n, s, c in raw["pid_blocks"]}
         for t in raw["topics"]:
             state._create_topic(t)
-        for node, epoch, host, port, durability, timeout in raw["members"]:
+        for node, epoch, host, port, durability, timeout, *rest in raw["members"]:
             member = Member(
-                int(node), int(epoch), str(host), int(port), str(durability), int(timeout)
+                int(node),
+                int(epoch),
+                str(host),
+                int(port),
+                str(durability),
+                int(timeout),
+                _listeners(rest[0] if rest else ()),
             )
             state.members[member.stream] = member
         for t, p, stream, seq, sources in raw["owners"]:
@@ -252,3 +281,7 @@ class MetaState:
         state.ended = {str(k): int(v) for k, v in raw["ended"].items()}
         state.probes = {int(n): int(s) for n, s in raw.get("probes", [])}
         return state
+
+
+def _listeners(raw: Any) -> tuple[tuple[str, str, int], ...]:
+    return tuple((str(name), str(host), int(port)) for name, host, port in raw)

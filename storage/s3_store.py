@@ -70,8 +70,17 @@ class S3ObjectStore:
         prefix: str = "",
         endpoint_url: str | None = None,
         region: str | None = None,
+        sse: str | None = None,
+        sse_kms_key_id: str | None = None,
     ) -> None:
         self._bucket = bucket
+        # Server-side encryption of every object written (--s3-sse): S3 encrypts at
+        # rest with its own keys (AES256) or a KMS key (aws:kms); reads need nothing.
+        self._encryption: dict[str, str] = {}
+        if sse is not None:
+            self._encryption["ServerSideEncryption"] = sse
+        if sse_kms_key_id is not None:
+            self._encryption["SSEKMSKeyId"] = sse_kms_key_id
         self._prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         session = boto3.session.Session()
         self._client = _make_client(session, endpoint_url, region, attempts=2)
@@ -179,6 +188,7 @@ class S3ObjectStore:
             Body=body,
             ChecksumCRC32C=checksum,
             **conditions,
+            **self._encryption,
         )
         return _unquote(response)
 

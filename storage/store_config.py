@@ -29,6 +29,9 @@ class StoreConfig:
     ops_timeout_s: float = 15.0
     host: str = "127.0.0.1"  # what other brokers and clients are told to connect to
     port: int = 9092
+    # Every advertised listener, (name, host, port): Metadata answers each client with
+    # the addresses of the listener it came in on. Empty: just host and port.
+    listeners: tuple[tuple[str, str, int], ...] = ()
     session_timeout_ms: int = 6000  # a silent broker is fenced after this; also the lease
     replace_nodes: tuple[int, ...] = ()  # take these nodes' keys over at start, at once
     # A silent wal-mode broker: "wait" for its WAL to be handed over (its last acks may

@@ -28,20 +28,34 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def open_object_store(
-    url: str | None, *, s3_endpoint: str | None, default_root: Path
+    url: str | None,
+    *,
+    s3_endpoint: str | None,
+    default_root: Path,
+    sse: str | None = None,
+    sse_kms_key_id: str | None = None,
 ) -> ObjectStore:
-    """The store `url` names; `s3_endpoint` is used for s3:// URLs only."""
+    """The store `url` names; `s3_endpoint` and the encryption settings (`sse`,
+    `sse_kms_key_id`) are used for s3:// URLs only."""
     if not url:
         return LocalObjectStore(default_root)
     if url.startswith(_FAULT_SCHEME):
         inner, switch = _inner_and_switch(url)
-        store = open_object_store(inner, s3_endpoint=s3_endpoint, default_root=default_root)
+        store = open_object_store(
+            inner,
+            s3_endpoint=s3_endpoint,
+            default_root=default_root,
+            sse=sse,
+            sse_kms_key_id=sse_kms_key_id,
+        )
         return FaultyObjectStore(store, switch)
     if url.startswith(_FILE_SCHEME):
         return LocalObjectStore(file_url_path(url))
     if url.startswith(_S3_SCHEME):
         bucket, prefix = _bucket_and_prefix(url)
-        return S3ObjectStore(bucket, prefix, endpoint_url=s3_endpoint)
+        return S3ObjectStore(
+            bucket, prefix, endpoint_url=s3_endpoint, sse=sse, sse_kms_key_id=sse_kms_key_id
+        )
     raise ValueError(
         f"unsupported object store url, use file://path or s3://bucket[/prefix] url={url}"
     )

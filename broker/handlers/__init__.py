@@ -32,6 +32,8 @@ from tidelog.broker.handlers.offset_delete import OffsetDeleteHandler
 from tidelog.broker.handlers.offset_fetch import OffsetFetchHandler
 from tidelog.broker.handlers.offset_for_leader_epoch import OffsetForLeaderEpochHandler
 from tidelog.broker.handlers.produce import ProduceHandler
+from tidelog.broker.handlers.sasl_authenticate import SaslAuthenticateHandler
+from tidelog.broker.handlers.sasl_handshake import SaslHandshakeHandler
 from tidelog.broker.handlers.sync_group import SyncGroupHandler
 from tidelog.broker.handlers.txn_offset_commit import TxnOffsetCommitHandler
 from tidelog.broker.handlers.write_txn_markers import WriteTxnMarkersHandler
@@ -51,6 +53,8 @@ HANDLERS: tuple[Handler, ...] = (
     AlterConfigsHandler(),
     IncrementalAlterConfigsHandler(),
     ApiVersionsHandler(),
+    SaslHandshakeHandler(),
+    SaslAuthenticateHandler(),
     DescribeClusterHandler(),
     JoinGroupHandler(),
     HeartbeatHandler(),

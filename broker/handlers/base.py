@@ -16,7 +16,8 @@ from tidelog.protocol.codec import decode_request
 from tidelog.protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
-    from tidelog.broker.handlers.context import Node
+    from tidelog.broker.handlers.context import Node, SaslSessionView
+    from tidelog.storage.meta_state import Member
 
 
 # The client's address as Kafka reports it ("/127.0.0.1"), set by the connection for
@@ -26,6 +27,16 @@ client_host: contextvars.ContextVar[str] = contextvars.ContextVar("client_host",
 # set by the connection like `client_host`.
 client_principal: contextvars.ContextVar[str] = contextvars.ContextVar(
     "client_principal", default="User:ANONYMOUS"
+)
+# The connection's SASL session (broker/security/sasl.py), None on listeners without
+# SASL: what SaslHandshake and SaslAuthenticate drive.
+client_session: contextvars.ContextVar[SaslSessionView | None] = contextvars.ContextVar(
+    "client_session", default=None
+)
+# The name of the listener the request came in on (broker/security/listeners.py):
+# Metadata and FindCoordinator answer with the brokers' addresses on that listener.
+client_listener: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "client_listener", default="PLAINTEXT"
 )
 # The first error code of an answer a handler encoded itself (a list of buffers, which
 # the connection cannot scan): set by that handler, read by the connection's metrics.
@@ -57,6 +68,12 @@ class Handler:
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         """A kio response entity, or an already encoded frame as a list of buffers."""
         raise NotImplementedError
+
+
+def broker_address(member: Member) -> tuple[str, int] | None:
+    """Where the requesting client reaches `member`: its address on the listener the
+    request came in on (None: it has no such listener)."""
+    return member.address(client_listener.get())
 
 
 # api_key -> its handler: what the connection dispatches on and ApiVersions lists.

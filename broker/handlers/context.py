@@ -268,6 +268,23 @@ class SecurityView(Protocol):
         ...
 
 
+class SaslSessionView(Protocol):
+    """One connection's SASL state (broker/security/sasl.py `SaslSession`)."""
+
+    @property
+    def mechanisms(self) -> tuple[str, ...]: ...
+    @property
+    def raw_tokens(self) -> bool: ...
+    def handshake(self, mechanism: str, version: int) -> ErrorCode:
+        """Choose the mechanism: NONE, UNSUPPORTED_SASL_MECHANISM or ILLEGAL_SASL_STATE."""
+        ...
+
+    def authenticate(self, token: bytes) -> tuple[bytes, str | None]:
+        """The server's next token, and why authentication failed (None: it did not;
+        else the connection closes once the answer is sent)."""
+        ...
+
+
 class Node(ClusterView, TopicCatalog, PartitionData, GroupState, TransactionState, Protocol):
     """Everything handlers use; `BrokerNode` has all of it."""
 

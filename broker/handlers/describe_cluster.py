@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler
+from tidelog.broker.handlers.base import Handler, broker_address
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
@@ -36,11 +36,12 @@ class DescribeClusterHandler(Handler):
                     mod,
                     "DescribeClusterBroker",
                     broker_id=m.node,
-                    host=m.host,
-                    port=m.port,
+                    host=a[0],
+                    port=a[1],
                     rack=None,
                 )
                 for m in node.live_brokers()
+                if (a := broker_address(m)) is not None
             ),
             cluster_authorized_operations=_ALL_OPERATIONS,
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler
+from tidelog.broker.handlers.base import Handler, broker_address, client_listener
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
@@ -41,7 +41,11 @@ class FindCoordinatorHandler(Handler):
             owner = node.coordinator_of(key)
             if owner is None:
                 return ErrorCode.coordinator_not_available, "slot moving", -1, "", -1
-            return ErrorCode.none, None, owner.node, owner.host, owner.port
+            address = broker_address(owner)
+            if address is None:
+                message = f"coordinator has no listener {client_listener.get()}"
+                return ErrorCode.coordinator_not_available, message, -1, "", -1
+            return ErrorCode.none, None, owner.node, address[0], address[1]
 
         if header.api_version >= 4:
             return build(

@@ -13,7 +13,7 @@ import datetime
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler
+from tidelog.broker.handlers.base import Handler, broker_address
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
@@ -54,10 +54,9 @@ class MetadataHandler(Handler):
             await self._topic(node, mod, name, allow_create and not wanted_all) for name in names
         ]
         brokers = tuple(
-            build(
-                mod, "MetadataResponseBroker", node_id=m.node, host=m.host, port=m.port, rack=None
-            )
+            build(mod, "MetadataResponseBroker", node_id=m.node, host=a[0], port=a[1], rack=None)
             for m in node.live_brokers()
+            if (a := broker_address(m)) is not None
         )
         return build(
             mod,

@@ -84,9 +84,11 @@ class BrokerProcess(ChildProcess):
         }
         given = [part for name, value in options.items() if value is not None
                  for part in (name, str(value))]  # fmt: skip
+        # `--listeners` in args (its first listener on `port`) replaces `--listen`.
+        listen = [] if "--listeners" in self.args else ["--listen", self.bootstrap]
         return [
             sys.executable, "-m", "tidelog.broker.cli", "serve",
-            "--listen", self.bootstrap,
+            *listen,
             "--http-listen", f"127.0.0.1:{self.http_port}",
             "--data-dir", str(self.data_dir),
             "--node-id", str(self.node_id),

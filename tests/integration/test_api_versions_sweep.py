@@ -18,8 +18,8 @@ from kio.index import load_payload_module
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.static.constants import EntityType
 
-from tests.integration import txn_sweep
-from tests.integration.broker_process import BrokerProcess
+from tests.integration import sasl_sweep, txn_sweep
+from tests.integration.broker_process import BrokerProcess, free_port
 from tests.integration.raw_client import RawClient
 from tests.integration.test_clients import create_topic
 from tidelog.protocol.errors import ErrorCode
@@ -46,7 +46,12 @@ def advertised(broker: BrokerProcess) -> dict[int, tuple[int, int]]:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    with BrokerProcess(tmp_path_factory.mktemp("sweep") / "data") as b:
+    port = free_port()
+    proc = BrokerProcess(
+        tmp_path_factory.mktemp("sweep") / "data", port=port, args=sasl_sweep.broker_args(port)
+    )
+    sasl_sweep.prepare(proc)
+    with proc as b:
         create_topic(b, TOPIC, partitions=2)
         from confluent_kafka import Producer
 
@@ -712,6 +717,7 @@ WITH_BROKER: dict[int, Callable[[int, BrokerProcess], tuple[Any, Callable[[Any],
     42: _delete_groups,
     47: _offset_delete,
     **txn_sweep.WITH_BROKER,
+    **sasl_sweep.WITH_BROKER,
 }
 IMPLEMENTED_FROM = {0: 3}  # Produce 0-2 are advertised only (see produce handler)
 
@@ -749,6 +755,7 @@ RANGES = {
     33: (0, 2),
     44: (0, 1),
     **txn_sweep.RANGES,
+    **sasl_sweep.RANGES,
 }
 
 
@@ -765,7 +772,7 @@ def test_each_advertised_version_answers_correctly(
         request, check = WITH_BROKER[api_key](version, broker)
     else:
         request, check = SIMPLE[api_key](version)
-    with RawClient(broker.bootstrap) as c:
+    with sasl_sweep.connect(api_key, broker) as c:
         response = c.request(request)
     check(response)
     assert ErrorCode(getattr(response, "error_code", 0)) == ErrorCode.none
