@@ -7,6 +7,7 @@ back; read-only APIs write nothing, and no secret of AlterUserScramCredentials d
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from kio.index import load_payload_module
 from kio.static.constants import EntityType
 
+from tests.unit.node_harness import NodeHarness, run_node, serve_config
 from tidelog.broker.config_values import ConfigError
 from tidelog.broker.security.audit import AUDITED_APIS, AuditLog
 from tidelog.protocol.messages import build
@@ -328,3 +330,25 @@ def test_every_line_is_appended_and_complete(tmp_path: Path) -> None:
 def test_a_path_that_cannot_be_opened_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--audit-log"):
         AuditLog(tmp_path / "missing-dir" / "audit.log")
+
+
+def test_the_broker_opens_its_audit_log_and_closes_it_on_stop(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    security = dataclasses.replace(serve_config(tmp_path).security, audit_log=path)
+    seen: list[AuditLog | None] = []
+
+    async def body(h: NodeHarness) -> None:
+        seen.append(h.node.security.audit)
+
+    run_node(tmp_path, body, security=security)
+    (log,) = seen
+    assert isinstance(log, AuditLog) and log.path == path and path.exists()
+    log.authentication("User:a", "/h", "c", "PLAIN", "SASL_SSL", True, "")  # closed: no-op
+    assert path.read_text() == ""
+
+
+def test_without_the_option_there_is_no_audit_log(tmp_path: Path) -> None:
+    async def body(h: NodeHarness) -> None:
+        assert h.node.security.audit is None
+
+    run_node(tmp_path, body)
