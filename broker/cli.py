@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _install_uvloop()
     try:
         return asyncio.run(run_broker(config))
-    except (ValueError, NodeIdInUse) as exc:  # e.g. a malformed --object-store URL
+    except (ValueError, NodeIdInUse, ConfigError) as exc:  # e.g. a malformed --object-store URL
         print(f"tidelog serve: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, ObjectStoreError, StateError, CorruptCommit) as exc:

@@ -3,6 +3,7 @@
 from tidelog.broker.handlers.add_offsets_to_txn import AddOffsetsToTxnHandler
 from tidelog.broker.handlers.add_partitions_to_txn import AddPartitionsToTxnHandler
 from tidelog.broker.handlers.alter_configs import AlterConfigsHandler
+from tidelog.broker.handlers.alter_user_scram_credentials import AlterUserScramCredentialsHandler
 from tidelog.broker.handlers.api_versions import ApiVersionsHandler
 from tidelog.broker.handlers.base import Handler
 from tidelog.broker.handlers.create_partitions import CreatePartitionsHandler
@@ -15,6 +16,9 @@ from tidelog.broker.handlers.describe_configs import DescribeConfigsHandler
 from tidelog.broker.handlers.describe_groups import DescribeGroupsHandler
 from tidelog.broker.handlers.describe_producers import DescribeProducersHandler
 from tidelog.broker.handlers.describe_transactions import DescribeTransactionsHandler
+from tidelog.broker.handlers.describe_user_scram_credentials import (
+    DescribeUserScramCredentialsHandler,
+)
 from tidelog.broker.handlers.end_txn import EndTxnHandler
 from tidelog.broker.handlers.fetch import FetchHandler
 from tidelog.broker.handlers.find_coordinator import FindCoordinatorHandler
@@ -75,6 +79,8 @@ HANDLERS: tuple[Handler, ...] = (
     DescribeProducersHandler(),
     DescribeTransactionsHandler(),
     ListTransactionsHandler(),
+    DescribeUserScramCredentialsHandler(),
+    AlterUserScramCredentialsHandler(),
 )
 
 __all__ = ["HANDLERS", "Handler"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import uuid
@@ -259,6 +259,19 @@ class Traffic(Protocol):
 
 class SecurityView(Protocol):
     """Identity and permission (broker/security/state.py `BrokerSecurity`)."""
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The security document as this broker last read it (users, ACLs)."""
+        ...
+
+    async def refresh(self) -> bool:
+        """Read the document again if it changed in the bucket."""
+        ...
+
+    async def change(self, edit: Callable[[dict[str, Any]], Any]) -> Any:
+        """Apply `edit` to the newest document and store it (one conditional write)."""
+        ...
 
     def authorize(
         self, principal: str, host: str, operation: int, resource_type: int, name: str

@@ -12,6 +12,8 @@ let anyone log in (it allows an offline guessing attack, as Kafka's does).
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import scramp
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
 # Kafka's mechanism numbers (DescribeUserScramCredentials, AlterUserScramCredentials).
 MECHANISM_IDS = {"SCRAM-SHA-256": 1, "SCRAM-SHA-512": 2}
 DEFAULT_ITERATIONS = 4096
@@ -70,3 +73,16 @@ def make_credential(
         password, iteration_count=iterations, salt=salt
     )
     return ScramCredential(salt_out, stored_key, server_key, count)
+
+
+def credential_from_salted_password(
+    mechanism: str, salted_password: bytes, salt: bytes, iterations: int
+) -> ScramCredential:
+    """The credential of a SaltedPassword a client computed (AlterUserScramCredentials
+    sends that, never the password): RFC 5802's ClientKey = HMAC(SaltedPassword,
+    "Client Key"), StoredKey = H(ClientKey), ServerKey = HMAC(SaltedPassword, "Server Key")."""
+    name = _HASHES[mechanism]
+    client_key = hmac.digest(salted_password, b"Client Key", name)
+    stored_key = hashlib.new(name, client_key).digest()
+    server_key = hmac.digest(salted_password, b"Server Key", name)
+    return ScramCredential(salt, stored_key, server_key, iterations)

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from tidelog.broker.security.audit import AuditLog
 from tidelog.broker.security.credentials import ScramCredential, credential
 from tidelog.broker.security.options import SecurityConfig
 from tidelog.storage.object_store import ObjectStore, ObjectStoreError
@@ -28,6 +29,8 @@ class BrokerSecurity:
         self.config = config
         self.docs = SecurityDocStore(store)
         self._poller: asyncio.Task[None] | None = None
+        # --audit-log: opened here, so a path that cannot be opened stops start-up.
+        self.audit: AuditLog | None = AuditLog(config.audit_log) if config.audit_log else None
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -45,6 +48,8 @@ class BrokerSecurity:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        if self.audit is not None:
+            self.audit.close()
 
     async def _poll(self) -> None:
         interval = self.config.security_refresh_ms / 1000
@@ -55,6 +60,11 @@ class BrokerSecurity:
                     log.info("security document changed version=%d", self.doc["version"])
             except (ObjectStoreError, SecurityDocError) as exc:
                 log.warning("security document not refreshed: %s", exc)
+
+    async def refresh(self) -> bool:
+        """Read the document now if it changed in the bucket (one HEAD if not): what
+        DescribeUserScramCredentials does, so it answers fresh even with polling off."""
+        return await self.docs.refresh()
 
     async def change(self, edit: Callable[[dict[str, Any]], Any]) -> Any:
         """Change the document in the bucket (see SecurityDocStore.change)."""

@@ -51,6 +51,8 @@ API_NAMES: dict[int, str] = {
     42: "deletegroups",
     44: "incrementalalterconfigs",
     47: "offsetdelete",
+    50: "describeuserscramcredentials",
+    51: "alteruserscramcredentials",
     60: "describecluster",
     61: "describeproducers",
     65: "describetransactions",

@@ -246,6 +246,22 @@ def test_each_room_imports_only_the_rooms_below_it() -> None:
     assert offenders == []
 
 
+# Of broker/security/, admin (tidelog users) may use only the security document's formats:
+# pure functions, so the offline tool writes credentials exactly as the brokers read them.
+ADMIN_SECURITY_MODULES = {"tidelog.broker.security.credentials", "tidelog.broker.security.users"}
+
+
+def test_admin_uses_only_the_security_document_formats() -> None:
+    offenders = [
+        f"{importer} imports {imported}"
+        for importer, imports in sorted(import_graph().items())
+        if within(importer, "tidelog.broker.admin")
+        for imported in sorted(imports)
+        if within(imported, "tidelog.broker.security") and imported not in ADMIN_SECURITY_MODULES
+    ]
+    assert offenders == []
+
+
 def test_kio_is_imported_only_inside_protocol() -> None:
     offenders = [
         f"{path.relative_to(ROOT)}:{line}"

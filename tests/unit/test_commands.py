@@ -19,7 +19,7 @@ from tidelog.payments import cli as payments_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 # in `tidelog --help` order
-INSTALLED = ["topics", "groups", "transactions", "inspect", "drill", "payments", "bench"]
+INSTALLED = ["topics", "groups", "transactions", "inspect", "users", "drill", "payments", "bench"]
 
 # mypy checks these against the protocol: payments/ and bench/ only copy its shape.
 PAYMENTS: Command = payments_cli.COMMAND
@@ -47,6 +47,7 @@ def test_top_level_help_lists_serve_then_every_plug_in_with_its_help() -> None:
         "groups": "list consumer groups, describe one with its lag",
         "transactions": "list transactions, describe one, show a partition's producers",
         "inspect": "show what lives in the bucket (and only in a WAL)",
+        "users": "add, delete and list SASL/SCRAM users (in the bucket; brokers up or down)",
         "drill": "failure drills on throw-away brokers (replace, zombie, object-store-outage)",
         "payments": "the payments CQRS reference application (demo, rebuild, api)",
         "bench": "benchmark suite: tidelog side by side with Tansu 0.6",
