@@ -45,6 +45,7 @@ from tidelog.broker.handlers.base import (
     client_principal,
     client_session,
 )
+from tidelog.broker.security.audit import AuditLog
 from tidelog.broker.security.principal import ANONYMOUS
 from tidelog.broker.security.sasl import MAX_UNAUTHENTICATED_BYTES, SaslSession, SaslState
 from tidelog.broker.security.tls import certificate_principal
@@ -96,6 +97,7 @@ class Connection(asyncio.BufferedProtocol):
         meter: RequestMeter | None = None,
         sasl: SaslSession | None = None,
         listener: str = "PLAINTEXT",
+        audit: AuditLog | None = None,
     ) -> None:
         self.node = node  # what the handlers are given
         self.meter = meter
@@ -106,6 +108,8 @@ class Connection(asyncio.BufferedProtocol):
         # its frames are small (Kafka's sasl.server.max.receive.size).
         self.sasl = sasl
         self.listener = listener
+        self.audit = audit  # --audit-log: authentications and changes, one line each
+        self.client_id: str | None = None
         self.principal = str(ANONYMOUS)
         max_frame = table.limits.max_request_bytes
         if sasl is not None:
@@ -153,6 +157,8 @@ class Connection(asyncio.BufferedProtocol):
                 self.listener,
                 principal,
             )
+            if self.audit is not None:
+                self.audit.authentication(principal, self.ip, None, "TLS", self.listener, True, "")
         self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -310,6 +316,16 @@ class Connection(asyncio.BufferedProtocol):
             if self.meter is not None:
                 code = answer_error.get() if isinstance(response, list) else first_error(response)
                 self.meter.request(header.api_key, code, time.perf_counter() - started)
+            if self.audit is not None:
+                self.audit.request(
+                    self.principal,
+                    self.ip,
+                    header.client_id,
+                    header.api_key,
+                    header.api_version,
+                    request,
+                    response,
+                )
             parts: list[Any] | None = None
             if slot is not None and response is not None and not self._closed:
                 parts = (
@@ -333,6 +349,7 @@ class Connection(asyncio.BufferedProtocol):
         if slot is not None and parts is not None:
             self._finish(slot, parts)
         if self.sasl is not None and header.api_key == SASL_AUTHENTICATE:
+            self.client_id = header.client_id
             self._after_sasl_step(self.sasl)
 
     def _raw_token(self, sasl: SaslSession, frame: bytearray) -> None:
@@ -348,6 +365,7 @@ class Connection(asyncio.BufferedProtocol):
         if sasl.state is SaslState.DONE and self.principal == str(ANONYMOUS):
             self.principal = f"User:{sasl.user}"
             self.reader.max_frame_bytes = self.table.limits.max_request_bytes
+            self._audit_authentication(sasl, True)
             log.info(
                 "authenticated peer=%s listener=%s mechanism=%s principal=%s",
                 self.peer,
@@ -367,9 +385,18 @@ class Connection(asyncio.BufferedProtocol):
                 sasl.user,
                 sasl.failure,
             )
+            self._audit_authentication(sasl, False)
             self._closed = True
             if self.transport is not None:
                 self.transport.close()  # after the answer already handed to it
+
+    def _audit_authentication(self, sasl: SaslSession, ok: bool) -> None:
+        if self.audit is not None:
+            who = f"User:{sasl.user}" if sasl.user else str(ANONYMOUS)
+            reason = "" if ok else sasl.failure
+            self.audit.authentication(
+                who, self.ip, self.client_id, sasl.mechanism, self.listener, ok, reason
+            )
 
     def _task_done(self, size: int, task: asyncio.Task[None]) -> None:
         # Resume here, after the task left the table: checking inside the task itself

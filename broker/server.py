@@ -91,6 +91,7 @@ class Broker:
             self.node.metrics,
             sasl=sasl,
             listener=listener.name,
+            audit=self.node.security.audit,
         )
 
     def why_not_ready(self) -> str:
