@@ -130,6 +130,7 @@ class Connection(asyncio.BufferedProtocol):
         self._write_paused = False
         self._closed = False
         self._admitted = False
+        self._authenticated = False  # the SASL login succeeded (logged and audited once)
         self._last_received = table.clock()
 
     # -- asyncio.Protocol --------------------------------------------------------------
@@ -148,7 +149,11 @@ class Connection(asyncio.BufferedProtocol):
             self.abort(f"refused: {refused}", cause="connection_limit")
             return
         self._admitted = True
-        principal = certificate_principal(transport.get_extra_info("peercert"))
+        # On SSL a client certificate names the principal; on SASL_SSL the SASL login
+        # does (as Kafka decides), whatever certificate came with it.
+        principal = (
+            None if self.sasl else certificate_principal(transport.get_extra_info("peercert"))
+        )
         if principal is not None:
             self.principal = principal  # mTLS: who the certificate says
             log.info(
@@ -362,7 +367,8 @@ class Connection(asyncio.BufferedProtocol):
         self._after_sasl_step(sasl)
 
     def _after_sasl_step(self, sasl: SaslSession) -> None:
-        if sasl.state is SaslState.DONE and self.principal == str(ANONYMOUS):
+        if sasl.state is SaslState.DONE and not self._authenticated:
+            self._authenticated = True
             self.principal = f"User:{sasl.user}"
             self.reader.max_frame_bytes = self.table.limits.max_request_bytes
             self._audit_authentication(sasl, True)

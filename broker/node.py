@@ -30,6 +30,7 @@ from tidelog.broker.handlers.context import ActiveProducer, PartitionKey, Partit
 from tidelog.broker.observability.measured_store import MeasuredStore
 from tidelog.broker.observability.metrics import BrokerMetrics
 from tidelog.broker.peer_client import PeerClient
+from tidelog.broker.security.peer_login import peer_opener
 from tidelog.broker.security.state import BrokerSecurity
 from tidelog.broker.transactions.coordinator import TxnCoordinator
 from tidelog.broker.transactions.state import Markers
@@ -84,7 +85,7 @@ class BrokerNode:
             self.store.coordinates,
         )
         self.security = BrokerSecurity(config.security, self.measured_store)
-        self.peers = PeerClient()
+        self.peers = PeerClient(opener=peer_opener(config.security, self.security.broker_secret))
         self.txn_links = TxnLinks(self.store, self.peers)
         self.txns = TxnCoordinator(
             self, max_timeout_ms=config.transaction_max_timeout_ms, clock_ms=clock_ms

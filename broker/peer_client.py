@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tidelog.broker.security.peer_login import PeerLoginError
 from tidelog.protocol.codec import decode_response, encode_request
 from tidelog.protocol.errors import ProtocolError
 
@@ -37,9 +39,15 @@ class _Link:
         self.correlation = 0
 
 
+Opener = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
 class PeerClient:
-    def __init__(self, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, *, timeout_s: float = 10.0, opener: Opener | None = None) -> None:
         self._timeout_s = timeout_s
+        # How a connection is opened: plain TCP, or the inter-broker listener's TLS and
+        # SASL login (broker/security/peer_login.py).
+        self._open: Opener = opener or asyncio.open_connection
         self._links: dict[tuple[str, int], _Link] = {}
         self._opening: dict[tuple[str, int], asyncio.Lock] = {}
 
@@ -62,7 +70,7 @@ class PeerClient:
             if got != correlation:
                 raise PeerError(f"answer out of order expected={correlation} got={got}")
             return answer
-        except (OSError, EOFError, TimeoutError, ProtocolError, PeerError) as exc:
+        except (OSError, EOFError, TimeoutError, ProtocolError, PeerError, PeerLoginError) as exc:
             self._drop(address)
             raise PeerError(f"peer call failed peer={host}:{port} reason={exc!r}") from None
 
@@ -73,7 +81,7 @@ class PeerClient:
         async with self._opening.setdefault(address, asyncio.Lock()):
             link = self._links.get(address)
             if link is None:
-                reader, writer = await asyncio.open_connection(*address)
+                reader, writer = await self._open(*address)
                 link = self._links[address] = _Link(reader, writer)
             return link
 

@@ -147,6 +147,11 @@ class SecurityConfig:
         return None
 
     @property
+    def inter_broker_sasl(self) -> bool:
+        """Whether brokers log in to each other (as User:tidelog-broker)."""
+        return self.inter_broker_listener in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
     def needs_documents(self) -> bool:
         """Whether users or ACLs are consulted (then the bucket is polled for them)."""
         return self.authorizer == "acl" or any(lsn.sasl for lsn in self.listeners)

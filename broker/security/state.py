@@ -10,14 +10,22 @@ broker of the bucket within one refresh interval.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 from tidelog.broker.security.audit import AuditLog
-from tidelog.broker.security.credentials import ScramCredential, credential
+from tidelog.broker.security.credentials import ScramCredential, credential, make_credential
 from tidelog.broker.security.options import SecurityConfig
+from tidelog.broker.security.peer_login import (
+    BROKER_MECHANISM,
+    BROKER_USER,
+    broker_password,
+    broker_salt,
+)
 from tidelog.storage.object_store import ObjectStore, ObjectStoreError
 from tidelog.storage.security_doc import SecurityDocError, SecurityDocStore
 
@@ -29,6 +37,7 @@ class BrokerSecurity:
         self.config = config
         self.docs = SecurityDocStore(store)
         self._poller: asyncio.Task[None] | None = None
+        self._broker_cache: tuple[bytes, ScramCredential] | None = None
         # --audit-log: opened here, so a path that cannot be opened stops start-up.
         self.audit: AuditLog | None = AuditLog(config.audit_log) if config.audit_log else None
 
@@ -41,6 +50,8 @@ class BrokerSecurity:
         if not self.config.needs_documents:
             return
         await self.docs.refresh()
+        if self.config.inter_broker_sasl and self.broker_secret() is None:
+            await self.change(_add_broker_secret)  # the first broker that needs one
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def stop(self) -> None:
@@ -73,7 +84,24 @@ class BrokerSecurity:
     # -- authentication ----------------------------------------------------------------
 
     def credential(self, user: str, mechanism: str) -> ScramCredential | None:
+        if user == BROKER_USER:
+            return self._broker_credential(mechanism)
         return credential(self.doc, user, mechanism)
+
+    def broker_secret(self) -> bytes | None:
+        """The cluster's secret the broker principal's password is derived from."""
+        raw = self.doc.get("broker_secret")
+        return base64.b64decode(raw) if isinstance(raw, str) else None
+
+    def _broker_credential(self, mechanism: str) -> ScramCredential | None:
+        secret = self.broker_secret()
+        if secret is None or mechanism != BROKER_MECHANISM:
+            return None
+        cached = self._broker_cache
+        if cached is None or cached[0] != secret:
+            made = make_credential(broker_password(secret), mechanism, salt=broker_salt(secret))
+            cached = self._broker_cache = (secret, made)
+        return cached[1]
 
     # -- authorization -----------------------------------------------------------------
 
@@ -83,3 +111,7 @@ class BrokerSecurity:
         """Whether `principal` connecting from `host` may do `operation` on the resource
         (Kafka's AclOperation and ResourceType numbers)."""
         return self.config.authorizer == "off"
+
+
+def _add_broker_secret(doc: dict[str, Any]) -> None:
+    doc.setdefault("broker_secret", base64.b64encode(os.urandom(32)).decode())
