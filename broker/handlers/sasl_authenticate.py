@@ -4,10 +4,12 @@ A failed exchange answers SASL_AUTHENTICATION_FAILED with one message for every 
 (wrong password, unknown user, malformed token) and the connection closes once the
 answer is written; nothing else is served on it. Sessions do not expire
 (session_lifetime 0: no re-authentication, as Kafka without connections.max.reauth.ms).
+The token is checked on a worker thread (PLAIN's PBKDF2 would stall the event loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,11 @@ class SaslAuthenticateHandler(Handler):
             failed: str | None = "SaslAuthenticate on a listener without SASL"
             code = ErrorCode.illegal_sasl_state
         else:
-            answer, failed = session.authenticate(bytes(request.auth_bytes))
+            # Off the event loop: PLAIN hashes the password (PBKDF2, ~4 ms) and a client
+            # must not stall everyone else's requests while it does.
+            answer, failed = await asyncio.to_thread(
+                session.authenticate, bytes(request.auth_bytes)
+            )
             code = ErrorCode.none if failed is None else ErrorCode.sasl_authentication_failed
         return build(
             response_module(self.api_key, header.api_version),

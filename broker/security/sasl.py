@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import threading
 from collections.abc import Callable
 from enum import Enum
 
@@ -59,6 +60,7 @@ class SaslSession:
         self._scram: scramp.ScramServer | None = None
         self._scram_step = 0
         self._server_nonce = ""
+        self._lock = threading.Lock()
         self.failure = ""  # why it failed, for the broker's log (never told the client)
 
     @property
@@ -89,10 +91,11 @@ class SaslSession:
     def authenticate(self, token: bytes) -> tuple[bytes, str | None]:
         """The answer to one token, and why authentication failed (None: it did not).
         After a failure the state is FAILED: the connection closes once it answers."""
-        try:
-            return self._step(token), None
-        except AuthenticationFailed as exc:
-            return b"", str(exc)
+        with self._lock:  # tokens pipelined by a hostile client: one at a time
+            try:
+                return self._step(token), None
+            except AuthenticationFailed as exc:
+                return b"", str(exc)
 
     def _step(self, token: bytes) -> bytes:
         if self.state is not SaslState.AUTHENTICATE:
