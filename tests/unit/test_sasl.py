@@ -9,6 +9,8 @@ import hmac
 
 import pytest
 import scramp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tidelog.broker.security.credentials import ScramCredential, make_credential
 from tidelog.broker.security.sasl import FAILED_MESSAGE, SaslSession, SaslState
@@ -126,3 +128,20 @@ def test_librdkafkas_doubled_client_nonce_is_accepted_in_exactly_that_form(
     final = librdkafka_final(first_bare, server_first, sent, "alice-pw")
     _, failed = s.authenticate(final.encode())
     assert (failed is None) is ok
+
+
+@given(
+    mechanism=st.sampled_from(ALL),
+    tokens=st.lists(st.binary(max_size=300), min_size=1, max_size=4),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_tokens_end_in_an_answer_never_an_exception(
+    mechanism: str, tokens: list[bytes]
+) -> None:
+    s = session(mechanism)
+    for token in tokens:
+        answer, failed = s.authenticate(token)
+        assert isinstance(answer, bytes)
+        if failed is not None:
+            assert failed in (FAILED_MESSAGE, "SaslAuthenticate is not expected now")
+            assert not s.authenticated
