@@ -129,16 +129,15 @@ class Broker:
         for server in self._servers:
             await server.start_serving()
         self._sweeper = loop.create_task(self.connections.sweep_forever())
-        bound = ",".join(
-            f"{listener.name}://{server.sockets[0].getsockname()[0]}:"
-            f"{server.sockets[0].getsockname()[1]}"
-            for listener, server in zip(self.config.security.listeners, self._servers, strict=True)
-        )
+        names = [listener.name for listener in self.config.security.listeners]
+        bound = [server.sockets[0].getsockname() for server in self._servers]
         log.info(
-            "tidelog ready listen=%s advertised=%s node_id=%d durability=%s "
+            "tidelog ready listen=%s:%d listeners=%s advertised=%s node_id=%d durability=%s "
             "object_store=%s stream=%s topics=%d partitions_led=%d commits_read=%d "
             "bytes_read=%d startup_ms=%d",
-            bound,
+            bound[0][0],
+            bound[0][1],
+            ",".join(f"{n}://{a[0]}:{a[1]}" for n, a in zip(names, bound, strict=True)),
             ",".join(map(str, self.config.security.advertised)),
             self.node.node_id,
             self.config.durability,
