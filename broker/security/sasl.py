@@ -109,7 +109,7 @@ class SaslSession:
             return self._scram_token(self._scram, token)
         except (scramp.ScramException, UnicodeDecodeError, ValueError) as exc:
             self.state = SaslState.FAILED
-            self.failure = f"{type(exc).__name__}: {exc}"
+            self.failure = self.failure or f"{type(exc).__name__}: {exc}"
             raise AuthenticationFailed(FAILED_MESSAGE) from exc
         except AuthenticationFailed as exc:
             self.state = SaslState.FAILED

@@ -27,6 +27,9 @@ from confluent_kafka.admin import (
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
+from kafka import KafkaAdminClient
+from kafka import TopicPartition as KTopicPartition
+from kafka.admin import ConfigResource as KConfigResource
 
 from tests.integration.security_setup import Certs, SecureBroker, add_user, make_certs
 from tests.integration.test_clients import topic_name
@@ -114,9 +117,39 @@ def test_every_mutating_admin_call_is_audited(audited: tuple[SecureBroker, Path]
         "bob", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), b"bob-pw"
     )
     admin.alter_user_scram_credentials([upsert])["bob"].result(30)
+    producer = Producer({**config, "transactional.id": "audit-txn"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, b"paid", partition=0)
+    txn_group = topic_name("audited-txn-group")
+    metadata = Consumer({**config, "group.id": txn_group}).consumer_group_metadata()
+    producer.send_offsets_to_transaction([TopicPartition(topic, 0, 1)], metadata, 30)
+    producer.commit_transaction(30)
+    admin.delete_records([TopicPartition(topic, 0, 1)])[TopicPartition(topic, 0, 1)].result(30)
+    offsets_group = topic_name("audited-offsets")
+    consumer = Consumer({**config, "group.id": offsets_group, "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+    consumer.close()
+    kafka_admin = KafkaAdminClient(
+        bootstrap_servers=broker.address("SASL_SSL"),
+        security_protocol="SASL_SSL",
+        ssl_cafile=str(broker.certs.ca),
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_plain_username="alice",
+        sasl_plain_password=PASSWORD,
+        client_id="audit-admin",
+    )
+    kafka_admin.delete_group_offsets(offsets_group, [KTopicPartition(topic, 0)])
+    whole = KConfigResource("TOPIC", topic, configs={"retention.ms": "7200000"})
+    kafka_admin.alter_configs([whole], incremental=False)  # AlterConfigs: the whole set
+    kafka_admin.close()
     admin.delete_topics([topic])[topic].result(30)
 
     expected = [
+        ("TxnOffsetCommit", "GROUP", txn_group),
+        ("DeleteRecords", "TOPIC", topic),
+        ("AlterConfigs", "TOPIC", topic),
+        ("OffsetDelete", "GROUP", offsets_group),
         ("CreateTopics", "TOPIC", topic),
         ("CreatePartitions", "TOPIC", topic),
         ("IncrementalAlterConfigs", "TOPIC", topic),
