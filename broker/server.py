@@ -36,6 +36,8 @@ from tidelog.storage.store_url import open_object_store
 
 log = logging.getLogger(__name__)
 
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
+
 
 def clock_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -117,6 +119,9 @@ class Broker:
                         reuse_address=True,
                         start_serving=False,
                         ssl=self._tls if listener.tls else None,
+                        # A handshake in progress is not in the connection table yet:
+                        # bound how long a silent one may hold its socket.
+                        ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if listener.tls else None,
                     )
                 )
             if self.http is not None:
