@@ -15,8 +15,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from tidelog.broker.security.acl import AclBinding, AclError, AclFilter, AclIndex, bindings_of
 from tidelog.broker.security.credentials import ScramCredential, credential
 from tidelog.broker.security.options import SecurityConfig
+from tidelog.protocol.errors import ErrorCode
+from tidelog.storage.errors import StoreError
 from tidelog.storage.object_store import ObjectStore, ObjectStoreError
 from tidelog.storage.security_doc import SecurityDocError, SecurityDocStore
 
@@ -28,6 +31,11 @@ class BrokerSecurity:
         self.config = config
         self.docs = SecurityDocStore(store)
         self._poller: asyncio.Task[None] | None = None
+        # Handlers check this one attribute before anything else: with the authorizer
+        # off, authorization costs nothing more on the produce and fetch paths.
+        self.enabled = config.authorizer == "acl"
+        self._index: AclIndex | None = None
+        self._index_of: dict[str, Any] | None = None  # the document `_index` was built from
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -67,9 +75,60 @@ class BrokerSecurity:
 
     # -- authorization -----------------------------------------------------------------
 
+    def acls(self) -> list[AclBinding]:
+        return bindings_of(self.doc.get("acls", ()))
+
+    def _acl_index(self) -> AclIndex:
+        doc = self.doc
+        if self._index is None or self._index_of is not doc:
+            self._index = AclIndex(
+                bindings_of(doc.get("acls", ())),
+                self.config.super_users,
+                self.config.allow_everyone_if_no_acl_found,
+            )
+            self._index_of = doc
+        return self._index
+
     def authorize(
         self, principal: str, host: str, operation: int, resource_type: int, name: str
     ) -> bool:
         """Whether `principal` connecting from `host` may do `operation` on the resource
-        (Kafka's AclOperation and ResourceType numbers)."""
-        return self.config.authorizer == "off"
+        (Kafka's AclOperation and ResourceType numbers; broker/security/acl.py decides)."""
+        if not self.enabled:
+            return True
+        return self._acl_index().authorize(principal, host, operation, resource_type, name)
+
+    async def create_acls(self, bindings: list[AclBinding]) -> None:
+        """Add the (validated) bindings to the document; one already there stays one."""
+
+        def edit(doc: dict[str, Any]) -> None:
+            present = set(bindings_of(doc["acls"]))
+            for b in bindings:
+                if b not in present:
+                    doc["acls"].append(b.to_json())
+                    present.add(b)
+
+        await self._change_acls(edit)
+
+    async def _change_acls(self, edit: Callable[[dict[str, Any]], Any]) -> Any:
+        """`change`, with a bucket that fails heard as Kafka's UNKNOWN_SERVER_ERROR."""
+        try:
+            return await self.change(edit)
+        except (ObjectStoreError, SecurityDocError) as exc:
+            raise StoreError(ErrorCode.unknown_server_error, f"ACLs not stored: {exc}") from None
+
+    async def delete_acls(self, filters: list[AclFilter]) -> list[list[AclBinding]]:
+        """Remove every binding any filter matches; per filter, the bindings it matched."""
+
+        def edit(doc: dict[str, Any]) -> list[list[AclBinding]]:
+            current = bindings_of(doc["acls"])
+            matched = [[b for b in current if f.matches(b)] for f in filters]
+            gone = {b for group in matched for b in group}
+            doc["acls"] = [raw for raw in doc["acls"] if not set(bindings_of([raw])) & gone]
+            return matched
+
+        result: list[list[AclBinding]] = await self._change_acls(edit)
+        return result
+
+
+__all__ = ["AclError", "BrokerSecurity"]
