@@ -266,7 +266,7 @@ class SecurityView(Protocol):
         """Whether `--authorizer acl` is on (off: `authorize` always allows)."""
         ...
 
-    def acls(self) -> list[AclBinding]:
+    async def acls(self) -> list[AclBinding]:
         """The ACLs in force on this broker (the security document's)."""
         ...
 

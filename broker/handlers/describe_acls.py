@@ -16,6 +16,7 @@ from tidelog.broker.security.acl import AclBinding, AclError, AclFilter
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
+from tidelog.storage.errors import StoreError
 
 if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
@@ -47,9 +48,12 @@ class DescribeAclsHandler(Handler):
             wanted = acl_filter(request)
             try:
                 wanted.validate()
-                found = self._resources(mod, [b for b in node.security.acls() if wanted.matches(b)])
+                acls = await node.security.acls()
+                found = self._resources(mod, [b for b in acls if wanted.matches(b)])
             except AclError as exc:
                 code, message = ErrorCode.invalid_request, str(exc)
+            except StoreError as exc:
+                code, message = exc.code, str(exc)
         return build(
             mod,
             "DescribeAclsResponse",

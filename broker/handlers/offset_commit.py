@@ -32,9 +32,12 @@ class OffsetCommitHandler(Handler):
         group_id: str = request.group_id
         errors: dict[tuple[str, int], ErrorCode] = {}
         rows: list[tuple[str, int, int, int, str | None]] = []
-        common = self._check_group(node, request)
-        if common is ErrorCode.none and not group_allowed(node, Op.READ, group_id):
-            common = ErrorCode.group_authorization_failed
+        # Kafka checks the ACL first: a principal without READ learns nothing else.
+        common = (
+            self._check_group(node, request)
+            if group_allowed(node, Op.READ, group_id)
+            else ErrorCode.group_authorization_failed
+        )
         for topic in request.topics:
             for p in topic.partitions:
                 key = (topic.name, p.partition_index)

@@ -75,7 +75,14 @@ class BrokerSecurity:
 
     # -- authorization -----------------------------------------------------------------
 
-    def acls(self) -> list[AclBinding]:
+    async def acls(self) -> list[AclBinding]:
+        """The ACLs in the document: this broker's copy while it polls the bucket, else
+        (authorizer off, no SASL) read now, so DescribeAcls is never stale there."""
+        if self._poller is None:
+            try:
+                await self.docs.refresh()
+            except (ObjectStoreError, SecurityDocError) as exc:
+                raise StoreError(ErrorCode.unknown_server_error, f"ACLs not read: {exc}") from None
         return bindings_of(self.doc.get("acls", ()))
 
     def _acl_index(self) -> AclIndex:

@@ -18,7 +18,7 @@ from kio.index import load_payload_module
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.static.constants import EntityType
 
-from tests.integration import txn_sweep
+from tests.integration import acl_sweep, txn_sweep
 from tests.integration.broker_process import BrokerProcess
 from tests.integration.raw_client import RawClient
 from tests.integration.test_clients import create_topic
@@ -712,6 +712,7 @@ WITH_BROKER: dict[int, Callable[[int, BrokerProcess], tuple[Any, Callable[[Any],
     42: _delete_groups,
     47: _offset_delete,
     **txn_sweep.WITH_BROKER,
+    **acl_sweep.WITH_BROKER,
 }
 IMPLEMENTED_FROM = {0: 3}  # Produce 0-2 are advertised only (see produce handler)
 
@@ -749,6 +750,7 @@ RANGES = {
     33: (0, 2),
     44: (0, 1),
     **txn_sweep.RANGES,
+    **acl_sweep.RANGES,
 }
 
 
