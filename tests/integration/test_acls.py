@@ -575,3 +575,82 @@ def test_an_invalid_binding_is_refused_with_kafkas_error(pair: Pair) -> None:
     assert [x.error_code for x in r.results] == [42, 0]
     assert "kafka-cluster" in r.results[0].error_message
     assert revoke_all(pair.admin) == 1
+
+
+def _commit_on_b(p: Pair) -> Any:
+    return sweep._commit_request(8, _group_coordinated_by(p, 2), {0: 1})
+
+
+def _txn_produce(p: Pair) -> Any:
+    request = sweep.SIMPLE[0](9)[0]
+    return dataclasses.replace(request, transactional_id=_uid("acl-produce"))
+
+
+@dataclass(frozen=True)
+class TwoAcls:
+    name: str
+    request: Callable[[Pair], Any]
+    first: tuple[Grant, ...]
+    still_denied: int  # with only `first`
+    second: tuple[Grant, ...]
+
+
+TWO_ACLS = [
+    TwoAcls(
+        "OffsetCommit: the group, then the topic",
+        _commit_on_b,
+        (g(ANY_GROUP, Op.READ),),
+        TOPIC_DENIED,
+        (g(ANY_TOPIC, Op.READ),),
+    ),
+    TwoAcls(
+        "AddPartitionsToTxn: the id, then the topic",
+        _add_partitions,
+        (g(ANY_TXN, Op.WRITE),),
+        TOPIC_DENIED,
+        (g(ANY_TOPIC, Op.WRITE),),
+    ),
+    TwoAcls(
+        "AddOffsetsToTxn: the id, then the group",
+        _add_offsets,
+        (g(ANY_TXN, Op.WRITE),),
+        GROUP_DENIED,
+        (g(ANY_GROUP, Op.READ),),
+    ),
+    TwoAcls(
+        "TxnOffsetCommit: the id, then the group",
+        _txn_commit,
+        (g(ANY_TXN, Op.WRITE), g(ANY_TOPIC, Op.READ)),
+        GROUP_DENIED,
+        (g(ANY_GROUP, Op.READ),),
+    ),
+    TwoAcls(
+        "Produce with a transactional id: the topic, then the id",
+        _txn_produce,
+        (g(ANY_TOPIC, Op.WRITE),),
+        TXN_DENIED,
+        (g(ANY_TXN, Op.WRITE),),
+    ),
+    TwoAcls(
+        "DeleteTopics: DESCRIBE is not DELETE",
+        _sweep(20, 6),
+        (g(ANY_TOPIC, Op.DESCRIBE),),
+        TOPIC_DENIED,
+        (g(ANY_TOPIC, Op.DELETE),),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", TWO_ACLS, ids=[c.name for c in TWO_ACLS])
+def test_an_api_needing_two_acls_is_refused_with_only_one(pair: Pair, case: TwoAcls) -> None:
+    revoke_all(pair.admin)
+    request = case.request(pair)
+    probe = lambda: codes(send(pair.enforcing, request))  # noqa: E731
+    wait_for(f"{case.name}: refused", probe, lambda got: bool(AUTH_ERRORS & set(got)))
+    grant(pair.admin, list(case.first))
+    wait_for(
+        f"{case.name}: one ACL", probe, lambda got: AUTH_ERRORS & set(got) == {case.still_denied}
+    )
+    grant(pair.admin, list(case.second))
+    wait_for(f"{case.name}: both", probe, lambda got: not AUTH_ERRORS & set(got))
+    revoke_all(pair.admin)
