@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from tidelog.broker.security.acl import AclBinding, AclError, AclFilter, AclIndex, bindings_of
+from tidelog.broker.security.acl import AclBinding, AclFilter, AclIndex, bindings_of
 from tidelog.broker.security.credentials import ScramCredential, credential
 from tidelog.broker.security.options import SecurityConfig
 from tidelog.protocol.errors import ErrorCode
@@ -138,4 +138,4 @@ class BrokerSecurity:
         return result
 
 
-__all__ = ["AclError", "BrokerSecurity"]
+__all__ = ["BrokerSecurity"]
