@@ -654,3 +654,32 @@ def test_an_api_needing_two_acls_is_refused_with_only_one(pair: Pair, case: TwoA
     grant(pair.admin, list(case.second))
     wait_for(f"{case.name}: both", probe, lambda got: not AUTH_ERRORS & set(got))
     revoke_all(pair.admin)
+
+
+def test_list_transactions_shows_only_ids_the_principal_may_describe(pair: Pair) -> None:
+    revoke_all(pair.admin)
+    while True:  # an id whose coordinator is B
+        txn_id = _uid("acl-txn")
+        ask = build(req(10, 4), "FindCoordinatorRequest", key_type=1, coordinator_keys=(txn_id,))
+        (found,) = send(pair.admin, ask).coordinators
+        if found.error_code == 0 and found.node_id == 2:
+            break
+    init = dataclasses.replace(_init_txn(pair), transactional_id=txn_id)
+    grant(pair.admin, [(Res.TRANSACTIONAL_ID, txn_id, Op.WRITE)])
+    wait_for("initialised on B", lambda: codes(send(pair.enforcing, init)), lambda c: c == [0])
+    revoke_all(pair.admin)
+    listing = build(
+        req(66, 1),
+        "ListTransactionsRequest",
+        state_filters=(),
+        producer_id_filters=(),
+        duration_filter=-1,
+    )
+
+    def listed() -> list[str]:
+        return [t.transactional_id for t in send(pair.enforcing, listing).transaction_states]
+
+    wait_for("nothing listed", listed, lambda got: got == [])
+    grant(pair.admin, [(Res.TRANSACTIONAL_ID, txn_id, Op.DESCRIBE)])
+    wait_for("the id listed", listed, lambda got: got == [txn_id])
+    revoke_all(pair.admin)
