@@ -6,11 +6,14 @@ from tidelog.broker.handlers.alter_configs import AlterConfigsHandler
 from tidelog.broker.handlers.alter_user_scram_credentials import AlterUserScramCredentialsHandler
 from tidelog.broker.handlers.api_versions import ApiVersionsHandler
 from tidelog.broker.handlers.base import Handler
+from tidelog.broker.handlers.create_acls import CreateAclsHandler
 from tidelog.broker.handlers.create_partitions import CreatePartitionsHandler
 from tidelog.broker.handlers.create_topics import CreateTopicsHandler
+from tidelog.broker.handlers.delete_acls import DeleteAclsHandler
 from tidelog.broker.handlers.delete_groups import DeleteGroupsHandler
 from tidelog.broker.handlers.delete_records import DeleteRecordsHandler
 from tidelog.broker.handlers.delete_topics import DeleteTopicsHandler
+from tidelog.broker.handlers.describe_acls import DescribeAclsHandler
 from tidelog.broker.handlers.describe_cluster import DescribeClusterHandler
 from tidelog.broker.handlers.describe_configs import DescribeConfigsHandler
 from tidelog.broker.handlers.describe_groups import DescribeGroupsHandler
@@ -81,6 +84,9 @@ HANDLERS: tuple[Handler, ...] = (
     ListTransactionsHandler(),
     DescribeUserScramCredentialsHandler(),
     AlterUserScramCredentialsHandler(),
+    DescribeAclsHandler(),
+    CreateAclsHandler(),
+    DeleteAclsHandler(),
 )
 
 __all__ = ["HANDLERS", "Handler"]

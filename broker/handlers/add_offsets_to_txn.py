@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, group_allowed, txn_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.broker.handlers.txn_errors import for_version
 from tidelog.protocol.errors import ErrorCode
@@ -25,7 +26,11 @@ class AddOffsetsToTxnHandler(Handler):
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         try:
-            if not request.group_id:
+            if not txn_allowed(node, Op.WRITE, request.transactional_id):
+                code = ErrorCode.transactional_id_authorization_failed
+            elif not group_allowed(node, Op.READ, request.group_id):
+                code = ErrorCode.group_authorization_failed
+            elif not request.group_id:
                 code = ErrorCode.invalid_group_id
             else:
                 code = await node.txn_coordinator.add_group(

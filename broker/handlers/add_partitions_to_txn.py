@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, cluster_allowed, topic_allowed, txn_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.broker.handlers.txn_errors import for_version
 from tidelog.protocol.errors import ErrorCode
@@ -45,6 +46,15 @@ class AddPartitionsToTxnHandler(Handler):
                 "AddPartitionsToTxnResponse",
                 throttle_time=datetime.timedelta(0),
                 results_by_topic_v3_and_below=self._topics(mod, results),
+            )
+        if not cluster_allowed(node, Op.CLUSTER_ACTION):
+            # v4+ is what brokers send one another (Kafka: CLUSTER_ACTION on the cluster).
+            return build(
+                mod,
+                "AddPartitionsToTxnResponse",
+                throttle_time=datetime.timedelta(0),
+                error_code=ErrorCode.cluster_authorization_failed,
+                results_by_transaction=(),
             )
         answers = []
         for txn in request.transactions:
@@ -85,6 +95,20 @@ class AddPartitionsToTxnHandler(Handler):
         wanted: list[tuple[str, tuple[int, ...]]],
         version: int,
     ) -> Results:
+        if not txn_allowed(node, Op.WRITE, txn_id):
+            code = ErrorCode.transactional_id_authorization_failed
+            return {t: dict.fromkeys(ps, code) for t, ps in wanted}
+        denied = {t for t, _ in wanted if not topic_allowed(node, Op.WRITE, t)}
+        if denied:
+            return {
+                t: dict.fromkeys(
+                    ps,
+                    ErrorCode.topic_authorization_failed
+                    if t in denied
+                    else ErrorCode.operation_not_attempted,
+                )
+                for t, ps in wanted
+            }
         missing = {(t, p) for t, ps in wanted for p in ps if not node.partition_exists((t, p))}
         if missing:
             return {

@@ -18,7 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, client_host, client_principal
+from tidelog.broker.handlers.authz import Op, cluster_allowed
+from tidelog.broker.handlers.base import Handler
 from tidelog.broker.security.credentials import (
     MAX_ITERATIONS,
     MECHANISM_IDS,
@@ -35,11 +36,6 @@ from tidelog.storage.security_doc import SecurityDocError
 if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
 
-# Kafka's AclOperation ALTER and ResourceType CLUSTER, and the cluster's resource name.
-# (Local until broker/security/acl.py's enums land.)
-OPERATION_ALTER = 7
-RESOURCE_CLUSTER = 4
-CLUSTER_NAME = "kafka-cluster"
 MECHANISMS = {number: name for name, number in MECHANISM_IDS.items()}
 
 
@@ -65,13 +61,7 @@ class AlterUserScramCredentialsHandler(Handler):
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         outcomes = check(request)
-        allowed = node.security.authorize(
-            client_principal.get(),
-            client_host.get(),
-            OPERATION_ALTER,
-            RESOURCE_CLUSTER,
-            CLUSTER_NAME,
-        )
+        allowed = cluster_allowed(node, Op.ALTER)
         if not allowed:
             for outcome in outcomes.values():
                 outcome.code, outcome.message = ErrorCode.cluster_authorization_failed, None

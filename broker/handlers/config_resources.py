@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from tidelog.broker.handlers.authz import Op, cluster_allowed, topic_allowed
+from tidelog.broker.security.acl import AclOperation
 from tidelog.protocol.errors import ErrorCode
 from tidelog.storage.errors import StoreError
 from tidelog.storage.topic_config import ConfigBuild
@@ -34,6 +36,21 @@ def duplicated(resources: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
     """Resources named more than once in one request: Kafka answers each INVALID_REQUEST."""
     counts = Counter(resources)
     return {resource for resource, n in counts.items() if n > 1}
+
+
+def config_allowed(node: Node, operation: AclOperation, resource_type: int, name: str) -> bool:
+    """Kafka's check of a config resource: the topic, or (brokers, loggers) the cluster."""
+    if resource_type == TOPIC:
+        return topic_allowed(node, operation, name)
+    if resource_type in (BROKER, BROKER_LOGGER):
+        return cluster_allowed(node, operation)
+    return True  # an unknown type is answered INVALID_REQUEST anyway
+
+
+def config_denied(resource_type: int) -> Answer:
+    if resource_type == TOPIC:
+        return ErrorCode.topic_authorization_failed, "Topic authorization failed."
+    return ErrorCode.cluster_authorization_failed, "Cluster authorization failed."
 
 
 def duplicate_answer(resource_type: int, name: str) -> Answer:
@@ -58,6 +75,8 @@ async def alter_resource(
     `check_shape` raises StoreError for what is refused before the topic is looked at
     (a key given twice, ...)."""
     listed = ",".join(keys)
+    if not config_allowed(node, Op.ALTER_CONFIGS, resource_type, name):
+        return config_denied(resource_type)
     if resource_type == TOPIC:
         try:
             check_shape()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tidelog.broker.config import ServeConfig
     from tidelog.broker.groups.events import Effect, Event
     from tidelog.broker.groups.model import Group
+    from tidelog.broker.security.acl import AclBinding, AclFilter
     from tidelog.broker.transactions.coordinator import TxnCoordinator
     from tidelog.protocol.errors import ErrorCode
     from tidelog.storage.log_reader import ReadResult
@@ -271,6 +272,23 @@ class SecurityView(Protocol):
 
     async def change(self, edit: Callable[[dict[str, Any]], Any]) -> Any:
         """Apply `edit` to the newest document and store it (one conditional write)."""
+        ...
+
+    @property
+    def enabled(self) -> bool:
+        """Whether `--authorizer acl` is on (off: `authorize` always allows)."""
+        ...
+
+    async def acls(self) -> list[AclBinding]:
+        """The ACLs in force on this broker (the security document's)."""
+        ...
+
+    async def create_acls(self, bindings: list[AclBinding]) -> None:
+        """Add validated bindings to the document in the bucket."""
+        ...
+
+    async def delete_acls(self, filters: list[AclFilter]) -> list[list[AclBinding]]:
+        """Remove every binding a filter matches; per filter, what it matched."""
         ...
 
     def authorize(

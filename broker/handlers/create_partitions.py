@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, topic_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -29,6 +30,8 @@ class CreatePartitionsHandler(Handler):
         for t in request.topics:
             code, message = ErrorCode.none, None
             try:
+                if not topic_allowed(node, Op.ALTER, t.name):
+                    raise StoreError(ErrorCode.topic_authorization_failed, f"no ALTER on {t.name}")
                 state = node.check_new_partitions(t.name, t.count, planned=planned)
                 if request.validate_only:
                     planned += t.count - state.partitions

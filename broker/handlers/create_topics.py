@@ -12,6 +12,7 @@ import datetime
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import create_topic_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -40,6 +41,8 @@ class CreateTopicsHandler(Handler):
             if t.assignments:
                 count = len(t.assignments)
             try:
+                if not create_topic_allowed(node, t.name):
+                    raise StoreError(ErrorCode.topic_authorization_failed, f"no CREATE of {t.name}")
                 if t.replication_factor == 0 or t.replication_factor < -1:
                     raise StoreError(
                         ErrorCode.invalid_replication_factor,

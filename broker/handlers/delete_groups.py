@@ -11,6 +11,7 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.events import Delete, DeleteResponse
+from tidelog.broker.handlers.authz import Op, group_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -39,6 +40,8 @@ class DeleteGroupsHandler(Handler):
 
 
 async def delete_group(node: Node, group_id: str) -> ErrorCode:
+    if not group_allowed(node, Op.DELETE, group_id):
+        return ErrorCode.group_authorization_failed
     if not node.coordinates(group_id):
         return ErrorCode.not_coordinator
     live = node.live_group(group_id) is not None

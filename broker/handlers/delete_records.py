@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, topic_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -35,6 +36,8 @@ class DeleteRecordsHandler(Handler):
             for p in t.partitions:
                 code, low = ErrorCode.none, -1
                 try:
+                    if not topic_allowed(node, Op.DELETE, t.name):
+                        raise StoreError(ErrorCode.topic_authorization_failed, "no DELETE")
                     low = await node.delete_records(t.name, p.partition_index, int(p.offset))
                 except StoreError as exc:
                     code = exc.code

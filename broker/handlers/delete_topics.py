@@ -6,6 +6,7 @@ import datetime
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, topic_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -32,6 +33,8 @@ class DeleteTopicsHandler(Handler):
             code, message = ErrorCode.none, None
             state = node.topic(name) if name else None
             try:
+                if name is not None and not topic_allowed(node, Op.DELETE, name):
+                    raise StoreError(ErrorCode.topic_authorization_failed, f"no DELETE on {name}")
                 if state is None:
                     code = (
                         ErrorCode.unknown_topic_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, cluster_allowed
 from tidelog.broker.handlers.base import Handler, broker_address
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -22,11 +23,12 @@ class DescribeClusterHandler(Handler):
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
+        authorized = cluster_allowed(node, Op.DESCRIBE)
         return build(
             mod,
             "DescribeClusterResponse",
             throttle_time=datetime.timedelta(0),
-            error_code=ErrorCode.none,
+            error_code=ErrorCode.none if authorized else ErrorCode.cluster_authorization_failed,
             error_message=None,
             endpoint_type=getattr(request, "endpoint_type", 1),
             cluster_id=node.cluster_id,
@@ -40,7 +42,7 @@ class DescribeClusterHandler(Handler):
                     port=a[1],
                     rack=None,
                 )
-                for m in node.live_brokers()
+                for m in (node.live_brokers() if authorized else ())
                 if (a := broker_address(m)) is not None
             ),
             cluster_authorized_operations=_ALL_OPERATIONS,

@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op
 from tidelog.broker.handlers.base import Handler
+from tidelog.broker.handlers.config_resources import config_allowed, config_denied
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
@@ -60,7 +62,9 @@ class DescribeConfigsHandler(Handler):
         for res in request.resources:
             code, message = ErrorCode.none, None
             entries: dict[str, tuple[str, int, list[Synonym]]] = {}
-            if res.resource_type == TOPIC:
+            if not config_allowed(node, Op.DESCRIBE_CONFIGS, res.resource_type, res.resource_name):
+                code, message = config_denied(res.resource_type)
+            elif res.resource_type == TOPIC:
                 topic = node.topic(res.resource_name)
                 if topic is None:
                     code = ErrorCode.unknown_topic_or_partition

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.model import EMPTY
 from tidelog.broker.groups.queries import GroupDescription, describe
+from tidelog.broker.handlers.authz import Op, group_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -30,11 +31,13 @@ class DescribeGroupsHandler(Handler):
         mod = response_module(self.api_key, header.api_version)
         groups = tuple(
             _described(mod, _description(node, gid))
-            if node.coordinates(gid)
+            if node.coordinates(gid) and group_allowed(node, Op.DESCRIBE, gid)
             else build(
                 mod,
                 "DescribedGroup",
-                error_code=ErrorCode.not_coordinator,
+                error_code=ErrorCode.not_coordinator
+                if group_allowed(node, Op.DESCRIBE, gid)
+                else ErrorCode.group_authorization_failed,
                 group_id=gid,
                 group_state="",
                 protocol_type="",

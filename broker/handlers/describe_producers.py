@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, topic_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -47,6 +48,8 @@ class DescribeProducersHandler(Handler):
 
 def _partition(mod: ModuleType, node: Node, topic: str, partition: int) -> Any:
     try:
+        if not topic_allowed(node, Op.READ, topic):
+            raise StoreError(ErrorCode.topic_authorization_failed, f"no READ on topic {topic}")
         producers = node.producers(topic, partition)
     except StoreError as exc:
         return build(

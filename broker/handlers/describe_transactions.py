@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, txn_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.broker.transactions.model import TxnStatus
 from tidelog.protocol.errors import ErrorCode
@@ -40,7 +41,9 @@ class DescribeTransactionsHandler(Handler):
         states = []
         for txn_id in request.transactional_ids:
             meta = None
-            if not node.coordinates_txn(txn_id):
+            if not txn_allowed(node, Op.DESCRIBE, txn_id):
+                code = ErrorCode.transactional_id_authorization_failed
+            elif not node.coordinates_txn(txn_id):
                 code = ErrorCode.not_coordinator
             elif (meta := node.txn_coordinator.meta(txn_id)) is None or (
                 meta.status == TxnStatus.DEAD

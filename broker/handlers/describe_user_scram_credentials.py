@@ -15,7 +15,8 @@ import datetime
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.base import Handler, client_host, client_principal
+from tidelog.broker.handlers.authz import Op, cluster_allowed
+from tidelog.broker.handlers.base import Handler
 from tidelog.broker.security.credentials import MECHANISM_IDS, ScramCredential
 from tidelog.broker.security.users import user_credentials
 from tidelog.protocol.errors import ErrorCode
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
 
     from tidelog.broker.handlers.context import Node
 
-# Kafka's AclOperation DESCRIBE and ResourceType CLUSTER, and the cluster's resource name.
-# (Local until broker/security/acl.py's enums land.)
-OPERATION_DESCRIBE = 8
-RESOURCE_CLUSTER = 4
-CLUSTER_NAME = "kafka-cluster"
-
 
 class DescribeUserScramCredentialsHandler(Handler):
     api_key, min_version, max_version = 50, 0, 0
@@ -42,13 +37,7 @@ class DescribeUserScramCredentialsHandler(Handler):
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
-        allowed = node.security.authorize(
-            client_principal.get(),
-            client_host.get(),
-            OPERATION_DESCRIBE,
-            RESOURCE_CLUSTER,
-            CLUSTER_NAME,
-        )
+        allowed = cluster_allowed(node, Op.DESCRIBE)
         if not allowed:
             return _answer(mod, ErrorCode.cluster_authorization_failed, None, ())
         try:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, txn_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.broker.handlers.txn_errors import for_version
+from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
 from tidelog.storage.errors import StoreError
@@ -25,6 +27,8 @@ class EndTxnHandler(Handler):
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         try:
+            if not txn_allowed(node, Op.WRITE, request.transactional_id):
+                raise StoreError(ErrorCode.transactional_id_authorization_failed, "no WRITE")
             code = await node.txn_coordinator.end_txn(
                 request.transactional_id,
                 int(request.producer_id),

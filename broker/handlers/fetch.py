@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, topic_allowed
 from tidelog.broker.handlers.base import Handler, answer_error
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.fetch_response import FetchPartitionResult, encode_fetch_response
@@ -47,6 +48,15 @@ class FetchHandler(Handler):
             for t in request.topics
             for p in t.partitions
         ]
+        refused: list[tuple[str, int, ErrorCode, ReadResult | None]] = []
+        if node.security.enabled:
+            readable = {t for t in {w[0] for w in wanted} if topic_allowed(node, Op.READ, t)}
+            refused = [
+                (w[0], w[1], ErrorCode.topic_authorization_failed, None)
+                for w in wanted
+                if w[0] not in readable
+            ]
+            wanted = [w for w in wanted if w[0] in readable]
         epochs = {
             (t.topic, p.partition): p.current_leader_epoch
             for t in request.topics
@@ -61,10 +71,12 @@ class FetchHandler(Handler):
                 node, wanted, request.max_bytes, committed, epochs
             )
             remaining = deadline - time.monotonic()
-            if total >= request.min_bytes or errored or remaining <= 0 or node.stopping:
+            if total >= request.min_bytes or errored or refused or remaining <= 0:
+                break
+            if node.stopping:
                 break
             await node.wait_for_data([(t, p) for t, p, _, _ in wanted], remaining)
-        return self._response(node, header, results)
+        return self._response(node, header, results + refused)
 
     async def _read_all(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, group_allowed, txn_allowed
 from tidelog.broker.handlers.base import Handler, broker_address, client_listener
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -38,6 +39,10 @@ class FindCoordinatorHandler(Handler):
         def answer(key: str) -> tuple[ErrorCode, str | None, int, str, int]:
             if key_type not in (GROUP, TRANSACTION):
                 return ErrorCode.invalid_request, f"unknown key_type={key_type}", -1, "", -1
+            if key_type == GROUP and not group_allowed(node, Op.DESCRIBE, key):
+                return ErrorCode.group_authorization_failed, None, -1, "", -1
+            if key_type == TRANSACTION and not txn_allowed(node, Op.DESCRIBE, key):
+                return ErrorCode.transactional_id_authorization_failed, None, -1, "", -1
             owner = node.coordinator_of(key)
             if owner is None:
                 return ErrorCode.coordinator_not_available, "slot moving", -1, "", -1

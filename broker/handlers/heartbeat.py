@@ -10,7 +10,9 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.events import Heartbeat, HeartbeatResponse
+from tidelog.broker.handlers.authz import Op, group_allowed
 from tidelog.broker.handlers.base import Handler
+from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
 
@@ -22,6 +24,13 @@ class HeartbeatHandler(Handler):
     api_key, min_version, max_version = 12, 0, 4
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
+        if not group_allowed(node, Op.READ, request.group_id):
+            return build(
+                response_module(self.api_key, header.api_version),
+                "HeartbeatResponse",
+                throttle_time=datetime.timedelta(0),
+                error_code=ErrorCode.group_authorization_failed,
+            )
         answer = await node.group_call(
             request.group_id,
             lambda token: Heartbeat(

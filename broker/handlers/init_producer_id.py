@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, idempotent_allowed, txn_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.broker.handlers.txn_errors import for_version
 from tidelog.protocol.errors import ErrorCode
@@ -35,6 +36,8 @@ class InitProducerIdHandler(Handler):
         code, pid, epoch = ErrorCode.none, -1, -1
         try:
             if request.transactional_id is None:
+                if not idempotent_allowed(node):
+                    raise StoreError(ErrorCode.cluster_authorization_failed, "no IDEMPOTENT_WRITE")
                 old_pid = int(getattr(request, "producer_id", -1))
                 old_epoch = int(getattr(request, "producer_epoch", -1))
                 if old_pid >= 0 and 0 <= old_epoch < _MAX_EPOCH - 1:
@@ -42,6 +45,8 @@ class InitProducerIdHandler(Handler):
                 else:
                     pid, epoch = await node.allocate_producer_id(), 0
             else:
+                if not txn_allowed(node, Op.WRITE, request.transactional_id):
+                    raise StoreError(ErrorCode.transactional_id_authorization_failed, "no WRITE")
                 timeout_ms = int(request.transaction_timeout.total_seconds() * 1000)
                 outcome = await node.txn_coordinator.init_producer(
                     request.transactional_id,

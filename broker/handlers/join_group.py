@@ -13,7 +13,9 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.events import Join, JoinResponse
+from tidelog.broker.handlers.authz import Op, group_allowed
 from tidelog.broker.handlers.base import Handler, client_host
+from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
 
@@ -30,6 +32,19 @@ class JoinGroupHandler(Handler):
         version = header.api_version
         session_ms = request.session_timeout // _MS
         rebalance = getattr(request, "rebalance_timeout", None)
+        if not group_allowed(node, Op.READ, request.group_id):
+            return build(
+                response_module(self.api_key, version),
+                "JoinGroupResponse",
+                throttle_time=datetime.timedelta(0),
+                error_code=ErrorCode.group_authorization_failed,
+                generation_id=-1,
+                protocol_type=None,
+                protocol_name=None if version >= 7 else "",
+                leader="",
+                member_id="",
+                members=(),
+            )
         answer = await node.group_call(
             request.group_id,
             lambda token: Join(

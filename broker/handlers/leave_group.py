@@ -11,7 +11,9 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.events import Leave, LeaveResponse
+from tidelog.broker.handlers.authz import Op, group_allowed
 from tidelog.broker.handlers.base import Handler
+from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
 
@@ -28,6 +30,14 @@ class LeaveGroupHandler(Handler):
             members = tuple((m.member_id, m.group_instance_id) for m in request.members)
         else:
             members = ((request.member_id, None),)
+        if not group_allowed(node, Op.READ, request.group_id):
+            return build(
+                response_module(self.api_key, version),
+                "LeaveGroupResponse",
+                throttle_time=datetime.timedelta(0),
+                error_code=ErrorCode.group_authorization_failed,
+                members=(),
+            )
         answer = await node.group_call(
             request.group_id, lambda token: Leave(token=token, members=members)
         )

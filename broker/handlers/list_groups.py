@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.model import EMPTY
 from tidelog.broker.groups.queries import GroupListing, listing
+from tidelog.broker.handlers.authz import Op, cluster_allowed, group_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -35,6 +36,8 @@ class ListGroupsHandler(Handler):
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         states = {s.lower() for s in getattr(request, "states_filter", ())}
+        # DESCRIBE on the cluster lists every group; else only those it may describe.
+        every = cluster_allowed(node, Op.DESCRIBE)
         groups = tuple(
             build(
                 mod,
@@ -44,7 +47,8 @@ class ListGroupsHandler(Handler):
                 group_state=g.state,
             )
             for g in known_groups(node)
-            if not states or g.state.lower() in states
+            if (not states or g.state.lower() in states)
+            and (every or group_allowed(node, Op.DESCRIBE, g.group_id))
         )
         return build(
             mod,

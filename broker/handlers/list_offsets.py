@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, topic_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -37,6 +38,8 @@ class ListOffsetsHandler(Handler):
             for p in t.partitions:
                 code, ts, offset, epoch = ErrorCode.none, -1, -1, -1
                 try:
+                    if not topic_allowed(node, Op.DESCRIBE, t.name):
+                        raise StoreError(ErrorCode.topic_authorization_failed, "no DESCRIBE")
                     ts, offset, epoch = await self._lookup(
                         node,
                         t.name,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, txn_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.broker.transactions.model import TxnMeta, TxnStatus
 from tidelog.protocol.errors import ErrorCode
@@ -39,6 +40,8 @@ class ListTransactionsHandler(Handler):
 
         def wanted(meta: TxnMeta) -> bool:
             if meta.status == TxnStatus.DEAD:
+                return False
+            if not txn_allowed(node, Op.DESCRIBE, meta.transactional_id):
                 return False
             if names and meta.status.value not in states:
                 return False

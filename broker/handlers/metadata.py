@@ -13,6 +13,7 @@ import datetime
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, create_topic_allowed, topic_allowed
 from tidelog.broker.handlers.base import Handler, broker_address
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -38,7 +39,8 @@ class MetadataHandler(Handler):
         version = header.api_version
         # v0 and an empty list before v1 meant "all topics"; from v1 on null means all.
         if request.topics is None or (version == 0 and not request.topics):
-            names = sorted(node.topics())
+            # Only the topics the principal may describe (Kafka hides the others).
+            names = [n for n in sorted(node.topics()) if topic_allowed(node, Op.DESCRIBE, n)]
             wanted_all = True
         else:
             names = []
@@ -72,11 +74,15 @@ class MetadataHandler(Handler):
     async def _topic(self, node: Node, mod: Any, name: str, allow_create: bool) -> Any:
         error = ErrorCode.none
         try:
+            if not topic_allowed(node, Op.DESCRIBE, name):
+                raise StoreError(ErrorCode.topic_authorization_failed, f"no DESCRIBE on {name}")
             validate_topic_name(name)
             state = node.topic(name)
             if state is None:
                 # Kafka's internal names are refused, not "unknown" and retried for ever.
                 validate_user_topic_name(name)
+                if allow_create and not create_topic_allowed(node, name):
+                    raise StoreError(ErrorCode.topic_authorization_failed, f"no CREATE of {name}")
                 if allow_create:
                     state = await node.ensure_topic(name)
             if state is None:

@@ -12,6 +12,7 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.queries import validate_commit
+from tidelog.broker.handlers.authz import Op, group_allowed, topic_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -31,13 +32,20 @@ class OffsetCommitHandler(Handler):
         group_id: str = request.group_id
         errors: dict[tuple[str, int], ErrorCode] = {}
         rows: list[tuple[str, int, int, int, str | None]] = []
-        common = self._check_group(node, request)
+        # Kafka checks the ACL first: a principal without READ learns nothing else.
+        common = (
+            self._check_group(node, request)
+            if group_allowed(node, Op.READ, group_id)
+            else ErrorCode.group_authorization_failed
+        )
         for topic in request.topics:
             for p in topic.partitions:
                 key = (topic.name, p.partition_index)
                 metadata = p.committed_metadata or ""
                 if common is not ErrorCode.none:
                     errors[key] = common
+                elif not topic_allowed(node, Op.READ, topic.name):
+                    errors[key] = ErrorCode.topic_authorization_failed
                 elif not node.partition_exists(key):
                     errors[key] = ErrorCode.unknown_topic_or_partition
                 elif len(metadata) > MAX_METADATA_CHARS:

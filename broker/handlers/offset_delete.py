@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, group_allowed, topic_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -31,7 +32,9 @@ class OffsetDeleteHandler(Handler):
         top = ErrorCode.none
         errors: dict[tuple[str, int], ErrorCode] = {}
         doomed: list[tuple[str, int]] = []
-        if not node.coordinates(request.group_id):
+        if not group_allowed(node, Op.DELETE, request.group_id):
+            top = ErrorCode.group_authorization_failed
+        elif not node.coordinates(request.group_id):
             top = ErrorCode.not_coordinator
         elif group is None and not committed:
             top = ErrorCode.group_id_not_found
@@ -39,7 +42,9 @@ class OffsetDeleteHandler(Handler):
         for topic in requested:
             for p in topic.partitions:
                 key = (topic.name, p.partition_index)
-                if group is not None and group.members:
+                if not topic_allowed(node, Op.READ, topic.name):
+                    errors[key] = ErrorCode.topic_authorization_failed
+                elif group is not None and group.members:
                     errors[key] = ErrorCode.group_subscribed_to_topic
                 elif not node.partition_exists(key):
                     errors[key] = ErrorCode.unknown_topic_or_partition

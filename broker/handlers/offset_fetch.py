@@ -18,6 +18,7 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, group_allowed, topic_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -65,6 +66,8 @@ class OffsetFetchHandler(Handler):
 
 
 def _group_error(node: Node, group_id: str) -> ErrorCode:
+    if not group_allowed(node, Op.DESCRIBE, group_id):
+        return ErrorCode.group_authorization_failed
     return ErrorCode.none if node.coordinates(group_id) else ErrorCode.not_coordinator
 
 
@@ -90,15 +93,22 @@ def _topics(
     require_stable: bool,
 ) -> tuple[Any, ...]:
     topic_cls, partition_cls = names
+    if not group_allowed(node, Op.DESCRIBE, group_id):
+        return ()
     committed = node.committed_offsets(group_id)
     unstable = node.unstable_offsets(group_id) if require_stable else frozenset()
     out = []
     for topic, partitions in _wanted(committed, topics).items():
+        describable = topic_allowed(node, Op.DESCRIBE, topic)
+        if topics is None and not describable:
+            continue  # all topics asked: Kafka leaves out those the principal may not see
         parts = []
         for index in partitions:
             c = committed.get((topic, index))
             error = ErrorCode.none
-            if (topic, index) in unstable:
+            if not describable:
+                c, error = None, ErrorCode.topic_authorization_failed
+            elif (topic, index) in unstable:
                 c, error = None, ErrorCode.unstable_offset_commit
             parts.append(
                 build(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, topic_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -69,6 +70,8 @@ class OffsetForLeaderEpochHandler(Handler):
     def _answer(
         self, node: Node, topic: str, partition: int, current: int, requested: int
     ) -> tuple[ErrorCode, int, int]:
+        if not topic_allowed(node, Op.DESCRIBE, topic):
+            return ErrorCode.topic_authorization_failed, UNDEFINED_EPOCH, UNDEFINED_OFFSET
         try:
             part = node.partition(topic, partition)
         except StoreError as exc:

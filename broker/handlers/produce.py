@@ -23,6 +23,7 @@ import logging
 import struct
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, topic_allowed, txn_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.batch import Compression
 from tidelog.protocol.errors import ErrorCode
@@ -114,6 +115,16 @@ class ProduceHandler(Handler):
         # them (it checks them against the id's ACL first), not stored as if committed.
         txn_id = request.transactional_id
         transactional = _has_transactional_batch(request)
+        denied: frozenset[str] = frozenset()
+        if node.security.enabled:
+            if txn_id is not None and not txn_allowed(node, Op.WRITE, txn_id):
+                return self._all_failed(
+                    header,
+                    request,
+                    ErrorCode.transactional_id_authorization_failed,
+                    f"no WRITE on transactional id {txn_id}",
+                )
+            denied = frozenset(n for n, _ in request.topics if not topic_allowed(node, Op.WRITE, n))
         if txn_id is None and transactional:
             return self._all_failed(
                 header,
@@ -127,11 +138,16 @@ class ProduceHandler(Handler):
                 # The coordinator is another broker: ask it, and keep this producer's
                 # requests in arrival order while we wait (the gate).
                 async with node.txn_gate(producer[0]):
-                    return await self._append(node, header, request, txn_id)
-        return await self._append(node, header, request, txn_id)
+                    return await self._append(node, header, request, txn_id, denied)
+        return await self._append(node, header, request, txn_id, denied)
 
     async def _append(
-        self, node: Node, header: RequestHeader, request: Any, txn_id: str | None
+        self,
+        node: Node,
+        header: RequestHeader,
+        request: Any,
+        txn_id: str | None,
+        denied: frozenset[str],
     ) -> Any:
         """Append every partition; with a `txn_id`, a batch that would open its
         producer's transaction needs the coordinator's word first."""
@@ -147,6 +163,10 @@ class ProduceHandler(Handler):
         for name, partitions in request.topics:
             for index, records in partitions:
                 try:
+                    if name in denied:
+                        raise StoreError(
+                            ErrorCode.topic_authorization_failed, f"no WRITE on topic {name}"
+                        )
                     if header.api_version < _FIRST_ZSTD_VERSION and _is_zstd(records):
                         raise StoreError(
                             ErrorCode.unsupported_compression_type,

@@ -11,7 +11,9 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.events import Sync, SyncResponse
+from tidelog.broker.handlers.authz import Op, group_allowed
 from tidelog.broker.handlers.base import Handler
+from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
 
@@ -23,6 +25,16 @@ class SyncGroupHandler(Handler):
     api_key, min_version, max_version = 14, 0, 5
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
+        if not group_allowed(node, Op.READ, request.group_id):
+            return build(
+                response_module(self.api_key, header.api_version),
+                "SyncGroupResponse",
+                throttle_time=datetime.timedelta(0),
+                error_code=ErrorCode.group_authorization_failed,
+                protocol_type=None,
+                protocol_name=None,
+                assignment=b"",
+            )
         answer = await node.group_call(
             request.group_id,
             lambda token: Sync(

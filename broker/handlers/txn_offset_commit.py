@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, group_allowed, topic_allowed, txn_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.broker.handlers.offset_commit import MAX_METADATA_CHARS
 from tidelog.broker.handlers.txn_errors import for_version
@@ -38,7 +39,11 @@ class TxnOffsetCommitHandler(Handler):
         errors: dict[tuple[str, int], ErrorCode] = {}
         rows: list[tuple[str, int, int, int, str | None]] = []
         common = ErrorCode.none
-        if not group:
+        if not txn_allowed(node, Op.WRITE, request.transactional_id):
+            common = ErrorCode.transactional_id_authorization_failed
+        elif not group_allowed(node, Op.READ, group):
+            common = ErrorCode.group_authorization_failed
+        elif not group:
             common = ErrorCode.invalid_group_id
         elif not node.coordinates(group):
             common = ErrorCode.not_coordinator
@@ -54,6 +59,8 @@ class TxnOffsetCommitHandler(Handler):
                 metadata = p.committed_metadata or ""
                 if common != ErrorCode.none:
                     errors[key] = common
+                elif not topic_allowed(node, Op.READ, topic.name):
+                    errors[key] = ErrorCode.topic_authorization_failed
                 elif not node.partition_exists(key):
                     errors[key] = ErrorCode.unknown_topic_or_partition
                 elif len(metadata) > MAX_METADATA_CHARS:

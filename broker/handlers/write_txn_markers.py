@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from tidelog.broker.handlers.authz import Op, cluster_allowed
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -28,25 +29,31 @@ class WriteTxnMarkersHandler(Handler):
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
         answers = []
+        # Brokers send markers to one another: Kafka asks CLUSTER_ACTION on the cluster.
+        permitted = cluster_allowed(node, Op.CLUSTER_ACTION)
         for marker in request.markers:
             work = [
                 (topic.name, int(index))
                 for topic in marker.topics
                 for index in topic.partition_indexes
             ]
-            codes = await asyncio.gather(
-                *(
-                    node.write_txn_marker(
-                        topic,
-                        index,
-                        producer_id=int(marker.producer_id),
-                        producer_epoch=int(marker.producer_epoch),
-                        commit=bool(marker.transaction_result),
-                        coordinator_epoch=int(marker.coordinator_epoch),
+            codes: list[ErrorCode] = [ErrorCode.cluster_authorization_failed] * len(work)
+            if permitted:
+                codes = list(
+                    await asyncio.gather(
+                        *(
+                            node.write_txn_marker(
+                                topic,
+                                index,
+                                producer_id=int(marker.producer_id),
+                                producer_epoch=int(marker.producer_epoch),
+                                commit=bool(marker.transaction_result),
+                                coordinator_epoch=int(marker.coordinator_epoch),
+                            )
+                            for topic, index in work
+                        )
                     )
-                    for topic, index in work
                 )
-            )
             by_topic: dict[str, list[tuple[int, ErrorCode]]] = {}
             for (topic, index), code in zip(work, codes, strict=True):
                 by_topic.setdefault(topic, []).append((index, code))

@@ -18,7 +18,7 @@ from kio.index import load_payload_module
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.static.constants import EntityType
 
-from tests.integration import sasl_sweep, scram_sweep, txn_sweep
+from tests.integration import acl_sweep, sasl_sweep, scram_sweep, txn_sweep
 from tests.integration.broker_process import BrokerProcess, free_port
 from tests.integration.raw_client import RawClient
 from tests.integration.test_clients import create_topic
@@ -719,6 +719,7 @@ WITH_BROKER: dict[int, Callable[[int, BrokerProcess], tuple[Any, Callable[[Any],
     **txn_sweep.WITH_BROKER,
     **sasl_sweep.WITH_BROKER,
     **scram_sweep.WITH_BROKER,
+    **acl_sweep.WITH_BROKER,
 }
 IMPLEMENTED_FROM = {0: 3}  # Produce 0-2 are advertised only (see produce handler)
 
@@ -758,6 +759,7 @@ RANGES = {
     **txn_sweep.RANGES,
     **sasl_sweep.RANGES,
     **scram_sweep.RANGES,
+    **acl_sweep.RANGES,
 }
 
 

@@ -226,6 +226,21 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
             "tidelog.broker.drills",
         ),
     ),
+    (
+        "tidelog.broker.security.acl",
+        (
+            "tidelog.storage",
+            "tidelog.protocol",
+            "tidelog.broker.server",
+            "tidelog.broker.node",
+            "tidelog.broker.connection",
+            "tidelog.broker.handlers",
+            "tidelog.broker.security.state",
+            "tidelog.broker.security.options",
+            "tidelog.broker.security.credentials",
+            "tidelog.broker.security.listeners",
+        ),
+    ),
     ("tidelog.payments", ("tidelog.storage", "tidelog.protocol", "tidelog.bench")),
 ]
 

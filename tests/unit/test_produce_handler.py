@@ -23,6 +23,12 @@ class StoreWithABug:
     def traffic(self) -> StoreWithABug:
         return self
 
+    enabled = False  # the authorizer is off
+
+    @property
+    def security(self) -> StoreWithABug:
+        return self
+
     def bytes_in(self, topic: str, size: int) -> None:
         self.counted.append((topic, size))
 
