@@ -4,7 +4,9 @@ Two brokers on one bucket whose inter-broker listener is SASL_SSL: transaction m
 and verification go broker to broker (broker/peer_client.py), over TLS, logged in as
 `User:tidelog-broker` with a password derived from the secret the first broker put in
 the security document. A transaction spanning partitions led by both brokers commits
-and reads back under read_committed, and each broker's log shows the other logging in.
+and reads back under read_committed, and each broker's log shows the other logging in;
+with `--authorizer acl` too, where only the brokers' own principal (a super user) may
+send markers, the clients having every ACL they need but CLUSTER_ACTION.
 """
 
 from __future__ import annotations
@@ -15,25 +17,54 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
-from tests.integration.security_setup import SecureBroker, make_certs
+from tests.integration.security_setup import SecureBroker, add_user, make_certs
 from tests.integration.test_cluster import wait_until
+from tests.integration.test_txn_durability import find_coordinator
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 4
+TOPIC, TXN_ID = "ledger-secure", "secure-txn"
+ADMIN_PASSWORD = "admin-pw"
 
 
-@pytest.fixture
-def two_brokers(tmp_path: Path) -> Iterator[list[SecureBroker]]:
+@pytest.fixture(params=["off", "acl"])
+def two_brokers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[SecureBroker]]:
     certs = make_certs(tmp_path / "certs")
     args = [
         "--object-store", f"file://{tmp_path / 'bucket'}",
         "--inter-broker-listener-name", "SASL_SSL",
+        "--authorizer", request.param, "--super-users", "User:admin",
     ]  # fmt: skip
+    add_user(tmp_path / "bucket", "admin", ADMIN_PASSWORD)
     brokers = [SecureBroker(tmp_path / f"node{n}", certs, args=args, node_id=n) for n in (1, 2)]
     for broker in brokers:
         broker.start()
+    if request.param == "acl":
+        # The clients here are anonymous (PLAINTEXT): all they need, but not
+        # CLUSTER_ACTION, which the brokers' markers to each other need.
+        admin = AdminClient(
+            brokers[0].client_config("SASL_SSL", "SCRAM-SHA-512", "admin", ADMIN_PASSWORD)
+        )
+        grants = [(ResourceType.TOPIC, TOPIC), (ResourceType.TRANSACTIONAL_ID, TXN_ID)]
+        bindings = [
+            AclBinding(rtype, name, ResourcePatternType.LITERAL, "User:ANONYMOUS", "*",
+                       AclOperation.ALL, AclPermissionType.ALLOW)
+            for rtype, name in grants
+        ]  # fmt: skip
+        for future in admin.create_acls(bindings).values():
+            future.result(30)
+        for broker in brokers:  # each has read the ACLs (it polls the bucket)
+            find_coordinator(broker.bootstrap, TXN_ID, key_type=1)
     yield brokers
     for broker in brokers:
         broker.kill()
@@ -50,13 +81,13 @@ def test_a_transaction_across_two_brokers_commits_over_sasl_ssl(
 ) -> None:
     first, second = two_brokers
     boot = f"{first.bootstrap},{second.bootstrap}"
-    topic = "ledger-secure"
-    admin = AdminClient({"bootstrap.servers": boot})
+    topic = TOPIC
+    admin = AdminClient(first.client_config("SASL_SSL", "SCRAM-SHA-512", "admin", ADMIN_PASSWORD))
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
     wait_until("partitions led by both brokers", lambda: leaders(first, topic) == {1, 2}, 60)
     secret = json.loads((first.data_dir.parent / "bucket" / "security" / "state.json").read_text())
     assert isinstance(secret.get("broker_secret"), str)
-    producer = Producer({"bootstrap.servers": boot, "transactional.id": "secure-txn"})
+    producer = Producer({"bootstrap.servers": boot, "transactional.id": TXN_ID})
     producer.init_transactions(30)
     producer.begin_transaction()
     for p in range(PARTITIONS):
