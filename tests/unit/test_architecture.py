@@ -241,6 +241,20 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
             "tidelog.broker.security.listeners",
         ),
     ),
+    (
+        "tidelog.broker.security",
+        (
+            "tidelog.broker.server",
+            "tidelog.broker.node",
+            "tidelog.broker.connection",
+            "tidelog.broker.handlers",
+            "tidelog.broker.groups",
+            "tidelog.broker.transactions",
+            "tidelog.broker.admin",
+            "tidelog.broker.drills",
+            "tidelog.broker.observability",
+        ),
+    ),
     ("tidelog.payments", ("tidelog.storage", "tidelog.protocol", "tidelog.bench")),
 ]
 
