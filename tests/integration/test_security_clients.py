@@ -356,3 +356,23 @@ def test_a_tls_client_on_a_plaintext_port_fails_its_handshake(broker: SecureBrok
     ):
         pass
     assert_still_serves(broker)
+
+
+def test_every_corpus_request_before_authentication_is_refused_unanswered(
+    broker: SecureBroker,
+) -> None:
+    # Every request frame real clients send (tests/fuzz/corpus.py), each on a fresh
+    # unauthenticated SASL connection: all but the exchange close without an answer.
+    from tests.fuzz.corpus import load_corpus
+
+    answered: list[str] = []
+    for frame in load_corpus():
+        if frame.api_key in (17, 18, 36):
+            continue
+        address = ("127.0.0.1", broker.ports["SASL_PLAINTEXT"])
+        with socket.create_connection(address, timeout=20) as sock:
+            sock.sendall(struct.pack(">i", len(frame.payload)) + frame.payload)
+            if read_until_closed(sock):
+                answered.append(frame.name)
+    assert answered == []
+    assert_still_serves(broker)
