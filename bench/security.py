@@ -8,9 +8,10 @@ add` before the broker starts. Each round produces --mb MB over each listener ba
 back (the order swapped every round, so machine drift hits both), each into a fresh
 topic, with the same confluent-kafka producer as `make bench` (acks=all, linger 5 ms,
 1 MiB batches, 6 partitions, 1 KiB values), then reads each topic back over the
-listener that wrote it with `make bench`'s consumer. Prints MB/s per side per round,
-the medians, each round's SASL_SSL/PLAINTEXT ratio and their median against the target
-(>= 0.7x), never asserted.
+listener that wrote it with `make bench`'s consumer; topics are kept until the broker
+stops (a run of the defaults writes about 3 GB into its temporary directory). Prints
+MB/s per side per round, the medians, each round's SASL_SSL/PLAINTEXT ratio and their
+median against the target (>= 0.7x), never asserted.
 
 Then connection set-up: --connections fresh connections per listener, alternating, one
 at a time, each timed from connect() to its first Metadata answer: TCP connect and
@@ -47,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import trustme
-from confluent_kafka.admin import AdminClient
 from scramp import ScramClient
 
 if __package__ in (None, ""):  # run as `python bench/security.py`
@@ -140,13 +140,6 @@ def secure_broker(workdir: Path) -> Iterator[Listeners]:
         broker.stop(STOP_TIMEOUT_S)
 
 
-def delete_topics(listeners: Listeners, topics: Sequence[str]) -> None:
-    """Free the round's disk before the next one (a run writes GBs otherwise)."""
-    admin = AdminClient(listeners.config("PLAINTEXT"))
-    for future in admin.delete_topics(list(topics)).values():
-        future.result(30)
-
-
 def throughput_round(listeners: Listeners, order: Sequence[str], mb: int) -> dict[str, Any]:
     """MB/s of each side's produce, then of each side's consume, in `order`."""
     plain = listeners.config("PLAINTEXT")["bootstrap.servers"]
@@ -164,7 +157,6 @@ def throughput_round(listeners: Listeners, order: Sequence[str], mb: int) -> dic
         config = listeners.config(side)
         seconds = consume(config["bootstrap.servers"], topics[side], count, config=config)
         figures["consume"][side] = count * VALUE_SIZE / MB / seconds
-    delete_topics(listeners, list(topics.values()))
     return figures
 
 
