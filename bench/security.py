@@ -9,7 +9,7 @@ back (the order swapped every round, so machine drift hits both), each into a fr
 topic, with the same confluent-kafka producer as `make bench` (acks=all, linger 5 ms,
 1 MiB batches, 6 partitions, 1 KiB values), then reads each topic back over the
 listener that wrote it with `make bench`'s consumer; topics are kept until the broker
-stops (a run of the defaults writes about 3 GB into its temporary directory). Prints
+stops (a run of the defaults writes about 6 GB into its temporary directory). Prints
 MB/s per side per round, the medians, each round's SASL_SSL/PLAINTEXT ratio and their
 median against the target (>= 0.7x), never asserted.
 
@@ -22,7 +22,7 @@ with Python's socket and ssl, not by librdkafka: a fresh librdkafka client answe
 first Metadata after 1 ms or after about 53 ms, at random, on either listener, which
 would hide what TLS and SCRAM cost. Prints p50 and p99 in ms.
 
-    python bench/security.py                  # 5 rounds of 300 MB each side, 200 connections
+    python bench/security.py                  # 7 rounds of 400 MB each side, 200 connections
     python bench/security.py --quick          # 1 round of 20 MB, 20 connections: smoke
     python bench/security.py --rounds 7 --mb 500 --json security.json
 """
@@ -314,13 +314,13 @@ def run_rounds(listeners: Listeners, rounds: int, mb: int) -> list[dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 20 MB, 20")
-    parser.add_argument("--rounds", type=int, help="rounds (default 5; quick 1)")
-    parser.add_argument("--mb", type=int, help="MB produced per side per round (300; quick 20)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 7; quick 1)")
+    parser.add_argument("--mb", type=int, help="MB produced per side per round (400; quick 20)")
     parser.add_argument("--connections", type=int, help="connections per listener (200; quick 20)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (1 if args.quick else 5)
-    mb = args.mb or (20 if args.quick else 300)
+    rounds = args.rounds or (1 if args.quick else 7)
+    mb = args.mb or (20 if args.quick else 400)
     connections = args.connections or (20 if args.quick else 200)
     if min(rounds, mb, connections) < 1 or connections < 2:
         parser.error("--rounds and --mb must be positive, --connections at least 2")
