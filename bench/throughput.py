@@ -22,8 +22,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
@@ -49,8 +51,10 @@ def produce(
     total_bytes: int,
     value_size: int = VALUE_SIZE,
     partitions: int = PARTITIONS,
+    config: Mapping[str, Any] | None = None,
 ) -> float:
-    """Seconds to produce and have acknowledged `total_bytes` of `value_size`-byte values."""
+    """Seconds to produce and have acknowledged `total_bytes` of `value_size`-byte values;
+    `config` adds to (or overrides) the producer's settings, e.g. a listener's security."""
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -60,6 +64,7 @@ def produce(
             "queue.buffering.max.kbytes": 1 << 20,
             "enable.idempotence": False,
             "log.connection.close": False,
+            **(config or {}),
         }
     )
     value = os.urandom(value_size // 2).hex().encode()
@@ -90,8 +95,15 @@ def produce(
     return elapsed
 
 
-def consume(bootstrap: str, topic: str, count: int, partitions: int = PARTITIONS) -> float:
-    """Seconds to read `count` records back from offset 0 of every partition."""
+def consume(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    partitions: int = PARTITIONS,
+    config: Mapping[str, Any] | None = None,
+) -> float:
+    """Seconds to read `count` records back from offset 0 of every partition; `config`
+    as for `produce`."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -104,6 +116,7 @@ def consume(bootstrap: str, topic: str, count: int, partitions: int = PARTITIONS
             # idle for most of a second (docs/benchmarks.md, "Client settings").
             "fetch.queue.backoff.ms": 10,
             "log.connection.close": False,
+            **(config or {}),
         }
     )
     try:
