@@ -337,7 +337,10 @@ class LogStore:
 
     def sync_partitions(self) -> None:
         """Serve exactly the keys the metadata gives us and our stream has adopted."""
-        self.served.sync()
+        if self.served.sync():
+            # A deleted topic's records will never be uploaded: a drain (the final
+            # upload at shutdown) must not wait for them.
+            self.backlog.recount()
 
     def partition(self, topic: str, partition: int) -> PartitionLog:
         """The partition if this broker leads it; NOT_LEADER_OR_FOLLOWER if another does."""

@@ -48,12 +48,16 @@ class ServedPartitions:
             and self.stream.state.tenures.get(key) == owner.seq
         )
 
-    def sync(self) -> None:
+    def sync(self) -> bool:
+        """Serve exactly what we lead; whether a partition was dropped (deleted, moved),
+        whose unuploaded bytes the backlog must stop counting."""
         meta, mine = self._meta.state, self.stream.state
+        dropped = False
         for key in list(self.partitions):
             cur = mine.partitions.get(key)
             if not self.serves(key) or cur is not self.partitions[key].state:
                 self.partitions.pop(key).wake_all()
+                dropped = True
         for key, pstate in mine.partitions.items():
             topic = meta.topics.get(key[0])
             if (
@@ -63,6 +67,7 @@ class ServedPartitions:
                 and topic.topic_id == pstate.topic_id
             ):
                 self.partitions[key] = PartitionLog(pstate)
+        return dropped
 
     def leader_of(self, topic: str, partition: int) -> PartitionLog:
         """The partition if this broker leads it; NOT_LEADER_OR_FOLLOWER if another does."""

@@ -111,3 +111,25 @@ def test_wal_mode_shutdown_ends_within_its_timeout_and_the_next_start_replays_th
             assert re.search(r"wal_batches_replayed=[1-9]", again.output()), again.output()
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("durability", ["wal", "object"])
+def test_a_deleted_topics_records_do_not_hold_up_shutdown(tmp_path: Path, durability: str) -> None:
+    # Records of a topic deleted before they were uploaded will never be uploaded; the
+    # final upload once waited for them until the shutdown deadline (exit code 4).
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+
+    broker = BrokerProcess(
+        tmp_path / "data", args=["--durability", durability, "--flush-interval-ms", "60000"]
+    ).start()
+    create_topic(broker, "doomed")
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "1"})
+    for _ in range(2000):
+        producer.produce("doomed", b"x" * 1000)
+    producer.flush(0 if durability == "object" else 30)  # object mode acks after upload
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics(["doomed"])["doomed"].result(30)
+    producer.purge()
+    assert broker.stop() == 0, broker.output()[-3000:]
+    assert "shutdown timed out" not in broker.output()
