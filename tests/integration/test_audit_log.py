@@ -17,12 +17,18 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
     NewPartitions,
     NewTopic,
+    ResourcePatternType,
+    ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialUpsertion,
@@ -143,9 +149,23 @@ def test_every_mutating_admin_call_is_audited(audited: tuple[SecureBroker, Path]
     whole = KConfigResource("TOPIC", topic, configs={"retention.ms": "7200000"})
     kafka_admin.alter_configs([whole], incremental=False)  # AlterConfigs: the whole set
     kafka_admin.close()
+    binding = AclBinding(
+        ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:bob", "*",
+        AclOperation.READ, AclPermissionType.ALLOW,
+    )  # fmt: skip
+    for future in admin.create_acls([binding]).values():
+        future.result(30)
+    matching = AclBindingFilter(
+        ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:bob", "*",
+        AclOperation.READ, AclPermissionType.ALLOW,
+    )  # fmt: skip
+    for future in admin.delete_acls([matching]).values():
+        future.result(30)
     admin.delete_topics([topic])[topic].result(30)
 
     expected = [
+        ("CreateAcls", "TOPIC", topic),
+        ("DeleteAcls", "TOPIC", topic),
         ("TxnOffsetCommit", "GROUP", txn_group),
         ("DeleteRecords", "TOPIC", topic),
         ("AlterConfigs", "TOPIC", topic),
