@@ -58,6 +58,7 @@ __all__ = [
     "SegmentView",
     "WalPartitionView",
     "WalView",
+    "add_bucket_arguments",
     "add_inspect_arguments",
     "inspect",
     "render_report",
@@ -72,7 +73,8 @@ DEFAULT_COMMITS = 20
 MIN_SEGMENT_OBJECT_BYTES, MAX_SEGMENT_OBJECT_BYTES = 1 << 20, 1 << 30  # as `tidelog serve`
 
 
-def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
+def add_bucket_arguments(parser: argparse.ArgumentParser, data_dir_help: str) -> None:
+    """The bucket options (and environment variables) of every command that reads the bucket."""
     parser.add_argument(
         "--object-store",
         metavar="URL",
@@ -88,8 +90,12 @@ def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         type=Path,
         default=None,
-        help=f"also show what is only in <data-dir>/wal [env {DATA_DIR_ENV}]",
+        help=f"{data_dir_help} [env {DATA_DIR_ENV}]",
     )
+
+
+def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    add_bucket_arguments(parser, "also show what is only in <data-dir>/wal")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument(
         "--segments",

@@ -26,10 +26,9 @@ from typing import Any, TextIO
 
 from tidelog.broker.admin.groups import table
 from tidelog.broker.admin.inspect import (
-    DATA_DIR_ENV,
     DEFAULT_OBJECT_STORE,
-    OBJECT_STORE_ENV,
     S3_ENDPOINT_ENV,
+    add_bucket_arguments,
     open_existing_store,
     resolve_locations,
 )
@@ -77,27 +76,6 @@ def _mechanism(text: str) -> str:
     )
 
 
-def _add_bucket_arguments(parser: argparse.ArgumentParser) -> None:
-    """`tidelog inspect`'s bucket options (and environment variables)."""
-    parser.add_argument(
-        "--object-store",
-        metavar="URL",
-        default=None,
-        help=f"file://PATH or s3://BUCKET/PREFIX [env {OBJECT_STORE_ENV}; default "
-        f"file://<data-dir>/objects with --data-dir, else {DEFAULT_OBJECT_STORE}]",
-    )
-    parser.add_argument(
-        "--s3-endpoint", metavar="URL", default=None, help=f"S3 endpoint [env {S3_ENDPOINT_ENV}]"
-    )
-    parser.add_argument(
-        "--data-dir",
-        metavar="PATH",
-        type=Path,
-        default=None,
-        help=f"the brokers' data dir, for the default store [env {DATA_DIR_ENV}]",
-    )
-
-
 def add_users_arguments(users: argparse.ArgumentParser, parser_class: type[Any]) -> None:
     sub = users.add_subparsers(
         dest="users_command", metavar="ACTION", parser_class=parser_class, required=True
@@ -136,7 +114,7 @@ def add_users_arguments(users: argparse.ArgumentParser, parser_class: type[Any])
     listing = sub.add_parser("list", help="list users with their mechanisms and iterations")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     for parser in (add, delete, listing):
-        _add_bucket_arguments(parser)
+        add_bucket_arguments(parser, "the brokers' data dir, for the default store")
 
 
 # -- the password ----------------------------------------------------------------------
