@@ -1,4 +1,4 @@
-"""Produce request bodies (v3-v9), decoded without copying record bytes.
+"""Produce request bodies (v3-v11), decoded without copying record bytes.
 
 Owns the broker's hot-path reader for Produce (api key 0). kio's generic
 reader copies every partition's ``records`` into a new ``bytes``; this one
@@ -10,11 +10,11 @@ batch without a single user-space copy.
 Guarantees:
 
 * Field for field the same result as ``protocol.codec.decode_request`` for
-  every version 3-9, checked by property tests against kio and by every
+  every version 3-11, checked by property tests against kio and by every
   captured real-client Produce frame.
-* v9 (flexible): compact strings, arrays and nullable bytes with uvarint
-  lengths, and a tagged-field section after each partition, each topic and
-  the body; tagged fields are skipped (v3-v9 define none).
+* v9-11 (flexible; v10 and v11 change only the response): compact strings,
+  arrays and nullable bytes with uvarint lengths, and a tagged-field section
+  after each partition, each topic and the body; tagged fields are skipped (v3-v11 define none).
 * Anything truncated or malformed raises ``DecodeError`` with a lowercase
   message ending in ``key=value`` context; ``IndexError``, ``struct.error``,
   ``ValueError`` and ``UnicodeDecodeError`` never leak. Every strict prefix
@@ -25,7 +25,7 @@ Guarantees:
   could not fit in the bytes left (at their minimum encoded size) is refused
   before the first element is read, and a varint above 32 bits is refused.
   Lists grow only with elements actually read, never by an announced count.
-* An ``api_version`` outside 3-9 raises ``UnsupportedRequest``; a negative
+* An ``api_version`` outside 3-11 raises ``UnsupportedRequest``; a negative
   ``body_offset`` is the caller's bug and raises ``ValueError``.
 
 Each view keeps the whole frame alive, and a ``bytearray`` with live views
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 FIRST_VERSION = 3
-LAST_VERSION = 9
+LAST_VERSION = 11
 _FIRST_FLEXIBLE_VERSION = 9
 
 _INT16 = struct.Struct(">h")
@@ -232,5 +232,5 @@ def _skip_tagged_fields(cursor: _Cursor, where: str) -> None:
         return
     field = f"{where}_tagged_fields"
     for _ in range(cursor.uvarint(field)):
-        cursor.uvarint(field)  # tag: Produce v9 defines none, so every tag is skipped
+        cursor.uvarint(field)  # tag: Produce v9-11 define none, so every tag is skipped
         cursor.take(cursor.uvarint(field), field)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import uuid
 from collections.abc import Sequence
 from importlib import import_module
 from pathlib import Path
@@ -25,16 +26,21 @@ from tidelog.protocol._varint import write_uvarint
 from tidelog.protocol.batch import Compression
 from tidelog.protocol.codec import decode_request, decode_response, encode_request, encode_response
 from tidelog.protocol.errors import DecodeError, EncodeError, ErrorCode, UnsupportedRequest
-from tidelog.protocol.fetch_response import FetchPartitionResult, encode_fetch_response
+from tidelog.protocol.fetch_response import (
+    FetchPartitionResult,
+    NodeEndpoint,
+    encode_fetch_response,
+)
 from tidelog.protocol.headers import parse_request_header
+from tidelog.protocol.messages import response_module
 from tidelog.protocol.produce_request import ProduceRequestView, decode_produce_request
 from tidelog.protocol.records import Record, build_batch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "clients"
 # "-produce-" so that InitProducerId captures are not mistaken for Produce.
 PRODUCE_FRAMES = sorted(FIXTURES.glob("*-produce-*.bin"))
-PRODUCE_VERSIONS = range(3, 10)
-FETCH_VERSIONS = range(4, 13)
+PRODUCE_VERSIONS = range(3, 12)
+FETCH_VERSIONS = range(4, 17)
 INT16 = st.integers(-(2**15), 2**15 - 1)
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -321,8 +327,8 @@ def test_produce_decode_refuses_a_varint_above_32_bits(varint: bytes) -> None:
         decode_produce_request(PRODUCE_V9_HEAD + varint + bytes(64), 0, 9)
 
 
-@pytest.mark.parametrize("version", [0, 2, 10, 13])
-def test_produce_decode_refuses_versions_outside_3_to_9(version: int) -> None:
+@pytest.mark.parametrize("version", [0, 2, 12, 13])
+def test_produce_decode_refuses_versions_outside_3_to_11(version: int) -> None:
     with pytest.raises(UnsupportedRequest, match=f"api_version={version}$"):
         decode_produce_request(b"", 0, version)
 
@@ -389,11 +395,38 @@ PARTITION_RESULTS = st.builds(
     log_start_offset=INT64,
     records=st.none() | st.lists(BUFFER, max_size=3),
     aborted=st.none() | st.lists(st.tuples(INT64, INT64), max_size=3),
+    current_leader=st.none() | st.tuples(INT32, INT32),
 )
 FETCH_TOPICS = st.lists(
-    st.tuples(st.text(max_size=12), st.lists(PARTITION_RESULTS, max_size=3)), max_size=3
+    st.tuples(st.text(max_size=12) | st.uuids(), st.lists(PARTITION_RESULTS, max_size=3)),
+    max_size=3,
 )
-FetchTopics: TypeAlias = list[tuple[str, list[FetchPartitionResult]]]
+NODE_ENDPOINTS = st.lists(
+    st.builds(
+        NodeEndpoint,
+        node_id=INT32,
+        host=st.text(max_size=12),
+        port=INT32,
+        rack=st.none() | st.text(max_size=6),
+    ),
+    max_size=3,
+)
+FetchTopics: TypeAlias = list[tuple[str | uuid.UUID, list[FetchPartitionResult]]]
+
+
+def for_version(version: int, topics: FetchTopics) -> FetchTopics:
+    """`topics` as `version` can carry them: named by id from v13 (KIP-516), by name
+    before; no current_leader before v12 (the field is v12's tagged field 1)."""
+    out: FetchTopics = []
+    for topic, partitions in topics:
+        if version >= 13:
+            topic = topic if isinstance(topic, uuid.UUID) else uuid.uuid5(uuid.NAMESPACE_DNS, topic)
+        else:
+            topic = topic if isinstance(topic, str) else str(topic)
+        if version < 12:
+            partitions = [p._replace(current_leader=None) for p in partitions]
+        out.append((topic, partitions))
+    return out
 
 
 def decode_fetch(version: int, pieces: Sequence[BytesLike]) -> tuple[bytes, int, Any]:
@@ -415,20 +448,35 @@ def joined(records: Sequence[BytesLike] | None) -> bytes | None:
     error_code=st.sampled_from(list(ErrorCode)),
     session_id=INT32,
     topics=FETCH_TOPICS,
+    endpoints=NODE_ENDPOINTS,
 )
 def test_fetch_encode_matches_kio_field_for_field(
-    version: int, throttle_ms: int, error_code: int, session_id: int, topics: FetchTopics
+    version: int,
+    throttle_ms: int,
+    error_code: int,
+    session_id: int,
+    topics: FetchTopics,
+    endpoints: list[NodeEndpoint],
 ) -> None:
+    topics = for_version(version, topics)
+    endpoints = endpoints if version >= 16 else []
     pieces = encode_fetch_response(
         -7, version, throttle_ms=throttle_ms, error_code=error_code, session_id=session_id,
-        topics=topics,
+        topics=topics, node_endpoints=endpoints,
     )  # fmt: skip
     wire, correlation_id, response = decode_fetch(version, pieces)
     assert correlation_id == -7
     assert response.throttle_time == datetime.timedelta(milliseconds=throttle_ms)
     if version >= 7:
         assert (response.error_code, response.session_id) == (error_code, session_id)
-    assert [t.topic for t in response.responses] == [name for name, _ in topics]
+    if version >= 13:
+        assert [t.topic_id for t in response.responses] == [topic for topic, _ in topics]
+    else:
+        assert [t.topic for t in response.responses] == [topic for topic, _ in topics]
+    if version >= 16:
+        assert [(e.node_id, e.host, e.port, e.rack) for e in response.node_endpoints] == [
+            tuple(e) for e in endpoints
+        ]
     for topic, (_, partitions) in zip(response.responses, topics, strict=True):
         assert len(topic.partitions) == len(partitions)
         for decoded, sent in zip(topic.partitions, partitions, strict=True):
@@ -447,6 +495,9 @@ def test_fetch_encode_matches_kio_field_for_field(
                 assert decoded.log_start_offset == sent.log_start_offset
             if version >= 11:
                 assert decoded.preferred_read_replica == -1
+            if version >= 12:
+                leader = decoded.current_leader
+                assert (leader.leader_id, leader.leader_epoch) == (sent.current_leader or (-1, -1))
     # Nothing extra or missing anywhere: kio writes back the very same bytes.
     assert b"".join(encode_response(-7, response)) == wire
 
@@ -460,7 +511,7 @@ def test_fetch_record_buffers_pass_through_uncopied(version: int) -> None:
         memoryview(b"--third--")[2:-2],
         words,
     ]
-    topics = [("t", [FetchPartitionResult(0, 0, 10, 10, 0, records)])]
+    topics = for_version(version, [("t", [FetchPartitionResult(0, 0, 10, 10, 0, records)])])
     pieces = encode_fetch_response(
         1, version, throttle_ms=0, error_code=0, session_id=0, topics=topics
     )
@@ -472,12 +523,18 @@ def test_fetch_record_buffers_pass_through_uncopied(version: int) -> None:
 
 @pytest.mark.parametrize("version", FETCH_VERSIONS)
 def test_fetch_null_records_differ_from_an_empty_record_set(version: int) -> None:
-    topics = [
-        (
-            "t",
-            [FetchPartitionResult(0, 3, -1, -1, -1, None), FetchPartitionResult(1, 0, 5, 5, 0, [])],
-        ),
-    ]
+    topics = for_version(
+        version,
+        [
+            (
+                "t",
+                [
+                    FetchPartitionResult(0, 3, -1, -1, -1, None),
+                    FetchPartitionResult(1, 0, 5, 5, 0, []),
+                ],
+            ),
+        ],
+    )
     pieces = encode_fetch_response(
         1, version, throttle_ms=0, error_code=0, session_id=0, topics=topics
     )
@@ -501,7 +558,10 @@ def test_fetch_first_piece_is_size_prefix_and_response_header(version: int) -> N
     ("version", "topics"),
     [
         (3, []),
-        (13, []),
+        (17, []),
+        (13, [("t", [])]),  # v13+ names topics by id
+        (12, [(uuid.UUID(int=1), [])]),  # v4-12 by name
+        (11, [("t", [FetchPartitionResult(0, 6, 0, 0, 0, [], current_leader=(2, 3))])]),
         (12, [("t", [FetchPartitionResult(2**31, 0, 0, 0, 0, None)])]),
         (4, [("t", [FetchPartitionResult(0, 0, 2**63, 0, 0, None)])]),
         (12, [("x" * 0x8000, [])]),
@@ -514,3 +574,34 @@ def test_fetch_encode_rejects_values_without_a_wire_form(version: int, topics: F
     with pytest.raises(EncodeError) as caught:
         encode_fetch_response(1, version, throttle_ms=0, error_code=0, session_id=0, topics=topics)
     assert ERROR_MESSAGE.match(str(caught.value)), str(caught.value)
+
+
+@pytest.mark.parametrize("version", range(4, 16))
+def test_fetch_node_endpoints_need_v16(version: int) -> None:
+    with pytest.raises(EncodeError) as caught:
+        encode_fetch_response(
+            1, version, throttle_ms=0, error_code=0, session_id=0, topics=[],
+            node_endpoints=[NodeEndpoint(2, "h", 9092)],
+        )  # fmt: skip
+    assert ERROR_MESSAGE.match(str(caught.value)), str(caught.value)
+
+
+def test_fetch_v16_hints_are_kafkas_tagged_fields_byte_for_byte() -> None:
+    # What kio writes for the same response: current_leader as the partition's tagged
+    # field 1 (9 bytes: id, epoch, no tags), node_endpoints as the body's tagged field 0.
+    topic = uuid.UUID(int=5)
+    pieces = encode_fetch_response(
+        3, 16, throttle_ms=0, error_code=0, session_id=0,
+        topics=[(topic, [FetchPartitionResult(0, 6, -1, -1, -1, [], current_leader=(2, 7))])],
+        node_endpoints=[NodeEndpoint(2, "h", 9)],
+    )  # fmt: skip
+    wire = b"".join(pieces)
+    assert wire.endswith(
+        bytes.fromhex("01 01 09 00000002 00000007 00")  # partition tags
+        + b"\x00"  # topic tags
+        + bytes.fromhex("01 00 0d 02 00000002 0268 00000009 00 00")
+    )
+    _, response = decode_response(1, 16, wire[4:])
+    assert isinstance(response, response_module(1, 16).FetchResponse)
+    assert response.node_endpoints[0].node_id == 2
+    assert response.responses[0].topic_id == topic
