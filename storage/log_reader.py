@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import crc32c
 
-from tidelog.protocol.batch import iter_batches
-from tidelog.protocol.errors import ErrorCode
-from tidelog.protocol.records import decode_batch
+from tidelog.protocol.batch import BatchHeader, iter_batches
+from tidelog.protocol.errors import ErrorCode, RecordBatchError
+from tidelog.protocol.records import Record, decode_batch
 from tidelog.storage.clock import SYSTEM_CLOCK, Clock
 from tidelog.storage.errors import StoreError
 from tidelog.storage.object_store import ObjectStore, ObjectStoreError
@@ -137,9 +137,12 @@ class LogReader:
 
     async def offset_for_timestamp(self, part: PartitionLog, timestamp: int) -> tuple[int, int]:
         """(timestamp, offset) of the first record at or after `timestamp`, or (-1, -1)."""
-        async for max_ts, batch in self._visible_batches(part):
-            if max_ts >= timestamp:
-                for rec in decode_batch(batch):
+        async for h, batch in self._visible_batches(part):
+            if h.max_timestamp >= timestamp:
+                records = _records_of(batch)
+                if records is None:
+                    return h.max_timestamp, max(h.base_offset, part.log_start)
+                for rec in records:
                     # a batch may straddle the log start: what is below it is gone
                     if rec.timestamp >= timestamp and rec.offset >= part.log_start:
                         return rec.timestamp, rec.offset
@@ -147,21 +150,25 @@ class LogReader:
 
     async def max_timestamp_offset(self, part: PartitionLog) -> tuple[int, int]:
         """(timestamp, offset) of the record with the largest timestamp, or (-1, -1)."""
-        best: tuple[int, bytes] | None = None
-        async for max_ts, batch in self._visible_batches(part):
-            if best is None or max_ts > best[0]:
-                best = (max_ts, bytes(batch))
+        best: tuple[BatchHeader, bytes] | None = None
+        async for h, batch in self._visible_batches(part):
+            if best is None or h.max_timestamp > best[0].max_timestamp:
+                best = (h, bytes(batch))
         if best is None:
             return -1, -1
-        for rec in decode_batch(best[1]):
-            if rec.timestamp == best[0] and rec.offset >= part.log_start:
+        header, data = best
+        records = _records_of(data)
+        if records is None:
+            return header.max_timestamp, max(header.base_offset, part.log_start)
+        for rec in records:
+            if rec.timestamp == header.max_timestamp and rec.offset >= part.log_start:
                 return rec.timestamp, rec.offset
         return -1, -1
 
     async def _visible_batches(
         self, part: PartitionLog
-    ) -> AsyncIterator[tuple[int, bytes | memoryview]]:
-        """Every visible batch as (max_timestamp, bytes), oldest first."""
+    ) -> AsyncIterator[tuple[BatchHeader, bytes | memoryview]]:
+        """Every visible batch as (header, bytes), oldest first."""
         tail_start = part.tail_start
         for ref in part.state.chunks:
             if ref.base_offset >= tail_start:
@@ -170,12 +177,12 @@ class LogReader:
             for pos, h in iter_batches(view):
                 if h.base_offset >= tail_start:
                     break
-                yield h.max_timestamp, view[pos : pos + h.size]
+                yield h, view[pos : pos + h.size]
         for b in list(part.tail):
             if b.end_offset > part.high_watermark:
                 break
             for pos, h in iter_batches(b.data):
-                yield h.max_timestamp, memoryview(b.data)[pos : pos + h.size]
+                yield h, memoryview(b.data)[pos : pos + h.size]
 
     @staticmethod
     def _key(ref: ChunkRef) -> ChunkKey:
@@ -297,3 +304,16 @@ def _slice_from(chunk: bytes, offset: int, max_bytes: int, bound: int) -> memory
     if start is None:
         return view[0:0]
     return view[start:end]
+
+
+def _records_of(batch: bytes | memoryview) -> list[Record] | None:
+    """The batch's records, or None if they do not decode. Produce checks a batch's
+    header and CRC-32C but never decodes its records (docs/protocol.md), so a producer
+    can store records that do not parse; a timestamp lookup then answers by the batch's
+    first offset (a consumer seeking there skips nothing after it) instead of failing
+    the connection."""
+    try:
+        return decode_batch(batch)
+    except RecordBatchError as exc:
+        log.warning("undecodable records in a stored batch error=%s", exc)
+        return None
