@@ -1,4 +1,4 @@
-"""Produce (0) v3-9: append each partition's record batch, answer once all are durable.
+"""Produce (0) v3-11: append each partition's record batch, answer once all are durable.
 
 A transactional batch that would open its producer's transaction in a partition is
 appended only once the transaction coordinator confirmed the partition is in that
@@ -13,6 +13,12 @@ A partition answered with an error stores nothing: every check runs before its b
 is added, and a partition that fails unexpectedly is answered UNKNOWN_SERVER_ERROR on
 its own (as Kafka does), never by dropping the connection with the other partitions'
 batches already appended and their clients told nothing.
+
+From v10 a partition answered NOT_LEADER_OR_FOLLOWER carries its current leader and the
+response that leader's address (KIP-951, broker/handlers/leader_hints.py), so the
+producer sends the retry straight to the new owner. v11 has the same shape; it tells
+the broker the client understands TRANSACTION_ABORTABLE, which tidelog never answers
+(a verification failure is answered as Kafka's older codes, `_produce_error`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.handlers.authz import Op, topic_allowed, txn_allowed
 from tidelog.broker.handlers.base import Handler
+from tidelog.broker.handlers.leader_hints import PRODUCE_HINTED, LeaderHints
 from tidelog.protocol.batch import Compression
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -42,6 +49,7 @@ log = logging.getLogger(__name__)
 _FIRST_ZSTD_VERSION = 7
 _VALID_ACKS = (-1, 0, 1)
 _FIRST_RECORD_ERRORS_VERSION = 8  # KIP-467
+_FIRST_LEADER_HINT_VERSION = 10  # KIP-951
 _ATTRIBUTES_AT = 21
 _TRANSACTIONAL_BIT = 0x10  # in the low byte of the attributes
 
@@ -92,7 +100,7 @@ def _produce_error(code: ErrorCode) -> ErrorCode:
 
 
 class ProduceHandler(Handler):
-    api_key, min_version, max_version = 0, 3, 9
+    api_key, min_version, max_version = 0, 3, 11
 
     @property
     def advertised_min_version(self) -> int:
@@ -119,6 +127,7 @@ class ProduceHandler(Handler):
         if node.security.enabled:
             if txn_id is not None and not txn_allowed(node, Op.WRITE, txn_id):
                 return self._all_failed(
+                    node,
                     header,
                     request,
                     ErrorCode.transactional_id_authorization_failed,
@@ -127,6 +136,7 @@ class ProduceHandler(Handler):
             denied = frozenset(n for n, _ in request.topics if not topic_allowed(node, Op.WRITE, n))
         if txn_id is None and transactional:
             return self._all_failed(
+                node,
                 header,
                 request,
                 ErrorCode.transactional_id_authorization_failed,
@@ -153,6 +163,7 @@ class ProduceHandler(Handler):
         producer's transaction needs the coordinator's word first."""
         if int(request.acks) not in _VALID_ACKS:
             return self._all_failed(
+                node,
                 header,
                 request,
                 ErrorCode.invalid_required_acks,
@@ -210,7 +221,7 @@ class ProduceHandler(Handler):
             else:
                 rows.append((index, ErrorCode.none, p.result, None, ()))
                 node.traffic.bytes_in(name, size)
-        return self._response(header, results)
+        return self._response(node, header, results)
 
     async def _verify(
         self, node: Node, request: ProduceRequestView, txn_id: str
@@ -234,10 +245,19 @@ class ProduceHandler(Handler):
 
     def _response(
         self,
+        node: Node,
         header: RequestHeader,
         results: dict[str, list[_Row]],
     ) -> Any:
         mod = response_module(self.api_key, header.api_version)
+        hints = LeaderHints(node) if header.api_version >= _FIRST_LEADER_HINT_VERSION else None
+
+        def current_leader(name: str, index: int, code: ErrorCode) -> Any:
+            hint = (-1, -1)
+            if hints is not None and code in PRODUCE_HINTED:
+                hint = hints.current_leader(name, index)
+            return build(mod, "LeaderIdAndEpoch", leader_id=hint[0], leader_epoch=hint[1])
+
         topics = tuple(
             build(
                 mod,
@@ -263,19 +283,30 @@ class ProduceHandler(Handler):
                             if header.api_version >= _FIRST_RECORD_ERRORS_VERSION
                         ),
                         error_message=message,
+                        current_leader=current_leader(name, index, code) if hints else None,
                     )
                     for index, code, res, message, record_errors in rows
                 ),
             )
             for name, rows in results.items()
         )
-        return build(mod, "ProduceResponse", responses=topics, throttle_time=datetime.timedelta(0))
+        endpoints = tuple(
+            build(mod, "NodeEndpoint", node_id=n, host=host, port=port, rack=None)
+            for n, (host, port) in sorted(hints.endpoints.items() if hints else ())
+        )
+        return build(
+            mod,
+            "ProduceResponse",
+            responses=topics,
+            throttle_time=datetime.timedelta(0),
+            node_endpoints=endpoints,
+        )
 
     def _all_failed(
-        self, header: RequestHeader, request: Any, code: ErrorCode, message: str
+        self, node: Node, header: RequestHeader, request: Any, code: ErrorCode, message: str
     ) -> Any:
         results: dict[str, list[_Row]] = {
             name: [(index, code, None, message, ()) for index, _ in parts]
             for name, parts in request.topics
         }
-        return self._response(header, results)
+        return self._response(node, header, results)

@@ -142,3 +142,19 @@ def fetch_records(bootstrap: str, topic: str, partition: int, offset: int) -> by
     data = response.responses[0].partitions[0]
     assert data.error_code == 0, data.error_code
     return bytes(data.records or b"")
+
+
+def topic_id(bootstrap: str, topic: str) -> Any:
+    """The topic's id (a uuid.UUID) as Metadata v12 names it."""
+    from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+    from kio.schema.types import TopicName
+
+    request = MetadataRequest(
+        topics=(MetadataRequestTopic(topic_id=None, name=TopicName(topic)),),
+        allow_auto_topic_creation=False,
+        include_topic_authorized_operations=False,
+    )
+    with RawClient(bootstrap) as client:
+        (found,) = client.request(request).topics
+    assert found.error_code == 0, found.error_code
+    return found.topic_id

@@ -385,7 +385,10 @@ def g(resource: tuple[Res, str], op: Op) -> Grant:
 
 CASES = [
     Case("Produce", _sweep(0, 9), (g(ANY_TOPIC, Op.WRITE),), TOPIC_DENIED),
+    Case("Produce v11", _sweep(0, 11), (g(ANY_TOPIC, Op.WRITE),), TOPIC_DENIED),
     Case("Fetch", _sweep(1, 12), (g(ANY_TOPIC, Op.READ),), TOPIC_DENIED),
+    # By topic id (v13+): authorized by the id's topic, as Kafka does.
+    Case("Fetch v16", _sweep(1, 16), (g(ANY_TOPIC, Op.READ),), TOPIC_DENIED),
     Case("ListOffsets", _sweep(2, 7), (g(ANY_TOPIC, Op.DESCRIBE),), TOPIC_DENIED),
     Case("ListOffsets/READ implies DESCRIBE", _sweep(2, 7), (g(ANY_TOPIC, Op.READ),), TOPIC_DENIED),
     Case("Metadata", _sweep(3, 12), (g(ANY_TOPIC, Op.DESCRIBE),), TOPIC_DENIED),
