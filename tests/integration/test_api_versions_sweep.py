@@ -115,11 +115,23 @@ def _fetch(v: int) -> tuple[Any, Callable[[Any], None]]:
 
 def _list_offsets(v: int) -> tuple[Any, Callable[[Any], None]]:
     m = req(2, v)
-    parts = (
+    parts: tuple[Any, ...] = (
         build(
             m, "ListOffsetsPartition", partition_index=0, current_leader_epoch=-1, timestamp=NOW + 3
         ),
     )
+    # v8 adds -4 EARLIEST_LOCAL (the log start: one tier), v9 -5 LATEST_TIERED (none: -1).
+    special = {8: -4, 9: -5}.get(v, -1)
+    if v >= 8:
+        parts += (
+            build(
+                m,
+                "ListOffsetsPartition",
+                partition_index=1,
+                current_leader_epoch=-1,
+                timestamp=special,
+            ),
+        )
     request = build(
         m,
         "ListOffsetsRequest",
@@ -131,6 +143,9 @@ def _list_offsets(v: int) -> tuple[Any, Callable[[Any], None]]:
     def check(r: Any) -> None:
         p = r.topics[0].partitions[0]
         assert (p.error_code, p.offset) == (0, 3)
+        if v >= 8:
+            q = r.topics[0].partitions[1]
+            assert (q.error_code, q.offset) == (0, 0 if special == -4 else -1)
 
     return request, check
 
@@ -733,7 +748,7 @@ def test_every_api_in_api_versions_has_a_sweep(broker: BrokerProcess) -> None:
 RANGES = {
     0: (3, 9),
     1: (4, 12),
-    2: (1, 7),
+    2: (1, 9),
     3: (0, 12),
     10: (0, 4),
     18: (0, 3),
