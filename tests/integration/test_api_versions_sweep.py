@@ -18,7 +18,7 @@ from kio.index import load_payload_module
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.static.constants import EntityType
 
-from tests.integration import acl_sweep, sasl_sweep, scram_sweep, txn_sweep
+from tests.integration import acl_sweep, log_dirs_sweep, sasl_sweep, scram_sweep, txn_sweep
 from tests.integration.broker_process import BrokerProcess, free_port
 from tests.integration.raw_client import RawClient
 from tests.integration.test_clients import create_topic
@@ -736,6 +736,7 @@ WITH_BROKER: dict[int, Callable[[int, BrokerProcess], tuple[Any, Callable[[Any],
     **sasl_sweep.WITH_BROKER,
     **scram_sweep.WITH_BROKER,
     **acl_sweep.WITH_BROKER,
+    **log_dirs_sweep.WITH_BROKER,
 }
 IMPLEMENTED_FROM = {0: 3}  # Produce 0-2 are advertised only (see produce handler)
 
@@ -776,6 +777,7 @@ RANGES = {
     **sasl_sweep.RANGES,
     **scram_sweep.RANGES,
     **acl_sweep.RANGES,
+    **log_dirs_sweep.RANGES,
 }
 
 
