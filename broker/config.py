@@ -69,6 +69,11 @@ class ServeConfig:
     security: SecurityConfig
 
     @property
+    def object_store_root(self) -> Path:
+        """Where the local object store lives when no --object-store is given."""
+        return Path(self.data_dir) / "objects"
+
+    @property
     def advertised(self) -> HostPort:
         """Where other brokers reach this one: the inter-broker listener's address."""
         address = self.security.advertised_of(self.security.inter_broker_listener)

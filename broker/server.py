@@ -16,7 +16,6 @@ import functools
 import logging
 import ssl
 import time
-from pathlib import Path
 
 from tidelog.broker.config import ServeConfig
 from tidelog.broker.connection import Connection
@@ -61,7 +60,7 @@ class Broker:
         object_store = open_object_store(
             config.object_store,
             s3_endpoint=config.s3_endpoint,
-            default_root=Path(config.data_dir) / "objects",
+            default_root=config.object_store_root,
             sse=config.security.s3_sse,
             sse_kms_key_id=config.security.s3_sse_kms_key_id,
         )

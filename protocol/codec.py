@@ -20,6 +20,8 @@ Guarantees:
   ``transport.writelines``; a value kio cannot write raises ``EncodeError``.
 * ``encode_request`` and ``decode_response`` are the client-side mirror,
   used by tests and tools.
+* The few versions kio lacks but the broker serves (OffsetForLeaderEpoch v0-1) go
+  through classes derived from a later kio version (``protocol.legacy_schemas``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, TypeAlias, cast
 import kio.index
 from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
+from kio.static.constants import EntityType
 from kio.static.protocol import RequestPayload, ResponsePayload
 
 from tidelog.protocol._types import BytesLike
@@ -41,6 +44,7 @@ from tidelog.protocol.headers import (
     is_flexible_request,
     is_flexible_response,
 )
+from tidelog.protocol.legacy_schemas import legacy_schema
 from tidelog.protocol.response_variants import response_variant
 
 __all__ = [
@@ -85,6 +89,9 @@ def request_schema(api_key: int, api_version: int) -> type[RequestPayload]:
     try:
         return kio.index.load_request_schema(api_key, api_version)
     except kio.index.KioIndexError:
+        legacy = legacy_schema(api_key, api_version, EntityType.request)
+        if legacy is not None:
+            return cast(type[RequestPayload], legacy)
         raise UnsupportedRequest(
             f"no request schema api_key={api_key} api_version={api_version}"
         ) from None
@@ -95,6 +102,9 @@ def response_schema(api_key: int, api_version: int) -> type[ResponsePayload]:
     try:
         return kio.index.load_response_schema(api_key, api_version)
     except kio.index.KioIndexError:
+        legacy = legacy_schema(api_key, api_version, EntityType.response)
+        if legacy is not None:
+            return cast(type[ResponsePayload], legacy)
         raise UnsupportedRequest(
             f"no response schema api_key={api_key} api_version={api_version}"
         ) from None

@@ -6,7 +6,9 @@ classes from keyword arguments, dropping the fields that version lacks, so one c
 serves every version in its range. Outside protocol/, nothing imports kio: handlers and
 tools name messages through these three.
 
-Guarantees: a version kio has no schema for raises `UnsupportedRequest`; `build`
+Versions kio lacks but the broker serves come from protocol/legacy_schemas.py.
+
+Guarantees: a version neither kio nor legacy_schemas has raises `UnsupportedRequest`; `build`
 raises AttributeError for a class name the version does not have.
 """
 
@@ -21,6 +23,7 @@ from kio.index import KioIndexError, load_payload_module
 from kio.static.constants import EntityType
 
 from tidelog.protocol.errors import UnsupportedRequest
+from tidelog.protocol.legacy_schemas import legacy_module
 
 __all__ = ["build", "request_module", "response_module"]
 
@@ -43,6 +46,9 @@ def _payload_module(
     try:
         return load_payload_module(api_key, version, kind)
     except KioIndexError:
+        legacy = legacy_module(api_key, version, kind)
+        if legacy is not None:
+            return legacy
         raise UnsupportedRequest(
             f"no {kind.name} schema api_key={api_key} api_version={version}"
         ) from None

@@ -211,6 +211,12 @@ class PartitionLog:
         """Uploads failed: what did not land must be launched again."""
         self.launched_end = self.committed_end
 
+    @property
+    def size_bytes(self) -> int:
+        """The partition's bytes: its committed chunks in the bucket, plus the batches in
+        memory that are not committed yet (DescribeLogDirs' partition size)."""
+        return sum(c.length for c in self.state.chunks) + self.bytes_from(self.committed_end)
+
     def bytes_from(self, offset: int) -> int:
         """Bytes of the in-memory batches starting at or after `offset`."""
         total = 0

@@ -61,6 +61,19 @@ def open_object_store(
     )
 
 
+def store_location(url: str | None, *, default_root: Path) -> str:
+    """What the store `url` opens, as a stable name for people and clients: the URL of
+    the store itself (a fault wrapper's inner one), `s3://BUCKET[/PREFIX]` as given or
+    `file://` and the absolute path of a local store (`default_root` when no url)."""
+    if url and url.startswith(_FAULT_SCHEME):
+        url, _switch = _inner_and_switch(url)
+    if not url:
+        return default_root.resolve().as_uri()
+    if url.startswith(_FILE_SCHEME):
+        return file_url_path(url).resolve().as_uri()
+    return url.rstrip("/")
+
+
 def file_url_path(url: str) -> Path:
     path = url[len(_FILE_SCHEME) :]
     if not path:

@@ -17,6 +17,7 @@ from tidelog.broker.handlers.describe_acls import DescribeAclsHandler
 from tidelog.broker.handlers.describe_cluster import DescribeClusterHandler
 from tidelog.broker.handlers.describe_configs import DescribeConfigsHandler
 from tidelog.broker.handlers.describe_groups import DescribeGroupsHandler
+from tidelog.broker.handlers.describe_log_dirs import DescribeLogDirsHandler
 from tidelog.broker.handlers.describe_producers import DescribeProducersHandler
 from tidelog.broker.handlers.describe_transactions import DescribeTransactionsHandler
 from tidelog.broker.handlers.describe_user_scram_credentials import (
@@ -63,6 +64,7 @@ HANDLERS: tuple[Handler, ...] = (
     SaslHandshakeHandler(),
     SaslAuthenticateHandler(),
     DescribeClusterHandler(),
+    DescribeLogDirsHandler(),
     JoinGroupHandler(),
     HeartbeatHandler(),
     LeaveGroupHandler(),

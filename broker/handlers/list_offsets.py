@@ -1,4 +1,12 @@
-"""ListOffsets (2) v1-7: earliest, latest, max-timestamp, or first offset at a time.
+"""ListOffsets (2) v1-9: earliest, latest, max-timestamp, or first offset at a time.
+
+v8 adds -4 EARLIEST_LOCAL_TIMESTAMP (KIP-405) and v9 -5 LATEST_TIERED_TIMESTAMP
+(KIP-1005). tidelog has one tier, the bucket, and no local-only part of a log, so it
+answers both as Kafka does with tiered storage off (UnifiedLog.fetchOffsetByTimestamp):
+earliest-local is the log start, latest-tiered is offset -1 with epoch -1 ("nothing
+tiered"). A special timestamp a version does not have (-3 before v7, -4 before v8, -5
+before v9, any other negative) answers UNSUPPORTED_VERSION, as Kafka's does
+(docs/protocol.md, "ListOffsets").
 
 Latest under isolation_level 1 (read_committed, v2+) is the last stable offset: a
 transaction still open holds it back (docs/transactions.md). Each answer carries the
@@ -22,11 +30,13 @@ if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
     from tidelog.storage.partition_log import PartitionLog
 
-LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+# The first version that may ask for each special timestamp.
+_SPECIAL_SINCE = {LATEST: 0, EARLIEST: 0, MAX_TIMESTAMP: 7, EARLIEST_LOCAL: 8, LATEST_TIERED: 9}
 
 
 class ListOffsetsHandler(Handler):
-    api_key, min_version, max_version = 2, 1, 7
+    api_key, min_version, max_version = 2, 1, 9
     read_only = True
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
@@ -40,6 +50,7 @@ class ListOffsetsHandler(Handler):
                 try:
                     if not topic_allowed(node, Op.DESCRIBE, t.name):
                         raise StoreError(ErrorCode.topic_authorization_failed, "no DESCRIBE")
+                    _check_special(p.timestamp, header.api_version)
                     ts, offset, epoch = await self._lookup(
                         node,
                         t.name,
@@ -86,6 +97,8 @@ class ListOffsetsHandler(Handler):
                 f"current leader epoch is not ours topic={topic} partition={partition} "
                 f"current_leader_epoch={current_epoch} leader_epoch={part.leader_epoch}",
             )
+        if timestamp == LATEST_TIERED:
+            return -1, -1, -1  # nothing is tiered: the bucket is the only tier
         ts, offset = await self._find(node, part, topic, partition, timestamp, committed)
         return ts, offset, epoch_at(part.state.epochs, offset) if offset >= 0 else -1
 
@@ -100,10 +113,17 @@ class ListOffsetsHandler(Handler):
     ) -> tuple[int, int]:
         if timestamp == LATEST:
             return -1, part.last_stable_offset if committed else part.high_watermark
-        if timestamp == EARLIEST:
+        if timestamp in (EARLIEST, EARLIEST_LOCAL):
             return -1, part.log_start
         if timestamp == MAX_TIMESTAMP:
             return await node.max_timestamp_offset(topic, partition)
-        if timestamp < 0:
-            raise StoreError(ErrorCode.invalid_request, f"unknown special timestamp={timestamp}")
         return await node.offset_for_timestamp(topic, partition, timestamp)
+
+
+def _check_special(timestamp: int, version: int) -> None:
+    """A negative timestamp must be a special one this version has."""
+    if timestamp < 0 and version < _SPECIAL_SINCE.get(timestamp, 1 << 15):
+        raise StoreError(
+            ErrorCode.unsupported_version,
+            f"special timestamp not in this version timestamp={timestamp} api_version={version}",
+        )

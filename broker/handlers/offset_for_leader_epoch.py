@@ -1,4 +1,4 @@
-"""OffsetForLeaderEpoch (23) v2-4: where a leader epoch ends (KIP-101, KIP-320).
+"""OffsetForLeaderEpoch (23) v0-4: where a leader epoch ends (KIP-101, KIP-320).
 
 A consumer that saw a partition move asks, for the epoch of the last record it
 fetched, the end offset of that epoch on the new leader; an end offset below its
@@ -7,8 +7,8 @@ map and the answer are storage/leader_epochs.py's (docs/leader-epochs.md): the l
 epoch <= the requested one and the start of the next epoch, or for the current epoch
 the high watermark. tidelog has no followers, so every asker is answered as Kafka
 answers consumers: nothing above the high watermark is part of any epoch yet (it may
-still be given back). v0-1 are not offered: kio has no schema for them, and every
-client that validates positions sends current_leader_epoch (v2+).
+still be given back). v0-1 (no current_leader_epoch: not checked; v0 answers no epoch)
+come from protocol/legacy_schemas.py, as kio has no schema for them.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 class OffsetForLeaderEpochHandler(Handler):
-    api_key, min_version, max_version = 23, 2, 4
+    api_key, min_version, max_version = 23, 0, 4
     read_only = True
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
@@ -45,7 +45,11 @@ class OffsetForLeaderEpochHandler(Handler):
             parts = []
             for p in t.partitions:
                 code, epoch, offset = self._answer(
-                    node, t.topic, p.partition, p.current_leader_epoch, p.leader_epoch
+                    node,
+                    t.topic,
+                    p.partition,
+                    getattr(p, "current_leader_epoch", UNDEFINED_EPOCH),
+                    p.leader_epoch,
                 )
                 parts.append(
                     build(

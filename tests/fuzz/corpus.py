@@ -49,6 +49,7 @@ API_NAMES: dict[int, str] = {
     31: "deleteacls",
     32: "describeconfigs",
     33: "alterconfigs",
+    35: "describelogdirs",
     36: "saslauthenticate",
     37: "createpartitions",
     42: "deletegroups",

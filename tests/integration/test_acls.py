@@ -449,6 +449,7 @@ CASES = [
     Case("IncrementalAlterConfigs", _sweep(44, 1), (g(ANY_TOPIC, Op.ALTER_CONFIGS),), 29),
     Case("OffsetDelete", _offset_delete, (g(ANY_GROUP, Op.DELETE), g(ANY_TOPIC, Op.READ)), 30),
     Case("DescribeCluster", _sweep(60, 1), (g(CLUSTER, Op.DESCRIBE),), CLUSTER_DENIED),
+    Case("DescribeLogDirs", _sweep(35, 5), (g(CLUSTER, Op.DESCRIBE),), CLUSTER_DENIED),
     Case("DescribeProducers", _describe_producers, (g(ANY_TOPIC, Op.READ),), TOPIC_DENIED),
     Case("DescribeTransactions", _describe_txns, (g(ANY_TXN, Op.DESCRIBE),), TXN_DENIED),
 ]

@@ -18,7 +18,6 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-import kio.index
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -38,7 +37,7 @@ from tests.unit.wire_bodies import (
 )
 from tidelog.broker.handlers import HANDLERS
 from tidelog.protocol.body_guard import body_guard
-from tidelog.protocol.codec import encode_request
+from tidelog.protocol.codec import encode_request, request_schema
 from tidelog.protocol.errors import DecodeError
 from tidelog.protocol.headers import parse_request_header
 
@@ -47,7 +46,7 @@ def served_schemas() -> list[tuple[int, int]]:
     served = []
     for handler in HANDLERS:
         for version in range(handler.min_version, handler.max_version + 1):
-            kio.index.load_request_schema(handler.api_key, version)  # every one has a schema
+            request_schema(handler.api_key, version)  # every one has a schema (kio's or legacy)
             served.append((handler.api_key, version))
     return served
 
@@ -64,7 +63,7 @@ PROPERTY = settings(
 
 
 def schema(api_key: int, api_version: int) -> type[Any]:
-    return kio.index.load_request_schema(api_key, api_version)
+    return request_schema(api_key, api_version)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.records import Record, build_batch, decode_records
 
 PRODUCE, FETCH, LIST_OFFSETS = 0, 1, 2
-LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 
 
 def _produce(
@@ -189,18 +189,18 @@ def test_fetch_of_an_unknown_partition_or_a_future_offset_is_an_error_at_once(
     run_node(tmp_path, body)
 
 
-def _list_offsets(topic: str, *queries: tuple[int, int]) -> Any:
+def _list_offsets(topic: str, *queries: tuple[int, int], v: int = 7) -> Any:
     partitions = tuple(
-        request(LIST_OFFSETS, 7, "ListOffsetsPartition", partition_index=p, timestamp=ts)
+        request(LIST_OFFSETS, v, "ListOffsetsPartition", partition_index=p, timestamp=ts)
         for p, ts in queries
     )
     return request(
         LIST_OFFSETS,
-        7,
+        v,
         "ListOffsetsRequest",
         replica_id=-1,
         isolation_level=0,
-        topics=(request(LIST_OFFSETS, 7, "ListOffsetsTopic", name=topic, partitions=partitions),),
+        topics=(request(LIST_OFFSETS, v, "ListOffsetsTopic", name=topic, partitions=partitions),),
     )
 
 
@@ -227,6 +227,25 @@ def test_list_offsets_answers_earliest_latest_max_timestamp_and_by_time(tmp_path
     run_node(tmp_path, body)
 
 
+def test_earliest_local_is_the_log_start_and_latest_tiered_is_none_as_without_tiering(
+    tmp_path: Path,
+) -> None:
+    async def body(h: NodeHarness) -> None:
+        await h.create_topic("t", 1)
+        await h.call(_produce({("t", 0): batch(b"a", b"b", b"c", timestamp_ms=1000)}))
+        await h.node.delete_records("t", 0, 1)
+        epoch = h.node.partition("t", 0).leader_epoch
+        response = await h.call(_list_offsets("t", (0, EARLIEST_LOCAL), (0, LATEST_TIERED), v=9))
+        assert _offsets(response) == [(ErrorCode.none, -1, 1), (ErrorCode.none, -1, -1)]
+        assert [p.leader_epoch for p in response.topics[0].partitions] == [epoch, -1]
+        v8 = await h.call(_list_offsets("t", (0, EARLIEST_LOCAL), (0, LATEST_TIERED), v=8))
+        assert _offsets(v8) == [(ErrorCode.none, -1, 1), (ErrorCode.unsupported_version, -1, -1)]
+        v6 = await h.call(_list_offsets("t", (0, MAX_TIMESTAMP), (0, -6), v=6))
+        assert _offsets(v6) == [(ErrorCode.unsupported_version, -1, -1)] * 2
+
+    run_node(tmp_path, body)
+
+
 def test_list_offsets_of_an_unknown_partition_or_special_timestamp_is_an_error(
     tmp_path: Path,
 ) -> None:
@@ -235,7 +254,7 @@ def test_list_offsets_of_an_unknown_partition_or_special_timestamp_is_an_error(
         response = await h.call(_list_offsets("t", (3, LATEST), (0, -4)))
         assert _offsets(response) == [
             (ErrorCode.unknown_topic_or_partition, -1, -1),
-            (ErrorCode.invalid_request, -1, -1),
+            (ErrorCode.unsupported_version, -1, -1),  # -4 needs v8, as in Kafka
         ]
 
     run_node(tmp_path, body)

@@ -249,6 +249,11 @@ def test_a_restart_is_a_new_epoch_and_the_old_one_ends_where_the_new_one_starts(
         assert await _epoch_answer(h, "t", new, new) == (0, new, 4)
         assert await _epoch_answer(h, "t", -1, old - 1, v=2) == (0, old - 1, 0)
         assert await _epoch_answer(h, "t", new, -1) == (0, -1, -1)
+        # v0-1 carry no current_leader_epoch, so nothing is fenced; v0 answers no epoch.
+        assert await _epoch_answer(h, "t", old, old, v=1) == (0, old, 3)
+        v0 = await h.call(_offset_for_epoch("t", 0, old, old, v=0))
+        (p,) = v0.topics[0].partitions
+        assert (p.error_code, p.end_offset, hasattr(p, "leader_epoch")) == (0, 3, False)
         assert (await _epoch_answer(h, "t", old, old))[0] == ErrorCode.fenced_leader_epoch
         assert (await _epoch_answer(h, "t", new + 1, old))[0] == ErrorCode.unknown_leader_epoch
         assert (await _epoch_answer(h, "nope", -1, old))[0] == (
