@@ -50,6 +50,7 @@ class ServeConfig:
     max_partitions_per_topic: int
     max_partitions: int
     log_retention_check_interval_ms: int
+    log_cleaner_backoff_ms: int
     segment_object_bytes: int
     log_segment_delete_delay_ms: int
     max_request_bytes: int
@@ -99,6 +100,7 @@ class ServeConfig:
             max_partitions_per_topic=self.max_partitions_per_topic,
             max_partitions=self.max_partitions,
             log_retention_check_interval_ms=self.log_retention_check_interval_ms,
+            log_cleaner_backoff_ms=self.log_cleaner_backoff_ms,
             segment_object_bytes=self.segment_object_bytes,
             log_segment_delete_delay_ms=self.log_segment_delete_delay_ms,
         )
@@ -174,6 +176,14 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "300000",
         "how often retention is enforced and segments are rolled into their own objects "
         "(Kafka's log.retention.check.interval.ms)",
+        "MS",
+    ),
+    Option(
+        "log-cleaner-backoff-ms",
+        int_in(1, 2**31 - 1),
+        "15000",
+        "how often the partitions of compacted topics are rolled and cleaned between "
+        "retention checks (Kafka's log.cleaner.backoff.ms)",
         "MS",
     ),
     Option(

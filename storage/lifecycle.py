@@ -11,6 +11,12 @@ partitions this broker leads and, for each one (docs/segments.md):
 3. deletes the segment objects the index no longer names, `file.delete.delay.ms` after
    they left it (a fetch that took a chunk reference just before still finds it).
 
+Between two such passes, every `log.cleaner.backoff.ms`, a shorter cleaner pass does 2
+(and the compaction of docs/compaction.md) for the partitions of compacted topics only,
+so a compacted topic is cleaned within seconds of a segment closing, as Kafka's cleaner
+thread has it, while retention keeps its own, longer interval. Both passes run in one
+task, one after the other: never two at once on a partition.
+
 Guarantees: nothing is deleted that the partition's index still names; a segment object
 is put before the op that names it is committed. The orphan sweep of a new owner runs
 only after it adopted the partition, that is after it sealed the previous owner's
@@ -110,6 +116,7 @@ class Lifecycle:
         load_chunk: LoadChunk,
         clock: Clock,
         check_interval_ms: int,
+        cleaner_backoff_ms: int,
         segment_object_bytes: int,
         is_user_topic: Callable[[str], bool],
         janitor: Janitor | None = None,
@@ -121,6 +128,7 @@ class Lifecycle:
         self._load = load_chunk
         self._clock = clock
         self.check_interval_ms = check_interval_ms
+        self.cleaner_backoff_ms = cleaner_backoff_ms
         self._cap = segment_object_bytes
         self._is_user_topic = is_user_topic
         self.janitor = janitor
@@ -128,6 +136,7 @@ class Lifecycle:
         self._doomed: dict[str, int] = {}  # segment key -> wall ms it may go at
         self._task: asyncio.Task[None] | None = None
         self.passes = 0
+        self.cleaner_passes = 0
         self.last = PassStats()
 
     @classmethod
@@ -151,6 +160,7 @@ class Lifecycle:
             load_chunk=lambda ref: store.reader.load(ref),
             clock=store.clock,
             check_interval_ms=config.log_retention_check_interval_ms,
+            cleaner_backoff_ms=config.log_cleaner_backoff_ms,
             segment_object_bytes=config.segment_object_bytes,
             is_user_topic=lambda name: store.topic(name) is not None,
             janitor=janitor,
@@ -166,14 +176,52 @@ class Lifecycle:
             self._task = None
 
     async def _loop(self) -> None:
+        now = self._clock.monotonic()
+        next_full = now + self.check_interval_ms / 1000
+        next_clean = now + self.cleaner_backoff_ms / 1000
         while True:
-            await self._clock.sleep(self.check_interval_ms / 1000)
+            await self._clock.sleep(max(0.0, min(next_full, next_clean) - self._clock.monotonic()))
+            full = self._clock.monotonic() >= next_full
             try:
-                await self.run_once()
+                await (self.run_once() if full else self.run_cleaner_once())
             except asyncio.CancelledError:
                 raise
             except Exception:  # one bad pass must not end the task
                 log.exception("lifecycle pass failed")
+            now = self._clock.monotonic()
+            if full:  # the full pass cleaned too
+                next_full = now + self.check_interval_ms / 1000
+            next_clean = now + self.cleaner_backoff_ms / 1000
+
+    async def run_cleaner_once(self) -> PassStats:
+        """Roll and clean the partitions of compacted topics; nothing else."""
+        stats = PassStats()
+        for key, part in list(self._partitions.items()):
+            if not self._is_user_topic(key[0]) or "compact" not in self._policy(key[0]):
+                continue
+            stats.partitions += 1
+            try:
+                await self._roll_and_compact(key, part, stats, self._clock.wall_ms())
+            except (StoreError, ObjectStoreError) as exc:
+                stats.failed += 1
+                stats.errors.append(f"topic={key[0]} partition={key[1]} error={exc}")
+                log.warning("cleaner topic=%s partition=%d error=%s", key[0], key[1], exc)
+            if key in self._named:  # else the full pass's first sight sweeps it
+                self._note_names(key, part, self._clock.wall_ms())
+        await self._delete_due(stats)
+        self.cleaner_passes += 1
+        if stats.rolled or stats.compacted or stats.deleted or stats.failed:
+            log.info(
+                "cleaner pass partitions=%d rolled=%d rolled_bytes=%d compacted=%d "
+                "deleted=%d failed=%d",
+                stats.partitions,
+                stats.rolled,
+                stats.rolled_bytes,
+                stats.compacted,
+                stats.deleted,
+                stats.failed,
+            )
+        return stats
 
     async def run_once(self) -> PassStats:
         stats = PassStats()
@@ -211,10 +259,13 @@ class Lifecycle:
     def _int(self, topic: str, name: str) -> int:
         return int(self._config(topic, name))
 
+    def _policy(self, topic: str) -> set[str]:
+        return {p.strip() for p in self._config(topic, "cleanup.policy").split(",")}
+
     async def _partition(self, key: PartitionKey, part: PartitionLog, stats: PassStats) -> None:
         topic, partition = key
         now = self._clock.wall_ms()
-        policy = {p.strip() for p in self._config(topic, "cleanup.policy").split(",")}
+        policy = self._policy(topic)
         if "delete" in policy:
             start = retention_start(
                 segments_of(part.state.chunks),
@@ -228,6 +279,16 @@ class Lifecycle:
                 await self._stream_ops([op])
                 stats.retained += 1
                 log.info("retention topic=%s partition=%d log_start=%d", topic, partition, start)
+        await self._roll_and_compact(key, part, stats, now)
+        first_sight = key not in self._named
+        self._note_names(key, part, now)
+        if first_sight:
+            await self._sweep(key, part, now)
+
+    async def _roll_and_compact(
+        self, key: PartitionKey, part: PartitionLog, stats: PassStats, now: int
+    ) -> None:
+        topic = key[0]
         roll_bytes = min(self._int(topic, "segment.bytes"), self._cap)
         for _ in range(ROLLS_PER_PASS):  # a backlog of full segments goes over passes
             plan = roll_plan(
@@ -240,12 +301,8 @@ class Lifecycle:
                 break
             if not await self._roll(part, plan, stats):
                 break
-        if "compact" in policy and self._partitions.get(key) is part:
+        if "compact" in self._policy(topic) and self._partitions.get(key) is part:
             await self._compact(part, stats, now)
-        first_sight = key not in self._named
-        self._note_names(key, part, now)
-        if first_sight:
-            await self._sweep(key, part, now)
 
     async def _compact(self, part: PartitionLog, stats: PassStats, now: int) -> None:
         topic = part.key[0]

@@ -43,6 +43,7 @@ class StoreConfig:
     wal_retry_ms: int = 1000  # after a failed WAL write, probe this often until one works
     # The lifecycle pass (storage/lifecycle.py): retention, segment rolls, deletes.
     log_retention_check_interval_ms: int = 300_000
+    log_cleaner_backoff_ms: int = 15_000  # compacted topics: roll and clean this often
     segment_object_bytes: int = DEFAULT_SEGMENT_OBJECT_BYTES
     log_segment_delete_delay_ms: int = 60_000  # the janitor's delay (storage/janitor.py)
 

@@ -145,6 +145,7 @@ def broker_configs(node: Node) -> dict[str, str]:
         "tidelog.max.partitions.per.topic": str(c.max_partitions_per_topic),
         "tidelog.max.partitions": str(c.max_partitions),
         "log.retention.check.interval.ms": str(c.log_retention_check_interval_ms),
+        "log.cleaner.backoff.ms": str(c.log_cleaner_backoff_ms),
         "tidelog.segment.object.bytes": str(c.segment_object_bytes),
         "log.segment.delete.delay.ms": str(c.log_segment_delete_delay_ms),
         "socket.request.max.bytes": str(c.max_request_bytes),

@@ -64,16 +64,21 @@ def store(
     request: pytest.FixtureRequest, tmp_path: Path, shared_buckets: dict[str, str]
 ) -> Iterator[ObjectStore]:
     """A fresh, empty store: a new directory, or a new prefix in the server's bucket."""
-    backend: str = request.param
-    if backend == "local":
-        made: ObjectStore = LocalObjectStore(tmp_path / "objects")
-    else:
-        server = _s3_server(request, backend)
-        if backend not in shared_buckets:
-            shared_buckets[backend] = server.create_bucket()
-        made = _s3_store(server, shared_buckets[backend], f"test-{uuid.uuid4().hex}")
+    made = fresh_store(request, request.param, tmp_path, shared_buckets)
     yield made
     asyncio.run(made.close())
+
+
+def fresh_store(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path, shared_buckets: dict[str, str]
+) -> ObjectStore:
+    """An empty store of `backend`; an S3 one in the module's bucket of that server."""
+    if backend == "local":
+        return LocalObjectStore(tmp_path / "objects")
+    server = _s3_server(request, backend)
+    if backend not in shared_buckets:
+        shared_buckets[backend] = server.create_bucket()
+    return _s3_store(server, shared_buckets[backend], f"test-{uuid.uuid4().hex}")
 
 
 def run(check: Callable[[], Awaitable[Any]]) -> Any:

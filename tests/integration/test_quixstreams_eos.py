@@ -141,14 +141,21 @@ class OutputWatch:
 class QuixApp(ChildProcess):
     """The app as a subprocess; `ensure_running` starts it again if it exited."""
 
-    def __init__(self, tmp_path: Path, bootstrap: str, name: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        bootstrap: str,
+        name: str,
+        topics: tuple[str, str] = ("input", "output"),
+    ) -> None:
         self.bootstrap = bootstrap
         self.app_name = name
+        self.topics = topics
         super().__init__("quix app", [], log_path=tmp_path / "quix-app.log")
         self.use_state_dir(tmp_path / "state-0")
 
     def use_state_dir(self, state_dir: Path) -> None:
-        self.command = [sys.executable, str(APP), self.bootstrap, "input", "output",
+        self.command = [sys.executable, str(APP), self.bootstrap, *self.topics,
                         self.app_name, str(state_dir)]  # fmt: skip
 
     def ensure_running(self) -> None:

@@ -1,4 +1,5 @@
-"""`tidelog serve` options: --shutdown-timeout-ms from the command line or environment."""
+"""`tidelog serve` options: --shutdown-timeout-ms and --log-cleaner-backoff-ms from the
+command line or environment."""
 
 from __future__ import annotations
 
@@ -31,3 +32,23 @@ def test_a_bad_shutdown_timeout_names_the_option(bad: str) -> None:
         _resolve(["--shutdown-timeout-ms", bad], {})
     with pytest.raises(ConfigError, match="TIDELOG_SHUTDOWN_TIMEOUT_MS"):
         _resolve([], {"TIDELOG_SHUTDOWN_TIMEOUT_MS": bad})
+
+
+def _cleaner_backoff(argv: list[str], env: dict[str, str]) -> int:
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    config = resolve_serve_config(parser.parse_args(argv), env)
+    assert config.store_config().log_cleaner_backoff_ms == config.log_cleaner_backoff_ms
+    return config.log_cleaner_backoff_ms
+
+
+def test_the_cleaner_backoff_is_kafkas_fifteen_seconds_unless_given() -> None:
+    assert _cleaner_backoff([], {}) == 15_000
+    assert _cleaner_backoff([], {"TIDELOG_LOG_CLEANER_BACKOFF_MS": "200"}) == 200
+    assert _cleaner_backoff(["--log-cleaner-backoff-ms", "50"], {}) == 50
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "soon"])
+def test_a_bad_cleaner_backoff_names_the_option(bad: str) -> None:
+    with pytest.raises(ConfigError, match="--log-cleaner-backoff-ms"):
+        _cleaner_backoff(["--log-cleaner-backoff-ms", bad], {})
