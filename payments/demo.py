@@ -153,7 +153,16 @@ def _run(
                 drilled = True
             if issuer.finished.is_set() and deadline is None:
                 deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
-            if stage_drilled and issuer.finished.is_set() and status.caught_up() and stage_lag == 0:
+            # A drilled stage counts as caught up only once its supervisor has seen the
+            # kill and started the next run: the lag above was read before the kill.
+            restarted = not opts.drill or bool(stage.exits)
+            if (
+                stage_drilled
+                and restarted
+                and issuer.finished.is_set()
+                and status.caught_up()
+                and stage_lag == 0
+            ):
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise DemoError(f"projections did not catch up in {CATCH_UP_TIMEOUT_S:.0f}s")

@@ -95,6 +95,15 @@ def test_demo_verifies_clean_across_a_broker_kill_and_replacement() -> None:
     assert "stopped broker node=2 (SIGTERM) exit=0" in done.stdout
 
 
+def test_a_short_demo_waits_for_the_killed_stage_to_restart() -> None:
+    # 200 payments are caught up by the time the stage is killed: the demo used to end
+    # on that same progress tick, before the supervisor saw the kill (0 restarts).
+    done = tidelog("payments", "demo", "--payments", "200", "--rate", "1500", "--drill")
+    assert "DRILL: kill -9 the receipts stage" in done.stdout, done.stdout + done.stderr
+    assert "receipts stage: 1 restarts (exits [-9]), last run exit=0" in done.stdout
+    assert_clean(done, 200)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
