@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kcat chromium bench bench-groups bench-cluster bench-payments bench-recovery bench-hostile bench-transactions bench-metrics bench-security microbench clean
+.PHONY: run test lint typecheck unit integration kcat chromium bench bench-groups bench-cluster bench-payments bench-recovery bench-hostile bench-transactions bench-metrics bench-security bench-compaction microbench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidelog needs Python >= 3.11")'
@@ -96,6 +96,10 @@ bench-metrics: $(STAMP)
 ## make bench-security: produce/consume over SASL_SSL vs PLAINTEXT, SCRAM-SHA-512 set-up p50/p99
 bench-security: $(STAMP)
 	$(BIN)/python bench/security.py $(ARGS)
+
+## make bench-compaction: cleaner MB/s, changelog restore before/after compaction, bucket under retention
+bench-compaction: $(STAMP)
+	$(BIN)/python bench/compaction.py $(ARGS)
 
 ## make microbench: pytest-benchmark micro benchmarks of the hot paths (bench/test_micro_*.py)
 microbench: $(STAMP)

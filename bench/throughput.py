@@ -43,6 +43,15 @@ from tidelog.bench.brokers import (
 
 VALUE_SIZE = 1024
 MB = 1_000_000
+# The producer of every throughput figure (and of bench/compaction.py's records)
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "acks": "all",
+    "linger.ms": 5,
+    "batch.size": 1 << 20,
+    "queue.buffering.max.kbytes": 1 << 20,
+    "enable.idempotence": False,
+    "log.connection.close": False,
+}
 
 
 def produce(
@@ -55,18 +64,7 @@ def produce(
 ) -> float:
     """Seconds to produce and have acknowledged `total_bytes` of `value_size`-byte values;
     `config` adds to (or overrides) the producer's settings, e.g. a listener's security."""
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "acks": "all",
-            "linger.ms": 5,
-            "batch.size": 1 << 20,
-            "queue.buffering.max.kbytes": 1 << 20,
-            "enable.idempotence": False,
-            "log.connection.close": False,
-            **(config or {}),
-        }
-    )
+    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_SETTINGS, **(config or {})})
     value = os.urandom(value_size // 2).hex().encode()
     count = total_bytes // value_size
     failures: list[str] = []
