@@ -270,12 +270,17 @@ def valid_overrides(stored: Mapping[str, object]) -> dict[str, str]:
     return {k: v for k, v in stored.items() if isinstance(v, str) and problem(k, v) is None}
 
 
-def effective(stored: Mapping[str, object], name: str) -> str:
+def effective(
+    stored: Mapping[str, object], name: str, defaults: Mapping[str, str] | None = None
+) -> str:
     """The value of `name` for a topic with `stored` overrides: a valid override, else
-    the default. Always a valid value of `name`."""
+    the cluster's default in `defaults` (valid values, storage/cluster_defaults.py),
+    else the table's. Always a valid value of `name`."""
     value = stored.get(name)
     if isinstance(value, str) and problem(name, value) is None:
         return value
+    if defaults is not None and name in defaults:
+        return defaults[name]
     return TOPIC_CONFIGS[name].default
 
 
