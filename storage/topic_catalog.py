@@ -121,7 +121,7 @@ class TopicCatalog:
         if self.topic(name) is not None:
             raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
         self._check_partition_count(name, partitions)
-        checked = validate_topic_configs(configs or {})
+        checked = validate_topic_configs(configs or {}, self.cluster_defaults())
         self._check_cluster_total(self._meta.state, name, partitions + planned)
         return checked
 
@@ -248,7 +248,9 @@ class TopicCatalog:
             raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
         # A value an older broker stored that does not validate is not in force: the
         # change starts from what is, and drops it.
-        return topic.topic_id, validate_topic_configs(build(valid_overrides(topic.configs)))
+        overrides = build(valid_overrides(topic.configs))
+        defaults = defaults_in_force(state.cluster_configs)
+        return topic.topic_id, validate_topic_configs(overrides, defaults)
 
     def topic_config(self, topic: str, name: str) -> str:
         state = self.topic(topic)

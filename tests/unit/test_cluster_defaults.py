@@ -275,3 +275,21 @@ def test_describe_configs_reports_the_cluster_default_as_kafka_does(tmp_path: Pa
         assert (static.config_source, static.read_only) == (STATIC_BROKER_CONFIG, True)
 
     run_node(tmp_path, body, node_id=3)
+
+
+def test_a_topic_change_is_checked_against_the_cluster_defaults_in_force(
+    tmp_path: Path,
+) -> None:
+    async def body(h: NodeHarness) -> None:
+        await h.create_topic("t")
+        lag = [("log.cleaner.max.compaction.lag.ms", SET, "5")]
+        assert _answers(await h.call(_incremental((BROKER, "", lag)))) == [("", ErrorCode.none)]
+        response = await h.call(_incremental((TOPIC, "t", [("min.compaction.lag.ms", SET, "10")])))
+        assert _answers(response) == [("t", ErrorCode.invalid_config)]
+        assert "max_compaction_lag_ms=5" in response.responses[0].error_message
+        with pytest.raises(StoreError):
+            await h.node.create_topic("u", 1, {"min.compaction.lag.ms": "10"})
+        fine = [("min.compaction.lag.ms", SET, "5")]
+        assert _answers(await h.call(_incremental((TOPIC, "t", fine)))) == [("t", ErrorCode.none)]
+
+    run_node(tmp_path, body)
