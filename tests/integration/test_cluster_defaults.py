@@ -2,7 +2,7 @@
 brokers --entity-default`) on real brokers of one bucket: set through one broker, a
 second broker describes them (confluent-kafka and kafka-python) for a topic without an
 override, enforces the retention they imply on the partitions it leads, and a
-restarted broker still has them.
+restarted broker still has them; `tidelog inspect` predicts the next pass with them.
 
 No client the tests use can name the default entity (`ConfigResource(BROKER, "")`):
 confluent-kafka refuses it (`Invalid ConfigResource(4,)`), kafka-python, aiokafka,
@@ -29,6 +29,7 @@ from tests.integration.raw_client import RawClient
 from tests.integration.test_alter_configs import described
 from tests.integration.test_clients import admin, topic_name
 from tests.integration.test_delete_records import earliest_one
+from tests.integration.test_inspect_cli import inspect_json
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.messages import build, request_module
 
@@ -174,3 +175,30 @@ def test_a_cluster_default_set_through_one_broker_is_described_and_enforced_by_a
     brokers.append(again)
     assert described(again, plain)["retention.ms"] == ("600000", DYNAMIC_DEFAULT_BROKER_CONFIG)
     assert described(again, own)["retention.ms"] == ("604800000", DYNAMIC_TOPIC_CONFIG)
+
+
+def test_inspect_predicts_the_next_pass_with_the_cluster_defaults(
+    tmp_path: Path, brokers: list[BrokerProcess]
+) -> None:
+    bucket = f"file://{tmp_path / 'bucket'}"
+    no_pass = ["--object-store", bucket, "--log-retention-check-interval-ms", "3600000"]
+    broker = BrokerProcess(tmp_path / "data", args=no_pass).start()
+    brokers.append(broker)
+    plain, own = topic_name("inspect-defaulted"), topic_name("inspect-overridden")
+    client = admin(broker)  # alive until the futures complete
+    futures = client.create_topics(
+        [NewTopic(plain, 1, 1), NewTopic(own, 1, 1, config={"retention.ms": "604800000"})],
+        operation_timeout=10,
+    )
+    for future in futures.values():
+        future.result(timeout=30)
+    produce_old(broker.bootstrap, plain, 3)
+    produce_old(broker.bootstrap, own, 3)
+    assert alter_cluster_default(broker, "", {"log.retention.ms": "600000"}) == (0, None)
+    assert broker.stop() == 0
+
+    report = inspect_json("--object-store", bucket)
+    parts: dict[str, dict[str, Any]] = {p["topic"]: p for p in report["partitions"]}
+    # Every record is an hour old: past the cluster default, not past the override.
+    assert parts[plain]["next_pass"]["retention_log_start"] == 3
+    assert parts[own]["next_pass"]["retention_log_start"] == 0
