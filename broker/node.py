@@ -260,6 +260,15 @@ class BrokerNode:
     async def alter_topic_configs(self, name: str, build: ConfigBuild) -> dict[str, str]:
         return await self.store.catalog.alter_topic_configs(name, build)
 
+    def cluster_defaults(self) -> dict[str, str]:
+        return self.store.catalog.cluster_defaults()
+
+    def check_cluster_configs(self, build: ConfigBuild) -> dict[str, str]:
+        return self.store.catalog.check_cluster_configs(build)
+
+    async def alter_cluster_configs(self, build: ConfigBuild) -> dict[str, str]:
+        return await self.store.catalog.alter_cluster_configs(build)
+
     # -- partition data ----------------------------------------------------------------
 
     def partition(self, topic: str, partition: int) -> PartitionLog:

@@ -22,6 +22,9 @@ Ops (docs/commit-format.md):
     {"op": "alter_configs", "name", "id", "configs"}
                                               the topic's whole override set becomes
                                               `configs`, if `id` is still the topic's
+    {"op": "cluster_configs", "configs"}      the cluster's whole set of dynamic topic
+                                              config defaults (broker names such as
+                                              `log.retention.ms`) becomes `configs`
     {"op": "alloc_pids", "node", "count"}    the next `count` producer ids go to `node`
     {"op": "probe", "node"}                   a broker about to start as `node` asks any
                                               live incarnation of `node` to commit at once
@@ -119,6 +122,8 @@ class MetaState:
     next_producer_id: int = 1000
     pid_blocks: dict[int, tuple[int, int]] = field(default_factory=dict)
     probes: dict[int, int] = field(default_factory=dict)  # node -> seq of its last probe
+    # Kafka's `--entity-default` broker configs, as stored (storage/cluster_defaults.py).
+    cluster_configs: dict[str, str] = field(default_factory=dict)
 
     def apply(self, seq: int, header: CommitHeader, data_start: int) -> bool:
         """Fold commit `seq`; see storage/stream_state.py for chaining. Returns whether
@@ -186,6 +191,8 @@ class MetaState:
             topic = self.topics.get(op["name"])
             if topic is not None and topic.topic_id == op["id"]:
                 topic.configs = dict(op["configs"])
+        elif kind == "cluster_configs":
+            self.cluster_configs = dict(op["configs"])
         elif kind == "alloc_pids":
             count = int(op["count"])
             self.pid_blocks[int(op["node"])] = (self.next_producer_id, count)
@@ -224,8 +231,13 @@ class MetaState:
     # -- snapshots ---------------------------------------------------------------------
 
     def to_snapshot(self) -> dict[str, Any]:
+        # v3 only with cluster defaults: a broker that knows v2 alone must not read such
+        # a snapshot as if they were unset (it skips it and folds the log, where it
+        # stops at the op it does not know). Without them, v2 is what it was.
+        extra = {"cluster_configs": self.cluster_configs} if self.cluster_configs else {}
         return {
-            "v": 2,
+            "v": 3 if extra else 2,
+            **extra,
             "seq": self.seq,
             "head": self.head_id,
             "next_pid": self.next_producer_id,
@@ -256,7 +268,7 @@ class MetaState:
 
     @classmethod
     def from_snapshot(cls, raw: dict[str, Any]) -> MetaState:
-        if raw.get("v") != 2:
+        if raw.get("v") not in (2, 3):
             raise StateError(f"unknown metadata snapshot version v={raw.get('v')!r}")
         state = cls(seq=int(raw["seq"]), head_id=str(raw["head"]))
         state.next_producer_id = int(raw["next_pid"])
@@ -280,6 +292,7 @@ class MetaState:
             )
         state.ended = {str(k): int(v) for k, v in raw["ended"].items()}
         state.probes = {int(n): int(s) for n, s in raw.get("probes", [])}
+        state.cluster_configs = {str(k): str(v) for k, v in raw.get("cluster_configs", {}).items()}
         return state
 
 

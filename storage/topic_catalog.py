@@ -3,7 +3,8 @@
 Owns: topic names (valid, and not Kafka's internal ones), the checks a topic creation
 or partition growth must pass before anything is allocated (docs/topics.md), the ops
 that create, grow, alter and delete topics in the metadata log, and the configs in
-force.
+force: a topic's override, else the cluster's dynamic default (storage/cluster_defaults.py),
+else the table default.
 
 Guarantees:
 - every check runs again against the metadata log as it is when the op is appended,
@@ -11,8 +12,10 @@ Guarantees:
   and two config changes at once both apply (each is rebuilt on the other's result);
 - a config change names the topic id it was checked against: it never alters a
   topic deleted and created again meanwhile;
-- a topic config in the bucket that does not validate is never used (its default
-  applies) and is logged once.
+- a topic config or cluster default in the bucket that does not validate is never used
+  (the next value in that order applies) and is logged once;
+- a cluster default change is rebuilt and checked again on the log as it is when
+  appended, like a topic's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tidelog.protocol.errors import ErrorCode
+from tidelog.storage.cluster_defaults import (
+    TOPIC_TO_BROKER,
+    check_cluster_defaults,
+    defaults_in_force,
+    valid_stored,
+)
 from tidelog.storage.commit_log import CommitLog
 from tidelog.storage.errors import StoreError
 from tidelog.storage.meta_state import GROUP_TOPIC, MetaState, TopicState
@@ -112,7 +121,7 @@ class TopicCatalog:
         if self.topic(name) is not None:
             raise StoreError(ErrorCode.topic_already_exists, f"topic exists topic={name}")
         self._check_partition_count(name, partitions)
-        checked = validate_topic_configs(configs or {})
+        checked = validate_topic_configs(configs or {}, self.cluster_defaults())
         self._check_cluster_total(self._meta.state, name, partitions + planned)
         return checked
 
@@ -239,23 +248,67 @@ class TopicCatalog:
             raise StoreError(ErrorCode.unknown_topic_or_partition, f"no such topic topic={name}")
         # A value an older broker stored that does not validate is not in force: the
         # change starts from what is, and drops it.
-        return topic.topic_id, validate_topic_configs(build(valid_overrides(topic.configs)))
+        overrides = build(valid_overrides(topic.configs))
+        defaults = defaults_in_force(state.cluster_configs)
+        return topic.topic_id, validate_topic_configs(overrides, defaults)
 
     def topic_config(self, topic: str, name: str) -> str:
         state = self.topic(topic)
         stored = state.configs.get(name) if state is not None else None
-        if state is None or stored is None:
-            return DEFAULT_TOPIC_CONFIGS[name]
-        if problem(name, stored) is None:
-            return stored
-        self._report_bad_config(state, name, stored)
+        if state is not None and stored is not None:
+            if problem(name, stored) is None:
+                return stored
+            self._report_bad_config(state, name, stored)
+        return self._cluster_default(name)
+
+    def _cluster_default(self, name: str) -> str:
+        broker = TOPIC_TO_BROKER.get(name)
+        stored = self._meta.state.cluster_configs.get(broker) if broker is not None else None
+        if stored is not None and broker is not None:
+            if problem(name, stored) is None:
+                return stored
+            self._report_bad_default(broker, stored)
         return DEFAULT_TOPIC_CONFIGS[name]
+
+    def cluster_defaults(self) -> dict[str, str]:
+        """The cluster's dynamic defaults in force, by topic config name."""
+        return defaults_in_force(self._meta.state.cluster_configs)
+
+    def check_cluster_configs(self, build: ConfigBuild) -> dict[str, str]:
+        """The cluster's new set of defaults (broker names), checked, changing nothing;
+        StoreError(INVALID_REQUEST, ...) naming the keys otherwise."""
+        return check_cluster_defaults(build(valid_stored(self._meta.state.cluster_configs)))
+
+    async def alter_cluster_configs(self, build: ConfigBuild) -> dict[str, str]:
+        """Replace the cluster's defaults with `build(defaults in force)`, checked,
+        through the metadata log; returns the set now in force."""
+        self.check_cluster_configs(build)
+
+        def ops(state: MetaState) -> list[dict[str, Any]]:
+            # Built again on the log as it is now: another change may just have landed.
+            configs = check_cluster_defaults(build(valid_stored(state.cluster_configs)))
+            return [{"op": "cluster_configs", "configs": configs}]
+
+        await self._meta_ops(ops)
+        configs = dict(self._meta.state.cluster_configs)
+        log.info("cluster config defaults altered configs=%s", configs)
+        return configs
 
     def report_bad_configs(self) -> None:
         for state in self.topics().values():
             for name, stored in state.configs.items():
                 if problem(name, stored) is not None:
                     self._report_bad_config(state, name, stored)
+
+    def _report_bad_default(self, name: str, stored: str) -> None:
+        if ("", name) in self._bad_configs_reported:
+            return
+        self._bad_configs_reported.add(("", name))
+        log.warning(
+            "cluster config default in the bucket does not validate; ignored config=%s value=%r",
+            name,
+            stored,
+        )
 
     def _report_bad_config(self, state: TopicState, name: str, stored: object) -> None:
         if (state.topic_id, name) in self._bad_configs_reported:

@@ -247,16 +247,21 @@ def _problem_of_string(name: str, value: str) -> str | None:
     return f"invalid topic config value, {reason}" if reason else None
 
 
-def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
-    """The configs of a new topic as given, or StoreError(INVALID_CONFIG) naming a key."""
+def validate_topic_configs(
+    configs: Mapping[str, str | None], defaults: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The configs of a new topic as given, or StoreError(INVALID_CONFIG) naming a key.
+    What a config set is checked against across keys (the compaction lags) is the value
+    in force: the set's, else the cluster default in `defaults`, else the table's, as
+    Kafka checks a topic's configs merged with the broker's."""
     checked: dict[str, str] = {}
     for name, value in configs.items():
         reason = problem(name, value)
         if reason is not None or value is None:
             raise _invalid(f"{reason} config={name} value={value!r}")
         checked[name] = value
-    min_lag = int(effective(checked, "min.compaction.lag.ms"))
-    max_lag = int(effective(checked, "max.compaction.lag.ms"))
+    min_lag = int(effective(checked, "min.compaction.lag.ms", defaults))
+    max_lag = int(effective(checked, "max.compaction.lag.ms", defaults))
     if min_lag > max_lag:
         raise _invalid(
             "min.compaction.lag.ms is above max.compaction.lag.ms "
@@ -270,12 +275,17 @@ def valid_overrides(stored: Mapping[str, object]) -> dict[str, str]:
     return {k: v for k, v in stored.items() if isinstance(v, str) and problem(k, v) is None}
 
 
-def effective(stored: Mapping[str, object], name: str) -> str:
+def effective(
+    stored: Mapping[str, object], name: str, defaults: Mapping[str, str] | None = None
+) -> str:
     """The value of `name` for a topic with `stored` overrides: a valid override, else
-    the default. Always a valid value of `name`."""
+    the cluster's default in `defaults` (valid values, storage/cluster_defaults.py),
+    else the table's. Always a valid value of `name`."""
     value = stored.get(name)
     if isinstance(value, str) and problem(name, value) is None:
         return value
+    if defaults is not None and name in defaults:
+        return defaults[name]
     return TOPIC_CONFIGS[name].default
 
 

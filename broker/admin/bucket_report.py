@@ -33,6 +33,7 @@ from tidelog.broker.admin.report import (
 )
 from tidelog.broker.admin.wal_report import wal_view
 from tidelog.storage import paths
+from tidelog.storage.cluster_defaults import defaults_in_force
 from tidelog.storage.commit_format import CommitHeader
 from tidelog.storage.commit_log import CommitLog
 from tidelog.storage.meta_state import GROUP_TOPIC, MetaState, Owner
@@ -197,6 +198,7 @@ def _partitions(
 ) -> dict[tuple[str, int], tuple[PartitionView, PartitionState | None]]:
     """Each partition with the index its owner has (or, before adoption, its source's)."""
     out: dict[tuple[str, int], tuple[PartitionView, PartitionState | None]] = {}
+    defaults = defaults_in_force(meta.cluster_configs)  # the cluster's, by topic config
     for topic in sorted(meta.topics.values(), key=lambda t: t.name):
         for p in range(topic.partitions):
             key = (topic.name, p)
@@ -215,7 +217,8 @@ def _partitions(
                 topic.name, topic.topic_id, p, member.node if member else -1, stream, 0, 0, 0, 0
             )
             if part is not None:
-                view = _partition_view(view, part, topic.configs, now_ms, segment_object_bytes)
+                configs = (topic.configs, defaults)
+                view = _partition_view(view, part, configs, now_ms, segment_object_bytes)
             out[key] = (view, part)
     return out
 
@@ -223,7 +226,7 @@ def _partitions(
 def _partition_view(
     empty: PartitionView,
     part: PartitionState,
-    configs: Mapping[str, str],
+    configs: tuple[Mapping[str, str], Mapping[str, str]],  # overrides, cluster defaults
     now_ms: int,
     segment_object_bytes: int,
 ) -> PartitionView:
@@ -243,7 +246,11 @@ def _partition_view(
         active_bytes=sum(c.length for c in active),
         cleaned_end=part.cleaned_end,
         next_pass=predict_next_pass(
-            part, configs, now_ms=now_ms, segment_object_bytes=segment_object_bytes
+            part,
+            configs[0],
+            defaults=configs[1],
+            now_ms=now_ms,
+            segment_object_bytes=segment_object_bytes,
         ),
         segment_list=segments,
     )

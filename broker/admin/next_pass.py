@@ -3,7 +3,8 @@
 Owns: `partition_segments` (the index cut into `SegmentView`s) and `predict_next_pass`:
 the pass of storage/lifecycle.py replayed on a copy of the partition's index, by the
 pure rules of storage/segments.py, the topic's configs in force
-(storage/topic_config.py `effective`) and the time `now_ms`: retention first (only if
+(storage/topic_config.py `effective`: the override, the cluster default, the default)
+and the time `now_ms`: retention first (only if
 `cleanup.policy` has `delete`), then up to `ROLLS_PER_PASS` rolls, then compaction
 (only with `compact`) over the segments as the rolls left them.
 
@@ -49,15 +50,16 @@ def predict_next_pass(
     part: PartitionState,
     configs: Mapping[str, object],
     *,
+    defaults: Mapping[str, str] | None = None,
     now_ms: int,
     segment_object_bytes: int,
 ) -> NextPassView:
     """The next pass over `part`, had it run at `now_ms`."""
 
     def config(name: str) -> int:
-        return int(effective(configs, name))
+        return int(effective(configs, name, defaults))
 
-    policy = {p.strip() for p in effective(configs, "cleanup.policy").split(",")}
+    policy = {p.strip() for p in effective(configs, "cleanup.policy", defaults).split(",")}
     sim = PartitionState(
         part.topic_id,
         part.topic,
@@ -105,7 +107,7 @@ def predict_next_pass(
             now_ms=now_ms,
             min_lag_ms=config("min.compaction.lag.ms"),
             max_lag_ms=config("max.compaction.lag.ms"),
-            min_dirty_ratio=float(effective(configs, "min.cleanable.dirty.ratio")),
+            min_dirty_ratio=float(effective(configs, "min.cleanable.dirty.ratio", defaults)),
             max_bytes=CLEAN_WINDOWS * segment_object_bytes,
         )
     return NextPassView(

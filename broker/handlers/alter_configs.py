@@ -2,8 +2,10 @@
 
 Each TOPIC resource's configs become the topic's overrides (what is not listed goes
 back to its default), every value checked with the topic config table (INVALID_CONFIG
-naming the key); BROKER and BROKER_LOGGER resources are refused per resource
-(broker/handlers/config_resources.py). `validate_only` checks and changes nothing.
+naming the key); the BROKER resource named "" (the cluster default) replaces the
+cluster's whole set of dynamic topic config defaults the same way; other BROKER and
+BROKER_LOGGER resources are refused per resource (broker/handlers/config_resources.py).
+`validate_only` checks and changes nothing.
 """
 
 from __future__ import annotations

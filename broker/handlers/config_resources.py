@@ -5,17 +5,22 @@ request, and what each type may change (docs/topics.md, "Changing topic configs"
 
 * TOPIC (2): the topic's override set becomes `build(overrides in force)`, checked with
   the topic config table; `validate_only` runs the same checks and changes nothing;
-* BROKER (4): broker configs are `tidelog serve` options and cannot change while the
-  broker runs: a resource with configs is INVALID_REQUEST naming them (as Kafka answers
-  for a broker config that is not dynamic), one without is a no-op;
+* BROKER (4) named "" (Kafka's `--entity-default`): the cluster's dynamic defaults of
+  topic configs, `build(defaults in force)`, checked (storage/cluster_defaults.py) and
+  committed like a topic's change, so every broker folds them;
+* BROKER (4) named by this broker's id: a per-broker config cannot change here
+  (brokers are interchangeable; the rest are `tidelog serve` options): a resource with
+  configs is INVALID_REQUEST naming them, as Kafka answers for a config that is not
+  dynamic; one without is a no-op;
 * BROKER_LOGGER (8): log levels are `--log-level` only: INVALID_REQUEST naming them;
 * anything else: INVALID_REQUEST.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from tidelog.broker.handlers.authz import Op, cluster_allowed, topic_allowed
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
 
 TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
+CLUSTER_DEFAULT = ""  # the BROKER resource name of Kafka's `--entity-default`
 
 Answer = tuple[ErrorCode, str | None]
 
@@ -61,6 +67,24 @@ def duplicate_answer(resource_type: int, name: str) -> Answer:
     )
 
 
+async def _change(
+    check_shape: Callable[[], None],
+    check: Callable[[], object],
+    alter: Callable[[], Awaitable[object]],
+    *,
+    validate_only: bool,
+) -> Answer:
+    try:
+        check_shape()
+        if validate_only:
+            check()
+        else:
+            await alter()
+    except StoreError as exc:
+        return exc.code, str(exc)
+    return ErrorCode.none, None
+
+
 async def alter_resource(
     node: Node,
     resource_type: int,
@@ -71,24 +95,28 @@ async def alter_resource(
     validate_only: bool,
     check_shape: Callable[[], None] = lambda: None,
 ) -> Answer:
-    """The answer for one resource; a TOPIC's change is in the metadata log on return.
-    `check_shape` raises StoreError for what is refused before the topic is looked at
-    (a key given twice, ...)."""
+    """The answer for one resource; a TOPIC's or the cluster default's change is in the
+    metadata log on return. `check_shape` raises StoreError for what is refused before
+    the resource is looked at (a key given twice, ...)."""
     listed = ",".join(keys)
     if not config_allowed(node, Op.ALTER_CONFIGS, resource_type, name):
         return config_denied(resource_type)
     if resource_type == TOPIC:
-        try:
-            check_shape()
-            if validate_only:
-                node.check_topic_configs(name, build)
-            else:
-                await node.alter_topic_configs(name, build)
-        except StoreError as exc:
-            return exc.code, str(exc)
-        return ErrorCode.none, None
+        return await _change(
+            check_shape,
+            functools.partial(node.check_topic_configs, name, build),
+            functools.partial(node.alter_topic_configs, name, build),
+            validate_only=validate_only,
+        )
+    if resource_type == BROKER and name == CLUSTER_DEFAULT:
+        return await _change(
+            check_shape,
+            functools.partial(node.check_cluster_configs, build),
+            functools.partial(node.alter_cluster_configs, build),
+            validate_only=validate_only,
+        )
     if resource_type == BROKER:
-        if name not in ("", str(node.node_id)):
+        if name != str(node.node_id):
             return (
                 ErrorCode.invalid_request,
                 f"unexpected broker id, expected {node.node_id} or empty broker={name}",
@@ -96,8 +124,10 @@ async def alter_resource(
         if keys:
             return (
                 ErrorCode.invalid_request,
-                "broker configs cannot be changed while the broker runs; they are "
-                f"tidelog serve options broker={name or '-'} configs={listed}",
+                "per-broker configs cannot be changed while the broker runs: brokers are "
+                "interchangeable, so set cluster-wide defaults on the broker resource "
+                f"named '' and the rest are tidelog serve options broker={name} "
+                f"configs={listed}",
             )
         return ErrorCode.none, None
     if resource_type == BROKER_LOGGER:

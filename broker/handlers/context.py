@@ -127,6 +127,20 @@ class TopicCatalog(Protocol):
         metadata log (every broker of the cluster folds it); returns the set in force."""
         ...
 
+    def cluster_defaults(self) -> dict[str, str]:
+        """The cluster's dynamic defaults of topic configs in force, by topic config name."""
+        ...
+
+    def check_cluster_configs(self, build: ConfigBuild) -> dict[str, str]:
+        """The cluster's new defaults (broker names), `build(defaults in force)` checked;
+        nothing changes. Raises StoreError with Kafka's code."""
+        ...
+
+    async def alter_cluster_configs(self, build: ConfigBuild) -> dict[str, str]:
+        """Make `build(defaults in force)` the cluster's defaults, checked, in the metadata
+        log (every broker of the cluster folds it); returns the set in force."""
+        ...
+
 
 class PartitionData(Protocol):
     """Records in the partitions this broker leads, and producer ids."""

@@ -1,12 +1,16 @@
 """DescribeConfigs (32) v1-4: topic configs (defaults and overrides) and broker configs.
 
 Each value carries its source as Kafka reports it: DYNAMIC_TOPIC_CONFIG for a topic
-override, DEFAULT_CONFIG for a topic default, STATIC_BROKER_CONFIG for a broker
-setting (a `tidelog serve` option). With `include_synonyms` (v1+) a topic config lists
-the override (if any) and then the default under Kafka's broker-level name
-(storage/config_synonyms.py; none for configs Kafka gives no broker default), as
-Kafka's broker does. The metadata log is folded first if older than a moment, so a
-change made through another broker is seen as soon as it is committed.
+override, DYNAMIC_DEFAULT_BROKER_CONFIG for the cluster's dynamic default of a topic
+config (storage/cluster_defaults.py), DEFAULT_CONFIG for a topic default,
+STATIC_BROKER_CONFIG for a broker setting (a `tidelog serve` option). With
+`include_synonyms` (v1+) a topic config lists, highest priority first, the override (if
+any), the cluster default (if set) and the default, the last two under Kafka's
+broker-level name (storage/config_synonyms.py; none for configs Kafka gives no broker
+default), as Kafka's broker does; the value's source is the first of them. The BROKER
+resource "" lists the cluster defaults set; a broker's own id lists its settings and
+every cluster default it could have. The metadata log is folded first if older than a
+moment, so a change made through another broker is seen as soon as it is committed.
 """
 
 from __future__ import annotations
@@ -16,37 +20,82 @@ from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.handlers.authz import Op
 from tidelog.broker.handlers.base import Handler
-from tidelog.broker.handlers.config_resources import config_allowed, config_denied
+from tidelog.broker.handlers.config_resources import (
+    CLUSTER_DEFAULT,
+    config_allowed,
+    config_denied,
+)
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
+from tidelog.storage.cluster_defaults import DYNAMIC_DEFAULTS
 from tidelog.storage.config_synonyms import BROKER_SYNONYMS
-from tidelog.storage.topic_config import TOPIC_CONFIGS, ConfigType, valid_overrides
+from tidelog.storage.topic_config import TOPIC_CONFIGS, ConfigType, effective, valid_overrides
 
 if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
 
 TOPIC, BROKER = 2, 4
 # ConfigSource values from Kafka's DescribeConfigsResponse.
-DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
+DYNAMIC_TOPIC_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG = 1, 3
+STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 4, 5
 
 Synonym = tuple[str, str, int]  # name, value, source
+Entry = tuple[str, int, list[Synonym], bool]  # value, source, synonyms, read only
 
 
-def topic_synonyms(name: str, overrides: dict[str, str]) -> list[Synonym]:
-    """The override, then the default under Kafka's broker name: highest priority first."""
+def topic_synonyms(
+    name: str, overrides: dict[str, str], defaults: dict[str, str] | None = None
+) -> list[Synonym]:
+    """The override, the cluster default, then the default, the last two under Kafka's
+    broker name: highest priority first. `defaults`: the cluster's, by topic name."""
     synonyms: list[Synonym] = []
     if name in overrides:
         synonyms.append((name, overrides[name], DYNAMIC_TOPIC_CONFIG))
     broker_name = BROKER_SYNONYMS.get(name)
     if broker_name is not None:
+        if defaults and name in defaults:
+            synonyms.append((broker_name, defaults[name], DYNAMIC_DEFAULT_BROKER_CONFIG))
         synonyms.append((broker_name, TOPIC_CONFIGS[name].default, DEFAULT_CONFIG))
     return synonyms
 
 
+def topic_entries(overrides: dict[str, str], defaults: dict[str, str]) -> dict[str, Entry]:
+    """Every topic config: the value in force, its source (the first synonym's) and the
+    synonyms."""
+    entries: dict[str, Entry] = {}
+    for k in TOPIC_CONFIGS:
+        synonyms = topic_synonyms(k, overrides, defaults)
+        source = synonyms[0][2] if synonyms else DEFAULT_CONFIG
+        entries[k] = (effective(overrides, k, defaults), source, synonyms, False)
+    return entries
+
+
+def broker_entries(node: Node, *, per_broker: bool) -> dict[str, Entry]:
+    """The cluster default entity: the defaults set. A broker: its settings, and every
+    cluster default it could have (set or not), as Kafka lists all of a broker's."""
+    defaults = node.cluster_defaults()
+    entries: dict[str, Entry] = {}
+    if per_broker:
+        for k, v in broker_configs(node).items():
+            entries[k] = (v, STATIC_BROKER_CONFIG, [(k, v, STATIC_BROKER_CONFIG)], True)
+    for broker_name, topic_name in DYNAMIC_DEFAULTS.items():
+        synonyms: list[Synonym] = []
+        if topic_name in defaults:
+            synonyms.append((broker_name, defaults[topic_name], DYNAMIC_DEFAULT_BROKER_CONFIG))
+        if per_broker:  # a broker's synonyms go on to the default, as Kafka's
+            synonyms.append((broker_name, TOPIC_CONFIGS[topic_name].default, DEFAULT_CONFIG))
+        if synonyms:
+            _, value, source = synonyms[0]
+            entries[broker_name] = (value, source, synonyms, False)
+    return entries
+
+
 def _config_type(resource_type: int, name: str) -> int:
-    """ConfigType (v3+): a topic config's from the table; broker configs say LONG."""
-    key = TOPIC_CONFIGS.get(name) if resource_type == TOPIC else None
+    """ConfigType (v3+): a topic config's from the table (also for its broker name);
+    other broker configs say LONG."""
+    topic_name = name if resource_type == TOPIC else DYNAMIC_DEFAULTS.get(name)
+    key = TOPIC_CONFIGS.get(topic_name) if topic_name is not None else None
     return int(key.type if key is not None else ConfigType.LONG)
 
 
@@ -56,12 +105,12 @@ class DescribeConfigsHandler(Handler):
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
-        if any(res.resource_type == TOPIC for res in request.resources):
+        if any(res.resource_type in (TOPIC, BROKER) for res in request.resources):
             await node.fresh_metadata()  # a change made through another broker
         results = []
         for res in request.resources:
             code, message = ErrorCode.none, None
-            entries: dict[str, tuple[str, int, list[Synonym]]] = {}
+            entries: dict[str, Entry] = {}
             if not config_allowed(node, Op.DESCRIBE_CONFIGS, res.resource_type, res.resource_name):
                 code, message = config_denied(res.resource_type)
             elif res.resource_type == TOPIC:
@@ -72,19 +121,16 @@ class DescribeConfigsHandler(Handler):
                 else:
                     # What is in force: a bad value an older broker stored is not.
                     overrides = valid_overrides(topic.configs)
-                    for k, key in TOPIC_CONFIGS.items():
-                        source = DYNAMIC_TOPIC_CONFIG if k in overrides else DEFAULT_CONFIG
-                        value = overrides.get(k, key.default)
-                        entries[k] = (value, source, topic_synonyms(k, overrides))
+                    entries = topic_entries(overrides, node.cluster_defaults())
             elif res.resource_type == BROKER:
-                if res.resource_name not in ("", str(node.node_id)):
+                if res.resource_name not in (CLUSTER_DEFAULT, str(node.node_id)):
                     code, message = (
                         ErrorCode.invalid_request,
                         f"unknown broker id={res.resource_name}",
                     )
                 else:
-                    for k, v in broker_configs(node).items():
-                        entries[k] = (v, STATIC_BROKER_CONFIG, [(k, v, STATIC_BROKER_CONFIG)])
+                    per_broker = res.resource_name != CLUSTER_DEFAULT
+                    entries = broker_entries(node, per_broker=per_broker)
             else:
                 code = ErrorCode.invalid_request
                 message = f"unsupported resource type resource_type={res.resource_type}"
@@ -95,7 +141,7 @@ class DescribeConfigsHandler(Handler):
                     "DescribeConfigsResourceResult",
                     name=k,
                     value=v,
-                    read_only=res.resource_type == BROKER,
+                    read_only=read_only,
                     config_source=src,
                     is_default=src == DEFAULT_CONFIG,
                     is_sensitive=False,
@@ -108,7 +154,7 @@ class DescribeConfigsHandler(Handler):
                     if getattr(request, "include_documentation", False)
                     else None,
                 )
-                for k, (v, src, synonyms) in sorted(entries.items())
+                for k, (v, src, synonyms, read_only) in sorted(entries.items())
                 if keys is None or k in keys
             )
             results.append(
@@ -133,6 +179,8 @@ class DescribeConfigsHandler(Handler):
 def _documentation(resource_type: int, name: str) -> str:
     if resource_type == TOPIC:
         return f"Kafka's topic config {name}; what tidelog does with it: docs/topics.md"
+    if name in DYNAMIC_DEFAULTS:
+        return f"the cluster-wide default of topic config {DYNAMIC_DEFAULTS[name]}: docs/topics.md"
     return f"a tidelog serve option, fixed while the broker runs: {name}"
 
 

@@ -4,25 +4,36 @@ Each TOPIC resource's operations apply, in order, to the overrides in force
 (`apply_incremental` in storage/topic_config.py: APPEND and SUBTRACT only for list
 configs such as `cleanup.policy`); the result is checked with the topic config table
 and, built again on the metadata log as it is when committed, becomes the topic's
-override set. BROKER and BROKER_LOGGER resources are refused per resource
-(broker/handlers/config_resources.py). `validate_only` checks and changes nothing.
+override set. The BROKER resource named "" (the cluster default) takes the same
+operations on Kafka's broker names of topic configs (`log.retention.ms`, ...:
+storage/cluster_defaults.py); other BROKER and BROKER_LOGGER resources are refused per
+resource (broker/handlers/config_resources.py). `validate_only` checks and changes nothing.
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.handlers.base import Handler
-from tidelog.broker.handlers.config_resources import alter_resource, duplicate_answer, duplicated
+from tidelog.broker.handlers.config_resources import (
+    BROKER,
+    CLUSTER_DEFAULT,
+    alter_resource,
+    duplicate_answer,
+    duplicated,
+)
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
+from tidelog.storage.cluster_defaults import apply_incremental_defaults
 from tidelog.storage.topic_config import ConfigChange, apply_incremental, check_change_shape
 
 if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
+
+Apply = Callable[[Mapping[str, str], Sequence[ConfigChange]], dict[str, str]]
 
 
 class IncrementalAlterConfigsHandler(Handler):
@@ -34,11 +45,15 @@ class IncrementalAlterConfigsHandler(Handler):
         responses = []
         for res in request.resources:
             changes = [ConfigChange(c.name, int(c.config_operation), c.value) for c in res.configs]
+            cluster = (res.resource_type, res.resource_name) == (BROKER, CLUSTER_DEFAULT)
+            apply = apply_incremental_defaults if cluster else apply_incremental
 
             def change(
-                current: Mapping[str, str], changes: list[ConfigChange] = changes
+                current: Mapping[str, str],
+                changes: list[ConfigChange] = changes,
+                apply: Apply = apply,
             ) -> Mapping[str, str | None]:
-                return apply_incremental(current, changes)
+                return apply(current, changes)
 
             if (res.resource_type, res.resource_name) in twice:
                 code, message = duplicate_answer(res.resource_type, res.resource_name)

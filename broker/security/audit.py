@@ -38,6 +38,8 @@ _ACL_RESOURCE_TYPES = {
     7: "USER",
 }
 _SCRAM_MECHANISMS = {1: "SCRAM-SHA-256", 2: "SCRAM-SHA-512"}
+# IncrementalAlterConfigs' operations; AlterConfigs' entries are SETs of the whole set.
+_CONFIG_OPS = {0: "SET", 1: "DELETE", 2: "APPEND", 3: "SUBTRACT"}
 
 # One changed resource: (resource_type, resource, extra fields, error code).
 Touched = tuple[str, str | None, dict[str, Any], int]
@@ -68,9 +70,17 @@ def _topics(results: str) -> Extract:
 
 
 def _configs(request: Any, response: Any) -> Iterator[Touched]:
+    # What each resource asked, by name (values stay out: the broker's log has them).
+    changes: dict[tuple[int, str], list[str]] = {}
+    for res in request.resources:
+        changes[(res.resource_type, res.resource_name)] = [
+            f"{_CONFIG_OPS.get(int(getattr(c, 'config_operation', 0)), 'UNKNOWN')} {c.name}"
+            for c in res.configs
+        ]
     for r in response.responses:
         kind = _CONFIG_TYPES.get(r.resource_type, str(r.resource_type))
-        yield kind, r.resource_name, {}, r.error_code
+        asked = changes.get((r.resource_type, r.resource_name), [])
+        yield kind, r.resource_name, {"changes": asked}, r.error_code
 
 
 def _delete_records(request: Any, response: Any) -> Iterator[Touched]:

@@ -375,6 +375,15 @@ def _broker_configs(p: Pair) -> Any:
     )
 
 
+def _cluster_default(p: Pair) -> Any:
+    """IncrementalAlterConfigs on the BROKER resource "" (the cluster-wide defaults),
+    setting a config that does nothing here to its default value."""
+    m = req(44, 1)
+    entry = build(m, "AlterableConfig", name="min.insync.replicas", config_operation=0, value="1")
+    res = build(m, "AlterConfigsResource", resource_type=4, resource_name="", configs=(entry,))
+    return build(m, "IncrementalAlterConfigsRequest", resources=(res,), validate_only=False)
+
+
 ANY_TOPIC, ANY_GROUP, ANY_TXN = (Res.TOPIC, "*"), (Res.GROUP, "*"), (Res.TRANSACTIONAL_ID, "*")
 CLUSTER = (Res.CLUSTER, "kafka-cluster")
 
@@ -447,6 +456,12 @@ CASES = [
     Case("CreatePartitions", _sweep(37, 3), (g(ANY_TOPIC, Op.ALTER),), TOPIC_DENIED),
     Case("DeleteGroups", _delete_groups, (g(ANY_GROUP, Op.DELETE),), GROUP_DENIED),
     Case("IncrementalAlterConfigs", _sweep(44, 1), (g(ANY_TOPIC, Op.ALTER_CONFIGS),), 29),
+    Case(
+        "IncrementalAlterConfigs/cluster default",
+        _cluster_default,
+        (g(CLUSTER, Op.ALTER_CONFIGS),),
+        CLUSTER_DENIED,
+    ),
     Case("OffsetDelete", _offset_delete, (g(ANY_GROUP, Op.DELETE), g(ANY_TOPIC, Op.READ)), 30),
     Case("DescribeCluster", _sweep(60, 1), (g(CLUSTER, Op.DESCRIBE),), CLUSTER_DENIED),
     Case("DescribeLogDirs", _sweep(35, 5), (g(CLUSTER, Op.DESCRIBE),), CLUSTER_DENIED),

@@ -140,11 +140,15 @@ def test_create_partitions(tmp_path: Path) -> None:
     ("api_key", "version", "api"), [(33, 2, "AlterConfigs"), (44, 1, "IncrementalAlterConfigs")]
 )
 def test_alter_configs(tmp_path: Path, api_key: int, version: int, api: str) -> None:
+    op = {"config_operation": 1} if api_key == 44 else {}  # DELETE
+    entry = req(api_key, version, "AlterableConfig", name="log.retention.ms", value=None, **op)
     resources = (
         req(api_key, version, "AlterConfigsResource", resource_type=2, resource_name="t",
             configs=()),
         req(api_key, version, "AlterConfigsResource", resource_type=4, resource_name="1",
             configs=()),
+        req(api_key, version, "AlterConfigsResource", resource_type=4, resource_name="",
+            configs=(entry,)),
     )  # fmt: skip
     name = "AlterConfigsRequest" if api_key == 33 else "IncrementalAlterConfigsRequest"
     request = req(api_key, version, name, resources=resources, validate_only=False)
@@ -153,13 +157,19 @@ def test_alter_configs(tmp_path: Path, api_key: int, version: int, api: str) -> 
              resource_type=2, resource_name="t"),
         resp(api_key, version, "AlterConfigsResourceResponse", error_code=40,
              error_message="no", resource_type=4, resource_name="1"),
+        resp(api_key, version, "AlterConfigsResourceResponse", error_code=0,
+             error_message=None, resource_type=4, resource_name=""),
     )  # fmt: skip
     name = "AlterConfigsResponse" if api_key == 33 else "IncrementalAlterConfigsResponse"
     response = resp(api_key, version, name, throttle_time=ZERO, responses=answers)
-    assert [short(x) for x in audited(tmp_path, api_key, version, request, response)] == [
-        (api, "ALTER_CONFIGS", "TOPIC", "t", "success", None),
-        (api, "ALTER_CONFIGS", "BROKER", "1", "failure", "INVALID_CONFIG"),
-    ]
+    got = audited(tmp_path, api_key, version, request, response)
+    assert [short(x, "changes") for x in got] == [
+        (api, "ALTER_CONFIGS", "TOPIC", "t", "success", [], None),
+        (api, "ALTER_CONFIGS", "BROKER", "1", "failure", [], "INVALID_CONFIG"),
+        # The cluster default entity: what was asked, by name (no values).
+        (api, "ALTER_CONFIGS", "BROKER", "", "success",
+         ["DELETE log.retention.ms" if api_key == 44 else "SET log.retention.ms"], None),
+    ]  # fmt: skip
 
 
 def test_delete_records(tmp_path: Path) -> None:

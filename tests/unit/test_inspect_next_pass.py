@@ -181,3 +181,14 @@ def test_next_start_is_a_dash_without_delete_and_the_offset_when_nothing_goes() 
 
     assert cells(plain) == ["0 (0 B)", "0 (0 B)", "-", "-", "-"]
     assert cells(kept) == ["0 (0 B)", "0 (0 B)", "7", "-", "1 (10 B)"]
+
+
+def test_a_cluster_default_applies_unless_the_topic_overrides_it() -> None:
+    part = three_segments()
+    defaults = {"retention.ms": str(HOUR + HOUR // 2)}  # storage/cluster_defaults.py
+
+    nxt = predict_next_pass(part, {}, defaults=defaults, now_ms=NOW, segment_object_bytes=MIB)
+    assert nxt.retention_log_start == 20
+    week = {"retention.ms": "604800000"}
+    kept = predict_next_pass(part, week, defaults=defaults, now_ms=NOW, segment_object_bytes=MIB)
+    assert kept.retention_log_start == 0
