@@ -91,6 +91,12 @@ def test_retention_ms_deletes_old_records_and_keeps_new_ones(
     assert kafka_python_values(broker.bootstrap, topic, 2) == [b"new0", b"new1"]
 
 
+def segment_bases(tmp_path: Path) -> set[int]:
+    """The base offsets of the segment objects in the bucket: a name is
+    `<base, 20 digits>-<created ms>-<nonce>.tls` (storage/paths.py)."""
+    return {int(p.name.split("-")[0]) for p in segment_objects(tmp_path)}
+
+
 def test_retention_bytes_keeps_the_newest_segment_and_deletes_the_rest(
     tmp_path: Path, brokers: list[BrokerProcess]
 ) -> None:
@@ -102,6 +108,9 @@ def test_retention_bytes_keeps_the_newest_segment_and_deletes_the_rest(
     create(broker, topic, configs)
     for i in range(3):
         produce(broker.bootstrap, topic, [f"v{i}".encode()])
+        # Its own segment before the next record comes: a pass that found two records
+        # would roll them into one segment, and the older would never be alone.
+        wait_for(f"record {i} rolls alone", lambda n=i: n in segment_bases(tmp_path))
         wait_for(
             f"record {i} is the only one left",
             lambda n=i: earliest_one(broker.bootstrap, topic) == n,
