@@ -252,7 +252,11 @@ def rows(report: Report) -> list[Row]:
         ),
         ("aborted reads (G1a)", f"{r['txn_aborted_reads']} (of {r['txn_tailed']} tailed)"),
         ("lost committed writes", f"{r['txn_lost']} (of {r['txn_inputs_acked']} inputs)"),
-        ("duplicated committed writes", r["txn_duplicated"]),
+        (
+            "duplicated committed writes",
+            f"{r['txn_duplicated']}"
+            + "".join(f"; {e}" for e in r.get("txn_duplicate_examples") or ()),
+        ),
         ("reordered within a partition", r["txn_reordered"]),
         (
             "reads past the LSO",

@@ -67,6 +67,9 @@ class TxnVerdict:
     duplicated: int
     reordered: int
     read_past_lso: int
+    # Up to DUPLICATE_EXAMPLES duplicated inputs, each with where its outputs are, so a
+    # failed run says whether the log holds two outputs or one was read twice.
+    duplicate_examples: tuple[str, ...] = ()
 
     def anomalies(self) -> int:
         return (
@@ -93,6 +96,20 @@ def parse_output(partition: int, offset: int, value: bytes) -> Output:
         body["seq"],
         body["txn"],
         body["abort"],
+    )
+
+
+DUPLICATE_EXAMPLES = 5
+
+
+def duplicate_examples(committed: Sequence[Output]) -> tuple[str, ...]:
+    """`key seq=N: p@offset txn=T, ...` for the first inputs with two committed outputs."""
+    where: dict[tuple[str, int], list[str]] = {}
+    for r in committed:
+        where.setdefault((r.key, r.seq), []).append(f"{r.partition}@{r.offset} txn={r.txn}")
+    twice = [(k, places) for k, places in where.items() if len(places) > 1]
+    return tuple(
+        f"{key} seq={seq}: {', '.join(places)}" for (key, seq), places in twice[:DUPLICATE_EXAMPLES]
     )
 
 
@@ -134,6 +151,7 @@ def check(
         duplicated=order.duplicated,
         reordered=order.out_of_order,
         read_past_lso=sum(1 for b in fetched if b.last_offset >= b.lso),
+        duplicate_examples=duplicate_examples(committed) if order.duplicated else (),
     )
 
 

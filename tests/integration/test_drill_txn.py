@@ -37,7 +37,9 @@ def test_txn_drill_finds_no_anomaly_under_kill_9_of_pipeline_and_broker(mode: st
     done = drill_txn("--mode", mode, "--records", str(RECORDS), "--seed", "3", "--json")
     assert done.stdout, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
-    assert {name: report[f"txn_{name}"] for name in ANOMALIES} == dict.fromkeys(ANOMALIES, 0)
+    assert {name: report[f"txn_{name}"] for name in ANOMALIES} == dict.fromkeys(ANOMALIES, 0), (
+        f"duplicated: {report['txn_duplicate_examples']}\n{done.stderr[-3000:]}"
+    )
     assert (report["lost"], report["duplicated"], report["out_of_order"]) == (0, 0, 0)
     assert report["txn_inputs_acked"] == report["acknowledged"] == RECORDS, report
     assert report["txn_committed_outputs"] == RECORDS, report

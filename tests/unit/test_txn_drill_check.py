@@ -97,7 +97,12 @@ def test_an_acknowledged_input_without_committed_output_is_lost() -> None:
 
 def test_an_input_with_two_committed_outputs_is_duplicated() -> None:
     committed = [*clean_committed(), out(1, 2, "pay-2", 0, 0)]
-    assert anomalies(judge(committed=committed)) == (0, 0, 1, 0, 0)
+    verdict = judge(committed=committed)
+    assert anomalies(verdict) == (0, 0, 1, 0, 0)
+    # Where both outputs are, so a failed drill says whether the log holds two.
+    (example,) = verdict.duplicate_examples
+    assert example.startswith("pay-2 seq=0: ") and example.endswith("1@2 txn=1-1")
+    assert judge().duplicate_examples == ()
 
 
 def test_a_key_whose_outputs_go_against_its_input_order_is_reordered() -> None:
