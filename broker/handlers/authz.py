@@ -43,6 +43,50 @@ def txn_allowed(node: Node, operation: AclOperation, transactional_id: str) -> b
     return allowed(node, operation, ResourceType.TRANSACTIONAL_ID, transactional_id)
 
 
+# Kafka's AclEntry.supportedOperations: the operations an authorized-operations bit field
+# (Metadata v8+, DescribeCluster, DescribeGroups v3+) is made of, per resource type.
+# GROUP is Kafka 3.x's set: DESCRIBE_CONFIGS and ALTER_CONFIGS came with group configs (4.0).
+_SUPPORTED_OPERATIONS: dict[ResourceType, tuple[AclOperation, ...]] = {
+    ResourceType.TOPIC: (
+        Op.READ,
+        Op.WRITE,
+        Op.CREATE,
+        Op.DESCRIBE,
+        Op.DELETE,
+        Op.ALTER,
+        Op.DESCRIBE_CONFIGS,
+        Op.ALTER_CONFIGS,
+    ),
+    ResourceType.GROUP: (Op.READ, Op.DESCRIBE, Op.DELETE),
+    ResourceType.CLUSTER: (
+        Op.CREATE,
+        Op.CLUSTER_ACTION,
+        Op.DESCRIBE_CONFIGS,
+        Op.ALTER_CONFIGS,
+        Op.IDEMPOTENT_WRITE,
+        Op.ALTER,
+        Op.DESCRIBE,
+    ),
+}
+
+# What a response carries when the client did not ask for authorized operations.
+OPERATIONS_OMITTED = -(2**31)
+
+
+def authorized_operations(
+    node: Node, rtype: ResourceType, name: str, *, requested: bool | None
+) -> int:
+    """The bit field (bit n = AclOperation n) of what the principal may do on the
+    resource, as Kafka's authorizedOperations; OPERATIONS_OMITTED unless `requested`."""
+    if not requested:
+        return OPERATIONS_OMITTED
+    bits = 0
+    for op in _SUPPORTED_OPERATIONS[rtype]:
+        if allowed(node, op, rtype, name):
+            bits |= 1 << op
+    return bits
+
+
 def create_topic_allowed(node: Node, topic: str) -> bool:
     """Kafka: CREATE on the cluster, or on the topic."""
     return cluster_allowed(node, Op.CREATE) or topic_allowed(node, Op.CREATE, topic)

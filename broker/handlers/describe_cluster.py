@@ -5,16 +5,15 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.authz import Op, cluster_allowed
+from tidelog.broker.handlers.authz import Op, Res, authorized_operations, cluster_allowed
 from tidelog.broker.handlers.base import Handler, broker_address
+from tidelog.broker.security.acl import CLUSTER_NAME
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
 
 if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
-
-_ALL_OPERATIONS = -2147483648
 
 
 class DescribeClusterHandler(Handler):
@@ -45,5 +44,10 @@ class DescribeClusterHandler(Handler):
                 for m in (node.live_brokers() if authorized else ())
                 if (a := broker_address(m)) is not None
             ),
-            cluster_authorized_operations=_ALL_OPERATIONS,
+            cluster_authorized_operations=authorized_operations(
+                node,
+                Res.CLUSTER,
+                CLUSTER_NAME,
+                requested=authorized and request.include_cluster_authorized_operations,
+            ),
         )

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from tidelog.broker.groups.model import EMPTY
 from tidelog.broker.groups.queries import GroupDescription, describe
-from tidelog.broker.handlers.authz import Op, group_allowed
+from tidelog.broker.handlers.authz import (
+    OPERATIONS_OMITTED,
+    Op,
+    Res,
+    authorized_operations,
+    group_allowed,
+)
 from tidelog.broker.handlers.base import Handler
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
@@ -29,8 +35,14 @@ class DescribeGroupsHandler(Handler):
 
     async def handle(self, node: Node, header: RequestHeader, request: Any) -> Any:
         mod = response_module(self.api_key, header.api_version)
+        # v3+: the principal's operations on each group it is answered, if asked.
+        with_operations = getattr(request, "include_authorized_operations", False)
         groups = tuple(
-            _described(mod, _description(node, gid))
+            _described(
+                mod,
+                _description(node, gid),
+                authorized_operations(node, Res.GROUP, gid, requested=with_operations),
+            )
             if node.coordinates(gid) and group_allowed(node, Op.DESCRIBE, gid)
             else build(
                 mod,
@@ -43,7 +55,7 @@ class DescribeGroupsHandler(Handler):
                 protocol_type="",
                 protocol_data="",
                 members=(),
-                authorized_operations=-2147483648,
+                authorized_operations=OPERATIONS_OMITTED,
             )
             for gid in request.groups
         )
@@ -59,7 +71,7 @@ def _description(node: Node, group_id: str) -> GroupDescription:
     return describe(group_id, group)
 
 
-def _described(mod: ModuleType, d: GroupDescription) -> Any:
+def _described(mod: ModuleType, d: GroupDescription, operations: int) -> Any:
     members = tuple(
         build(
             mod,
@@ -82,4 +94,5 @@ def _described(mod: ModuleType, d: GroupDescription) -> Any:
         protocol_type=d.protocol_type,
         protocol_data=d.protocol_data,
         members=members,
+        authorized_operations=operations,
     )

@@ -13,8 +13,15 @@ import datetime
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from tidelog.broker.handlers.authz import Op, create_topic_allowed, topic_allowed
+from tidelog.broker.handlers.authz import (
+    Op,
+    Res,
+    authorized_operations,
+    create_topic_allowed,
+    topic_allowed,
+)
 from tidelog.broker.handlers.base import Handler, broker_address
+from tidelog.broker.security.acl import CLUSTER_NAME
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
@@ -23,9 +30,6 @@ from tidelog.storage.log_store import INTERNAL_TOPICS, validate_topic_name, vali
 
 if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
-
-# Bit mask of AclOperations clients see when they ask: everything, since tidelog has no ACLs.
-_ALL_OPERATIONS = -2147483648
 
 
 class MetadataHandler(Handler):
@@ -52,8 +56,12 @@ class MetadataHandler(Handler):
                     names.append(name)
             wanted_all = False
         allow_create = version < 4 or bool(request.allow_auto_topic_creation)
+        # v8+: the principal's operations on each topic (and, v8-10, the cluster) if asked.
+        topic_ops = getattr(request, "include_topic_authorized_operations", False)
+        cluster_ops = getattr(request, "include_cluster_authorized_operations", False)
         topics = [
-            await self._topic(node, mod, name, allow_create and not wanted_all) for name in names
+            await self._topic(node, mod, name, allow_create and not wanted_all, topic_ops)
+            for name in names
         ]
         brokers = tuple(
             build(mod, "MetadataResponseBroker", node_id=m.node, host=a[0], port=a[1], rack=None)
@@ -68,10 +76,14 @@ class MetadataHandler(Handler):
             cluster_id=node.cluster_id,
             controller_id=node.controller_id(),
             topics=tuple(topics),
-            cluster_authorized_operations=_ALL_OPERATIONS,
+            cluster_authorized_operations=authorized_operations(
+                node, Res.CLUSTER, CLUSTER_NAME, requested=cluster_ops
+            ),
         )
 
-    async def _topic(self, node: Node, mod: Any, name: str, allow_create: bool) -> Any:
+    async def _topic(
+        self, node: Node, mod: Any, name: str, allow_create: bool, with_operations: bool
+    ) -> Any:
         error = ErrorCode.none
         try:
             if not topic_allowed(node, Op.DESCRIBE, name):
@@ -119,5 +131,8 @@ class MetadataHandler(Handler):
             topic_id=uuid.UUID(state.topic_id) if state is not None else uuid.UUID(int=0),
             is_internal=name in INTERNAL_TOPICS,
             partitions=partitions,
-            topic_authorized_operations=_ALL_OPERATIONS,
+            # Kafka fills them in only for a topic it answers without error.
+            topic_authorized_operations=authorized_operations(
+                node, Res.TOPIC, name, requested=with_operations and error == ErrorCode.none
+            ),
         )
