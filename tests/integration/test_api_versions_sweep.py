@@ -581,13 +581,17 @@ def _offset_fetch(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], N
 def _list_groups(v: int, broker: BrokerProcess) -> tuple[Any, Callable[[Any], None]]:
     group = _group("list", v)
     _commit(broker, group, {0: 1})
-    request = build(req(16, v), "ListGroupsRequest", states_filter=("Empty",))
+    request = build(
+        req(16, v), "ListGroupsRequest", states_filter=("Empty",), types_filter=("classic",)
+    )
 
     def check(r: Any) -> None:
         listed = {g.group_id: g for g in r.groups}
         assert listed[group].protocol_type == ""  # offsets only, as Kafka lists them
         if v >= 4:
             assert {g.group_state for g in r.groups} == {"Empty"}
+        if v >= 5:
+            assert listed[group].group_type == "classic"
 
     return request, check
 
@@ -771,7 +775,7 @@ RANGES = {
     8: (2, 8),
     9: (1, 8),
     15: (0, 5),
-    16: (0, 4),
+    16: (0, 5),
     42: (0, 2),
     47: (0, 0),
     21: (0, 2),

@@ -209,6 +209,31 @@ def test_list_groups_lists_live_and_offset_only_groups_filtered_by_state(tmp_pat
     run_node(tmp_path, body)
 
 
+def test_list_groups_v5_types_every_group_classic_and_filters_by_type(tmp_path: Path) -> None:
+    """KIP-848's v5: librdkafka's ListConsumerGroups (its suite's 0081 run as Kafka 3.8+)
+    expects each group's type set by the broker."""
+
+    async def body(h: NodeHarness) -> None:
+        await h.create_topic("t")
+        await stable_member(h, "live")
+        await _simple_commit(h, "offsets-only", "t", 5)
+
+        async def listed(*types: str) -> list[tuple[str, str]]:
+            r = await h.call(
+                request(LIST, 5, "ListGroupsRequest", states_filter=(), types_filter=types)
+            )
+            assert r.error_code == ErrorCode.none
+            return [(g.group_id, g.group_type) for g in r.groups]
+
+        every = [("live", "classic"), ("offsets-only", "classic")]
+        assert await listed() == every
+        assert await listed("Classic") == every  # case-insensitive, as Kafka parses it
+        assert await listed("consumer", "classic") == every
+        assert await listed("consumer") == []  # no KIP-848 groups here
+
+    run_node(tmp_path, body)
+
+
 def test_list_groups_of_a_fenced_broker_lists_no_offset_only_groups(tmp_path: Path) -> None:
     async def body(h: NodeHarness) -> None:
         await h.create_topic("t")
