@@ -131,8 +131,12 @@ class MetadataHandler(Handler):
             topic_id=uuid.UUID(state.topic_id) if state is not None else uuid.UUID(int=0),
             is_internal=name in INTERNAL_TOPICS,
             partitions=partitions,
-            # Kafka fills them in only for a topic it answers without error.
+            # Kafka fills them in for every topic the principal may describe, an unknown
+            # one included, and not for one answered TOPIC_AUTHORIZATION_FAILED.
             topic_authorized_operations=authorized_operations(
-                node, Res.TOPIC, name, requested=with_operations and error == ErrorCode.none
+                node,
+                Res.TOPIC,
+                name,
+                requested=with_operations and error != ErrorCode.topic_authorization_failed,
             ),
         )

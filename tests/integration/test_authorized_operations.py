@@ -20,9 +20,13 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from kio.index import load_payload_module
+from kio.static.constants import EntityType
 
 from tests.integration.broker_process import BrokerProcess
+from tests.integration.raw_client import RawClient
 from tests.integration.test_clients import create_topic
+from tidelog.protocol.messages import build
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +92,49 @@ def test_without_an_authorizer_every_operation_is_authorized(broker: BrokerProce
     commit_offset(broker, "g", "t")
     groups = client.describe_consumer_groups(["g"], include_authorized_operations=True)
     assert set(groups["g"].result(timeout=30).authorized_operations) == GROUP_OPS
+
+
+def raw_metadata_ops(broker: BrokerProcess, *topics: str) -> dict[str, tuple[int, int]]:
+    """Metadata v12 with include_topic_authorized_operations: name -> (error, bit field)."""
+    m = load_payload_module(3, 12, EntityType.request)
+    request = build(
+        m,
+        "MetadataRequest",
+        topics=tuple(build(m, "MetadataRequestTopic", name=t, topic_id=None) for t in topics),
+        allow_auto_topic_creation=False,
+        include_topic_authorized_operations=True,
+    )
+    with RawClient(broker.bootstrap) as c:
+        answer = c.request(request)
+    return {t.name: (t.error_code, t.topic_authorized_operations) for t in answer.topics}
+
+
+def bits(ops: set[AclOperation]) -> int:
+    return sum(1 << op.value for op in ops)
+
+
+def test_an_unknown_topic_carries_its_operations_a_denied_one_none(tmp_path: Path) -> None:
+    """As Kafka: every topic the principal may describe gets its bit field, an unknown one
+    included; one answered TOPIC_AUTHORIZATION_FAILED gets -2**31."""
+    args = ["--authorizer", "acl", "--allow-everyone-if-no-acl-found", "true"]
+    with BrokerProcess(tmp_path / "data", args=args) as b:
+        create_topic(b, "hidden")
+        binding = AclBinding(
+            ResourceType.TOPIC,
+            "hidden",
+            ResourcePatternType.LITERAL,
+            "User:ANONYMOUS",
+            "*",
+            AclOperation.DESCRIBE,
+            AclPermissionType.DENY,
+        )
+        client = admin(b)
+        for f in client.create_acls([binding]).values():
+            f.result(timeout=30)
+        assert raw_metadata_ops(b, "nosuch", "hidden") == {
+            "nosuch": (3, bits(TOPIC_OPS)),  # UNKNOWN_TOPIC_OR_PARTITION
+            "hidden": (29, -(2**31)),  # TOPIC_AUTHORIZATION_FAILED
+        }
 
 
 def test_with_acls_only_what_the_principal_may_do(tmp_path: Path) -> None:
