@@ -269,6 +269,15 @@ class BrokerNode:
     async def alter_cluster_configs(self, build: ConfigBuild) -> dict[str, str]:
         return await self.store.catalog.alter_cluster_configs(build)
 
+    def broker_dynamic_configs(self) -> dict[str, str]:
+        return self.store.catalog.broker_configs(self.node_id)
+
+    def check_broker_configs(self, build: ConfigBuild) -> dict[str, str]:
+        return self.store.catalog.check_broker_configs(self.node_id, build)
+
+    async def alter_broker_configs(self, build: ConfigBuild) -> dict[str, str]:
+        return await self.store.catalog.alter_broker_configs(self.node_id, build)
+
     # -- partition data ----------------------------------------------------------------
 
     def partition(self, topic: str, partition: int) -> PartitionLog:

@@ -25,6 +25,9 @@ Ops (docs/commit-format.md):
     {"op": "cluster_configs", "configs"}      the cluster's whole set of dynamic topic
                                               config defaults (broker names such as
                                               `log.retention.ms`) becomes `configs`
+    {"op": "broker_configs", "node", "configs"}
+                                              broker `node`'s whole set of per-broker
+                                              dynamic configs becomes `configs`
     {"op": "alloc_pids", "node", "count"}    the next `count` producer ids go to `node`
     {"op": "probe", "node"}                   a broker about to start as `node` asks any
                                               live incarnation of `node` to commit at once
@@ -124,6 +127,8 @@ class MetaState:
     probes: dict[int, int] = field(default_factory=dict)  # node -> seq of its last probe
     # Kafka's `--entity-default` broker configs, as stored (storage/cluster_defaults.py).
     cluster_configs: dict[str, str] = field(default_factory=dict)
+    # Per-broker dynamic configs by node id, as stored (storage/broker_configs.py).
+    broker_configs: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def apply(self, seq: int, header: CommitHeader, data_start: int) -> bool:
         """Fold commit `seq`; see storage/stream_state.py for chaining. Returns whether
@@ -193,6 +198,12 @@ class MetaState:
                 topic.configs = dict(op["configs"])
         elif kind == "cluster_configs":
             self.cluster_configs = dict(op["configs"])
+        elif kind == "broker_configs":
+            configs = {str(k): str(v) for k, v in op["configs"].items()}
+            if configs:
+                self.broker_configs[int(op["node"])] = configs
+            else:
+                self.broker_configs.pop(int(op["node"]), None)
         elif kind == "alloc_pids":
             count = int(op["count"])
             self.pid_blocks[int(op["node"])] = (self.next_producer_id, count)
@@ -234,9 +245,14 @@ class MetaState:
         # v3 only with cluster defaults: a broker that knows v2 alone must not read such
         # a snapshot as if they were unset (it skips it and folds the log, where it
         # stops at the op it does not know). Without them, v2 is what it was.
-        extra = {"cluster_configs": self.cluster_configs} if self.cluster_configs else {}
+        # Likewise v4 only with per-broker configs, which a v3 broker does not know.
+        extra: dict[str, Any] = {}
+        if self.cluster_configs:
+            extra["cluster_configs"] = self.cluster_configs
+        if self.broker_configs:
+            extra["broker_configs"] = [[n, c] for n, c in self.broker_configs.items()]
         return {
-            "v": 3 if extra else 2,
+            "v": 4 if self.broker_configs else 3 if extra else 2,
             **extra,
             "seq": self.seq,
             "head": self.head_id,
@@ -268,7 +284,7 @@ class MetaState:
 
     @classmethod
     def from_snapshot(cls, raw: dict[str, Any]) -> MetaState:
-        if raw.get("v") not in (2, 3):
+        if raw.get("v") not in (2, 3, 4):
             raise StateError(f"unknown metadata snapshot version v={raw.get('v')!r}")
         state = cls(seq=int(raw["seq"]), head_id=str(raw["head"]))
         state.next_producer_id = int(raw["next_pid"])
@@ -293,6 +309,9 @@ class MetaState:
         state.ended = {str(k): int(v) for k, v in raw["ended"].items()}
         state.probes = {int(n): int(s) for n, s in raw.get("probes", [])}
         state.cluster_configs = {str(k): str(v) for k, v in raw.get("cluster_configs", {}).items()}
+        state.broker_configs = {
+            int(n): {str(k): str(v) for k, v in c.items()} for n, c in raw.get("broker_configs", [])
+        }
         return state
 
 

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tidelog.protocol.errors import ErrorCode
+from tidelog.storage.broker_configs import broker_configs_in_force, check_broker_configs
 from tidelog.storage.cluster_defaults import (
     TOPIC_TO_BROKER,
     check_cluster_defaults,
@@ -292,6 +293,29 @@ class TopicCatalog:
         await self._meta_ops(ops)
         configs = dict(self._meta.state.cluster_configs)
         log.info("cluster config defaults altered configs=%s", configs)
+        return configs
+
+    def broker_configs(self, node: int) -> dict[str, str]:
+        """Broker `node`'s per-broker dynamic configs in force."""
+        return broker_configs_in_force(self._meta.state.broker_configs.get(node, {}))
+
+    def check_broker_configs(self, node: int, build: ConfigBuild) -> dict[str, str]:
+        """Broker `node`'s new set, checked, changing nothing; StoreError otherwise."""
+        return check_broker_configs(build(self.broker_configs(node)))
+
+    async def alter_broker_configs(self, node: int, build: ConfigBuild) -> dict[str, str]:
+        """Replace broker `node`'s per-broker configs with `build(set in force)`, checked,
+        through the metadata log; returns the set now in force."""
+        self.check_broker_configs(node, build)
+
+        def ops(state: MetaState) -> list[dict[str, Any]]:
+            stored = broker_configs_in_force(state.broker_configs.get(node, {}))
+            configs = check_broker_configs(build(stored))
+            return [{"op": "broker_configs", "node": node, "configs": configs}]
+
+        await self._meta_ops(ops)
+        configs = self.broker_configs(node)
+        log.info("per-broker configs altered node=%s configs=%s", node, configs)
         return configs
 
     def report_bad_configs(self) -> None:

@@ -8,10 +8,11 @@ request, and what each type may change (docs/topics.md, "Changing topic configs"
 * BROKER (4) named "" (Kafka's `--entity-default`): the cluster's dynamic defaults of
   topic configs, `build(defaults in force)`, checked (storage/cluster_defaults.py) and
   committed like a topic's change, so every broker folds them;
-* BROKER (4) named by this broker's id: a per-broker config cannot change here
-  (brokers are interchangeable; the rest are `tidelog serve` options): a resource with
-  configs is INVALID_REQUEST naming them, as Kafka answers for a config that is not
-  dynamic; one without is a no-op;
+* BROKER (4) named by this broker's id: Kafka's per-broker dynamic configs that do
+  nothing here (storage/broker_configs.py: Kerberos login, thread counts), committed as
+  this broker's set; any other name is INVALID_REQUEST naming it, as Kafka answers for a
+  config that is not dynamic (brokers are interchangeable; the rest are `tidelog serve`
+  options); another broker's id is INVALID_REQUEST, as Kafka's "unexpected broker id";
 * BROKER_LOGGER (8): log levels are `--log-level` only: INVALID_REQUEST naming them;
 * anything else: INVALID_REQUEST.
 """
@@ -121,15 +122,12 @@ async def alter_resource(
                 ErrorCode.invalid_request,
                 f"unexpected broker id, expected {node.node_id} or empty broker={name}",
             )
-        if keys:
-            return (
-                ErrorCode.invalid_request,
-                "per-broker configs cannot be changed while the broker runs: brokers are "
-                "interchangeable, so set cluster-wide defaults on the broker resource "
-                f"named '' and the rest are tidelog serve options broker={name} "
-                f"configs={listed}",
-            )
-        return ErrorCode.none, None
+        return await _change(
+            check_shape,
+            functools.partial(node.check_broker_configs, build),
+            functools.partial(node.alter_broker_configs, build),
+            validate_only=validate_only,
+        )
     if resource_type == BROKER_LOGGER:
         return (
             ErrorCode.invalid_request,

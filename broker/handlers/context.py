@@ -141,6 +141,20 @@ class TopicCatalog(Protocol):
         log (every broker of the cluster folds it); returns the set in force."""
         ...
 
+    def broker_dynamic_configs(self) -> dict[str, str]:
+        """This broker's per-broker dynamic configs in force (storage/broker_configs.py)."""
+        ...
+
+    def check_broker_configs(self, build: ConfigBuild) -> dict[str, str]:
+        """This broker's new per-broker configs, `build(set in force)` checked; nothing
+        changes. Raises StoreError with Kafka's code."""
+        ...
+
+    async def alter_broker_configs(self, build: ConfigBuild) -> dict[str, str]:
+        """Make `build(set in force)` this broker's per-broker configs, checked, in the
+        metadata log; returns the set in force."""
+        ...
+
 
 class PartitionData(Protocol):
     """Records in the partitions this broker leads, and producer ids."""

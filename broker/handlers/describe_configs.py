@@ -3,7 +3,9 @@
 Each value carries its source as Kafka reports it: DYNAMIC_TOPIC_CONFIG for a topic
 override, DYNAMIC_DEFAULT_BROKER_CONFIG for the cluster's dynamic default of a topic
 config (storage/cluster_defaults.py), DEFAULT_CONFIG for a topic default,
-STATIC_BROKER_CONFIG for a broker setting (a `tidelog serve` option). With
+STATIC_BROKER_CONFIG for a broker setting (a `tidelog serve` option),
+DYNAMIC_BROKER_CONFIG for a per-broker dynamic config set on the broker's own id
+(storage/broker_configs.py). With
 `include_synonyms` (v1+) a topic config lists, highest priority first, the override (if
 any), the cluster default (if set) and the default, the last two under Kafka's
 broker-level name (storage/config_synonyms.py; none for configs Kafka gives no broker
@@ -28,6 +30,7 @@ from tidelog.broker.handlers.config_resources import (
 from tidelog.protocol.errors import ErrorCode
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
+from tidelog.storage.broker_configs import config_type as broker_config_type
 from tidelog.storage.cluster_defaults import DYNAMIC_DEFAULTS
 from tidelog.storage.config_synonyms import BROKER_SYNONYMS
 from tidelog.storage.topic_config import TOPIC_CONFIGS, ConfigType, effective, valid_overrides
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 
 TOPIC, BROKER = 2, 4
 # ConfigSource values from Kafka's DescribeConfigsResponse.
-DYNAMIC_TOPIC_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG = 1, 3
+DYNAMIC_TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG = 1, 2, 3
 STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 4, 5
 
 Synonym = tuple[str, str, int]  # name, value, source
@@ -79,6 +82,8 @@ def broker_entries(node: Node, *, per_broker: bool) -> dict[str, Entry]:
     if per_broker:
         for k, v in broker_configs(node).items():
             entries[k] = (v, STATIC_BROKER_CONFIG, [(k, v, STATIC_BROKER_CONFIG)], True)
+        for k, v in node.broker_dynamic_configs().items():
+            entries[k] = (v, DYNAMIC_BROKER_CONFIG, [(k, v, DYNAMIC_BROKER_CONFIG)], False)
     for broker_name, topic_name in DYNAMIC_DEFAULTS.items():
         synonyms: list[Synonym] = []
         if topic_name in defaults:
@@ -93,7 +98,9 @@ def broker_entries(node: Node, *, per_broker: bool) -> dict[str, Entry]:
 
 def _config_type(resource_type: int, name: str) -> int:
     """ConfigType (v3+): a topic config's from the table (also for its broker name);
-    other broker configs say LONG."""
+    a per-broker one's from storage/broker_configs.py; other broker configs say LONG."""
+    if resource_type == BROKER and (per_broker := broker_config_type(name)) is not None:
+        return int(per_broker)
     topic_name = name if resource_type == TOPIC else DYNAMIC_DEFAULTS.get(name)
     key = TOPIC_CONFIGS.get(topic_name) if topic_name is not None else None
     return int(key.type if key is not None else ConfigType.LONG)
@@ -179,6 +186,8 @@ class DescribeConfigsHandler(Handler):
 def _documentation(resource_type: int, name: str) -> str:
     if resource_type == TOPIC:
         return f"Kafka's topic config {name}; what tidelog does with it: docs/topics.md"
+    if broker_config_type(name) is not None:
+        return f"Kafka's per-broker config {name}; it has no effect in tidelog: docs/topics.md"
     if name in DYNAMIC_DEFAULTS:
         return f"the cluster-wide default of topic config {DYNAMIC_DEFAULTS[name]}: docs/topics.md"
     return f"a tidelog serve option, fixed while the broker runs: {name}"

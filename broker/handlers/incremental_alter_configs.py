@@ -6,8 +6,10 @@ configs such as `cleanup.policy`); the result is checked with the topic config t
 and, built again on the metadata log as it is when committed, becomes the topic's
 override set. The BROKER resource named "" (the cluster default) takes the same
 operations on Kafka's broker names of topic configs (`log.retention.ms`, ...:
-storage/cluster_defaults.py); other BROKER and BROKER_LOGGER resources are refused per
-resource (broker/handlers/config_resources.py). `validate_only` checks and changes nothing.
+storage/cluster_defaults.py); a broker's own id takes SET and DELETE on its per-broker
+configs (storage/broker_configs.py); other BROKER and BROKER_LOGGER resources are
+refused per resource (broker/handlers/config_resources.py). `validate_only` checks and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tidelog.broker.handlers.config_resources import (
 )
 from tidelog.protocol.headers import RequestHeader
 from tidelog.protocol.messages import build, response_module
+from tidelog.storage.broker_configs import apply_incremental_broker
 from tidelog.storage.cluster_defaults import apply_incremental_defaults
 from tidelog.storage.topic_config import ConfigChange, apply_incremental, check_change_shape
 
@@ -34,6 +37,12 @@ if TYPE_CHECKING:
     from tidelog.broker.handlers.context import Node
 
 Apply = Callable[[Mapping[str, str], Sequence[ConfigChange]], dict[str, str]]
+
+
+def _apply_of(resource_type: int, name: str) -> Apply:
+    if resource_type != BROKER:
+        return apply_incremental
+    return apply_incremental_defaults if name == CLUSTER_DEFAULT else apply_incremental_broker
 
 
 class IncrementalAlterConfigsHandler(Handler):
@@ -45,8 +54,7 @@ class IncrementalAlterConfigsHandler(Handler):
         responses = []
         for res in request.resources:
             changes = [ConfigChange(c.name, int(c.config_operation), c.value) for c in res.configs]
-            cluster = (res.resource_type, res.resource_name) == (BROKER, CLUSTER_DEFAULT)
-            apply = apply_incremental_defaults if cluster else apply_incremental
+            apply = _apply_of(res.resource_type, res.resource_name)
 
             def change(
                 current: Mapping[str, str],
