@@ -150,11 +150,14 @@ def _false_only(value: str) -> str | None:
     return reason
 
 
-_FORMAT_VERSION = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?(-IV[0-9]+)?")
+# Kafka reads the first three dot-separated parts of a 0.x version and the first two of
+# a later one, and ignores the rest: `0.10.0.0` is `0.10.0`, `3.0.1` is `3.0`.
+_FORMAT_VERSION = re.compile(r"(0\.[0-9]+\.[0-9]+|[1-9][0-9]*\.[0-9]+)(\.[0-9]+)*(-IV[0-9]+)?")
 
 
 def _format_version(value: str) -> str | None:
-    """A Kafka version as `message.format.version` takes it (`2.8`, `3.0-IV1`)."""
+    """A Kafka version as `message.format.version` takes it (`0.10.0.0`, `2.8`,
+    `3.0-IV1`)."""
     if _FORMAT_VERSION.fullmatch(value.strip()):
         return None
     return "expected a Kafka version such as 3.0-IV1"

@@ -34,6 +34,10 @@ def test_every_default_is_a_valid_value_of_its_config() -> None:
         ("compression.gzip.level", "9"),
         ("preallocate", "False"),
         ("leader.replication.throttled.replicas", ""),
+        ("message.format.version", "0.10.0.0"),  # librdkafka's test 0092 sets it
+        ("message.format.version", "0.10.0-IV1"),
+        ("message.format.version", "2.8"),
+        ("message.format.version", "3.0.1"),
     ],
 )
 def test_values_kafka_accepts_are_accepted(name: str, value: str) -> None:
@@ -54,6 +58,8 @@ def test_values_kafka_accepts_are_accepted(name: str, value: str) -> None:
         ("message.timestamp.type", " LogAppendTime2"),
         ("segment.index.bytes", "3"),
         ("remote.storage.enable", "true"),
+        ("message.format.version", "0.10"),  # a 0.x version needs three parts
+        ("message.format.version", "3"),
     ],
 )
 def test_values_kafka_refuses_are_invalid_config_naming_the_key(name: str, value: str) -> None:
