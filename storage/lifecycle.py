@@ -104,6 +104,13 @@ class PassStats:
     failed: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def failed_on(self, key: PartitionKey, exc: Exception, what: str) -> None:
+        """One partition's failure: counted, kept for `tidelog inspect`, logged; the
+        pass goes on with the next partition."""
+        self.failed += 1
+        self.errors.append(f"topic={key[0]} partition={key[1]} error={exc}")
+        log.warning("%s topic=%s partition=%d error=%s", what, key[0], key[1], exc)
+
 
 class Lifecycle:
     def __init__(
@@ -203,9 +210,7 @@ class Lifecycle:
             try:
                 await self._roll_and_compact(key, part, stats, self._clock.wall_ms())
             except (StoreError, ObjectStoreError) as exc:
-                stats.failed += 1
-                stats.errors.append(f"topic={key[0]} partition={key[1]} error={exc}")
-                log.warning("cleaner topic=%s partition=%d error=%s", key[0], key[1], exc)
+                stats.failed_on(key, exc, "cleaner")
             if key in self._named:  # else the full pass's first sight sweeps it
                 self._note_names(key, part, self._clock.wall_ms())
         await self._delete_due(stats)
@@ -232,9 +237,7 @@ class Lifecycle:
             try:
                 await self._partition(key, part, stats)
             except (StoreError, ObjectStoreError) as exc:
-                stats.failed += 1
-                stats.errors.append(f"topic={key[0]} partition={key[1]} error={exc}")
-                log.warning("lifecycle topic=%s partition=%d error=%s", key[0], key[1], exc)
+                stats.failed_on(key, exc, "lifecycle")
         await self._delete_due(stats)
         if self.janitor is not None:
             await self.janitor.run_once()
